@@ -1,0 +1,381 @@
+//! `/etc/otpgate/config.toml`: strict parsing, range checks, module-argument
+//! overrides, and the built-in defaults used when the file is absent.
+
+use crate::fsutil::{self, FsError, Trust};
+use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
+use crate::paths;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where the module and the CLI look when not told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/otpgate/config.toml";
+/// A config file larger than this is refused (it is not a config file).
+pub const MAX_CONFIG_SIZE: u64 = 256 * 1024;
+/// Largest accepted `window` (steps on each side of now).
+pub const MAX_WINDOW: u32 = 10;
+
+/// Every setting, with its built-in default. Unknown keys are errors, so a
+/// typo such as `nulok = true` is reported instead of silently ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HMAC hash for new enrollments.
+    pub algorithm: Algorithm,
+    /// Code length for new enrollments.
+    pub digits: u8,
+    /// Seconds per code for new enrollments.
+    pub period: u64,
+    /// Time steps accepted before and after the current one (clock drift).
+    pub window: u32,
+    /// Name shown in the authenticator app; empty means this host's name.
+    pub issuer: String,
+    /// Where each user's secret file lives; `%u` user name, `%h` home directory.
+    pub secret_path: String,
+    /// Root-owned directory for login state (replay, used recovery codes, counters).
+    pub state_dir: PathBuf,
+    /// Let users without a secret file pass (logged) instead of denying them.
+    pub nullok: bool,
+    /// The prompt shown before reading the code.
+    pub prompt: String,
+    /// Log the reason for each step of each decision.
+    pub debug: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::SHA1,
+            digits: 6,
+            period: 30,
+            window: 1,
+            issuer: String::new(),
+            secret_path: "%h/.config/otpgate/secret.toml".into(),
+            state_dir: PathBuf::from("/var/lib/otpgate"),
+            nullok: false,
+            prompt: "Verification code: ".into(),
+            debug: false,
+        }
+    }
+}
+
+/// A config that could not be used, with the file and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(source: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        source: source.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Where a config comes from: the default path may be absent (built-in
+/// defaults apply); a path given explicitly must exist, because a typo in
+/// `config=` must not silently drop the policy the administrator wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    Explicit(PathBuf),
+}
+
+impl Source {
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Default => Path::new(DEFAULT_PATH),
+            Self::Explicit(p) => p,
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates config text. `source` names the file in errors.
+    pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| err(source, tidy_toml_error(&e)))?;
+        config.validate(source)?;
+        Ok(config)
+    }
+
+    /// Loads the config from `source`, checking that the file is safe to trust
+    /// (root-owned, not writable by others, not a link).
+    pub fn load(source: &Source) -> Result<Self, ConfigError> {
+        let path = source.path();
+        let shown = path.display().to_string();
+        let euid = nix::unistd::geteuid().as_raw();
+        match read_config_file(path, Trust { owner: euid }) {
+            Ok(text) => Self::parse(&text, &shown),
+            Err(FsError::NotFound { .. }) if *source == Source::Default => {
+                let config = Self::default();
+                config.validate("built-in defaults")?;
+                Ok(config)
+            }
+            Err(e) => Err(err(&shown, e.to_string())),
+        }
+    }
+
+    /// Applies `key=value` overrides (PAM module arguments) on top of this
+    /// config, with the same type and range checks as the file.
+    pub fn with_overrides(
+        &self,
+        overrides: &[(String, String)],
+        source: &str,
+    ) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut table = toml::Table::try_from(self).map_err(|e| err(source, e.to_string()))?;
+        for (key, value) in overrides {
+            if !table.contains_key(key) {
+                return Err(err(
+                    source,
+                    format!(
+                        "unknown option `{key}`; known options: config, {}",
+                        table.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            let parsed = value
+                .parse::<toml::Value>()
+                .ok()
+                .or_else(|| {
+                    format!("v = {value}")
+                        .parse::<toml::Table>()
+                        .ok()
+                        .and_then(|t| t.get("v").cloned())
+                })
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let parsed = match (&table[key], parsed) {
+                (toml::Value::String(_), v @ toml::Value::String(_)) => v,
+                (toml::Value::String(_), _) => toml::Value::String(value.clone()),
+                (_, v) => v,
+            };
+            table.insert(key.clone(), parsed);
+        }
+        let text = toml::to_string(&table).map_err(|e| err(source, e.to_string()))?;
+        Self::parse(&text, source)
+    }
+
+    fn validate(&self, source: &str) -> Result<(), ConfigError> {
+        if !DIGITS_RANGE.contains(&self.digits) {
+            return Err(err(
+                source,
+                format!(
+                    "key `digits`: {} is out of range; allowed: {} to {}",
+                    self.digits,
+                    DIGITS_RANGE.start(),
+                    DIGITS_RANGE.end()
+                ),
+            ));
+        }
+        if !PERIOD_RANGE.contains(&self.period) {
+            return Err(err(
+                source,
+                format!(
+                    "key `period`: {} is out of range; allowed: {} to {} seconds",
+                    self.period,
+                    PERIOD_RANGE.start(),
+                    PERIOD_RANGE.end()
+                ),
+            ));
+        }
+        if self.window > MAX_WINDOW {
+            return Err(err(
+                source,
+                format!(
+                    "key `window`: {} is out of range; allowed: 0 to {MAX_WINDOW} steps on each side of now",
+                    self.window
+                ),
+            ));
+        }
+        if self.issuer.contains(':')
+            || self.issuer.chars().any(char::is_control)
+            || self.issuer.len() > 64
+        {
+            return Err(err(
+                source,
+                "key `issuer`: must be at most 64 characters, without ':' or control characters",
+            ));
+        }
+        paths::check_template(&self.secret_path)
+            .map_err(|e| err(source, format!("key `secret_path`: {e}")))?;
+        paths::check_plain_absolute(&self.state_dir)
+            .map_err(|e| err(source, format!("key `state_dir`: {e}")))?;
+        if self.prompt.is_empty() || self.prompt.len() > 200 || self.prompt.contains('\0') {
+            return Err(err(source, "key `prompt`: must be 1 to 200 characters"));
+        }
+        Ok(())
+    }
+
+    /// The parameters new enrollments get.
+    pub fn totp_params(&self) -> TotpParams {
+        TotpParams::new(self.algorithm, self.digits, self.period).unwrap_or(TotpParams::DEFAULT)
+    }
+
+    /// The issuer name to show in apps: the configured one, or this host's name.
+    pub fn effective_issuer(&self) -> String {
+        if !self.issuer.is_empty() {
+            return self.issuer.clone();
+        }
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .map(|h| h.replace(':', "-"))
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "otpgate".into())
+    }
+
+    /// The effective settings as TOML, for `otpgate check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
+    let (dir, name) = fsutil::split(path)?;
+    let dir = fsutil::SafeDir::open(dir, trust)?;
+    let bytes = dir.read_config(name, MAX_CONFIG_SIZE)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| FsError::BadPath {
+        path: path.into(),
+        why: "is not valid UTF-8 text".into(),
+    })
+}
+
+/// toml's messages carry a source excerpt spread over several lines; a log
+/// line needs one line, so fold them.
+fn tidy_toml_error(e: &toml::de::Error) -> String {
+    let mut msg = e.message().trim().to_string();
+    if let Some(span) = e.span() {
+        msg = format!("{msg} (at byte {})", span.start);
+    }
+    msg.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_gives_safe_defaults() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.totp_params(), TotpParams::DEFAULT);
+        assert_eq!(c.window, 1);
+        assert!(!c.nullok);
+    }
+
+    #[test]
+    fn shipped_config_parses_to_defaults() {
+        let text = include_str!("../../config/config.toml");
+        assert_eq!(
+            Config::parse(text, "config.toml").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("nulok = true\n", "/etc/otpgate/config.toml").unwrap_err();
+        assert_eq!(e.source, "/etc/otpgate/config.toml");
+        assert!(e.message.contains("nulok"), "{e}");
+        assert!(
+            e.message.contains("nullok"),
+            "should list the known keys: {e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = Config::parse("digits = \"six\"\n", "c").unwrap_err();
+        assert!(
+            e.to_string().contains("digits") || e.to_string().contains("byte 9"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("integer") || e.to_string().contains("u8"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_say_what_is_allowed() {
+        for (text, key, allowed) in [
+            ("digits = 12", "digits", "6 to 8"),
+            ("period = 5", "period", "10 to 300"),
+            ("window = 50", "window", "0 to 10"),
+            ("secret_path = \"relative\"", "secret_path", "absolute"),
+            ("state_dir = \"var/lib\"", "state_dir", "absolute"),
+            ("prompt = \"\"", "prompt", "1 to 200"),
+            ("issuer = \"a:b\"", "issuer", "':'"),
+            ("algorithm = \"MD5\"", "algorithm", "SHA1"),
+        ] {
+            let e = Config::parse(text, "c").unwrap_err().to_string();
+            assert!(e.contains(key) || key == "algorithm", "{text}: {e}");
+            assert!(e.contains(allowed), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_and_duplicates_are_refused() {
+        assert!(Config::parse("digits = ", "c").is_err());
+        assert!(Config::parse("digits = 6\ndigits = 7\n", "c").is_err());
+    }
+
+    #[test]
+    fn overrides_apply_with_the_same_checks() {
+        let base = Config::default();
+        let c = base
+            .with_overrides(
+                &[
+                    ("window".into(), "2".into()),
+                    ("nullok".into(), "true".into()),
+                ],
+                "args",
+            )
+            .unwrap();
+        assert_eq!((c.window, c.nullok), (2, true));
+        let c = base
+            .with_overrides(
+                &[
+                    ("prompt".into(), "Code:".into()),
+                    ("issuer".into(), "true".into()),
+                ],
+                "args",
+            )
+            .unwrap();
+        assert_eq!((c.prompt.as_str(), c.issuer.as_str()), ("Code:", "true"));
+        assert!(
+            base.with_overrides(&[("window".into(), "99".into())], "args")
+                .is_err()
+        );
+        assert!(
+            base.with_overrides(&[("nullok".into(), "maybe".into())], "args")
+                .is_err()
+        );
+        let e = base
+            .with_overrides(&[("bogus".into(), "1".into())], "args")
+            .unwrap_err();
+        assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn effective_issuer_falls_back_to_host_name() {
+        let c = Config::default();
+        assert!(!c.effective_issuer().is_empty());
+        assert!(!c.effective_issuer().contains(':'));
+        let c = Config {
+            issuer: "Acme".into(),
+            ..Config::default()
+        };
+        assert_eq!(c.effective_issuer(), "Acme");
+    }
+}

@@ -1,0 +1,12 @@
+//! otpgate's decisions: configuration, the secret store, OTP and
+//! recovery-code checks, and login policy.
+//!
+//! No FFI and no terminal here: `pam-module` and `enroll-cli` only translate
+//! between the outside world and this crate, so every rule is unit-tested here.
+
+pub mod clock;
+pub mod config;
+pub mod fsutil;
+pub mod otp;
+pub mod paths;
+pub mod secret;

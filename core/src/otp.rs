@@ -1,0 +1,281 @@
+//! One-time-password arithmetic (RFC 4226 HOTP, RFC 6238 TOTP) over totp-rs,
+//! plus the window search with replay refusal that totp-rs leaves to callers.
+
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// The HMAC hash. SHA1 is the only one every phone app honours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Algorithm {
+    #[default]
+    SHA1,
+    SHA256,
+    SHA512,
+}
+
+impl Algorithm {
+    pub const ALLOWED: &'static str = "\"SHA1\", \"SHA256\" or \"SHA512\"";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SHA1 => "SHA1",
+            Self::SHA256 => "SHA256",
+            Self::SHA512 => "SHA512",
+        }
+    }
+
+    /// Parses a name case-insensitively, as a command-line flag would give it.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().replace('-', "").as_str() {
+            "SHA1" => Some(Self::SHA1),
+            "SHA256" => Some(Self::SHA256),
+            "SHA512" => Some(Self::SHA512),
+            _ => None,
+        }
+    }
+
+    fn to_totp_rs(self) -> totp_rs::Algorithm {
+        match self {
+            Self::SHA1 => totp_rs::Algorithm::SHA1,
+            Self::SHA256 => totp_rs::Algorithm::SHA256,
+            Self::SHA512 => totp_rs::Algorithm::SHA512,
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Smallest and largest code length accepted anywhere (RFC 4226 §5.3 allows 6–8;
+/// totp-rs panics at 10 or more, so this range is also a safety bound).
+pub const DIGITS_RANGE: std::ops::RangeInclusive<u8> = 6..=8;
+/// Accepted TOTP periods in seconds.
+pub const PERIOD_RANGE: std::ops::RangeInclusive<u64> = 10..=300;
+
+/// How a TOTP device computes its codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpParams {
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub period: u64,
+}
+
+impl TotpParams {
+    /// What every authenticator app supports: SHA1, 6 digits, 30 seconds.
+    pub const DEFAULT: Self = Self {
+        algorithm: Algorithm::SHA1,
+        digits: 6,
+        period: 30,
+    };
+
+    /// Whether these are the universally supported defaults (apps such as
+    /// Google Authenticator silently ignore anything else).
+    pub fn is_default(&self) -> bool {
+        *self == Self::DEFAULT
+    }
+
+    /// Validates digits and period; callers build params only through this or
+    /// [`Self::DEFAULT`], so code generation can never hit totp-rs's panics.
+    pub fn new(algorithm: Algorithm, digits: u8, period: u64) -> Result<Self, String> {
+        if !DIGITS_RANGE.contains(&digits) {
+            return Err(format!(
+                "digits must be from {} to {}, not {digits}",
+                DIGITS_RANGE.start(),
+                DIGITS_RANGE.end()
+            ));
+        }
+        if !PERIOD_RANGE.contains(&period) {
+            return Err(format!(
+                "period must be from {} to {} seconds, not {period}",
+                PERIOD_RANGE.start(),
+                PERIOD_RANGE.end()
+            ));
+        }
+        Ok(Self {
+            algorithm,
+            digits,
+            period,
+        })
+    }
+
+    /// The time step containing `unix_time`.
+    pub fn step_at(&self, unix_time: u64) -> u64 {
+        unix_time / self.period
+    }
+}
+
+/// The HOTP value for `counter` (RFC 4226). TOTP is HOTP of the time step.
+///
+/// totp-rs computes `HMAC(secret, time / step)`; with a step of 1 second the
+/// "time" is the counter itself, which gives plain HOTP without a second
+/// HMAC implementation.
+pub fn hotp(secret: &Secret, algorithm: Algorithm, digits: u8, counter: u64) -> Zeroizing<String> {
+    let digits = digits.clamp(*DIGITS_RANGE.start(), *DIGITS_RANGE.end());
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(algorithm.to_totp_rs())
+        .with_digits(digits)
+        .with_skew(0)
+        .with_step_duration(1)
+        .with_secret(secret.as_bytes())
+        .build_noncompliant();
+    Zeroizing::new(totp.generate(counter).to_string())
+}
+
+/// The TOTP code for the step containing `unix_time`.
+pub fn totp(secret: &Secret, params: &TotpParams, unix_time: u64) -> Zeroizing<String> {
+    hotp(
+        secret,
+        params.algorithm,
+        params.digits,
+        params.step_at(unix_time),
+    )
+}
+
+/// Compares a typed code with an expected one without an early exit.
+pub fn codes_equal(typed: &str, expected: &str) -> bool {
+    typed.len() == expected.len() && bool::from(typed.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Finds the newest time step within `window` steps of `now` whose code equals
+/// `typed` and that is strictly after `after` (the last step already accepted).
+///
+/// Every step in the window is computed and compared, whether or not an
+/// earlier one matched, so the time taken does not depend on which matched.
+pub fn find_totp_step(
+    secret: &Secret,
+    params: &TotpParams,
+    typed: &str,
+    now: u64,
+    window: u32,
+    after: Option<u64>,
+) -> Option<u64> {
+    let current = params.step_at(now);
+    let first = current.saturating_sub(u64::from(window));
+    let last = current.saturating_add(u64::from(window));
+    let mut found = None;
+    for step in first..=last {
+        let expected = hotp(secret, params.algorithm, params.digits, step);
+        let fresh = after.is_none_or(|a| step > a);
+        if codes_equal(typed, &expected) && fresh {
+            found = Some(step);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ascii_secret(s: &str) -> Secret {
+        Secret::from_bytes(s.as_bytes().to_vec()).unwrap()
+    }
+
+    /// RFC 6238 Appendix B, all three hashes, 8 digits, 30 s.
+    #[test]
+    fn rfc6238_appendix_b_vectors() {
+        let sha1 = ascii_secret("12345678901234567890");
+        let sha256 = ascii_secret("12345678901234567890123456789012");
+        let sha512 =
+            ascii_secret("1234567890123456789012345678901234567890123456789012345678901234");
+        let cases: [(u64, [&str; 3]); 6] = [
+            (59, ["94287082", "46119246", "90693936"]),
+            (1_111_111_109, ["07081804", "68084774", "25091201"]),
+            (1_111_111_111, ["14050471", "67062674", "99943326"]),
+            (1_234_567_890, ["89005924", "91819424", "93441116"]),
+            (2_000_000_000, ["69279037", "90698825", "38618901"]),
+            (20_000_000_000, ["65353130", "77737706", "47863826"]),
+        ];
+        for (time, [c1, c256, c512]) in cases {
+            let p = |a| TotpParams::new(a, 8, 30).unwrap();
+            assert_eq!(*totp(&sha1, &p(Algorithm::SHA1), time), c1, "SHA1 T={time}");
+            assert_eq!(
+                *totp(&sha256, &p(Algorithm::SHA256), time),
+                c256,
+                "SHA256 T={time}"
+            );
+            assert_eq!(
+                *totp(&sha512, &p(Algorithm::SHA512), time),
+                c512,
+                "SHA512 T={time}"
+            );
+        }
+    }
+
+    /// RFC 4226 Appendix D, counters 0..9.
+    #[test]
+    fn rfc4226_appendix_d_vectors() {
+        let secret = ascii_secret("12345678901234567890");
+        let expected = [
+            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583",
+            "399871", "520489",
+        ];
+        for (counter, code) in expected.iter().enumerate() {
+            assert_eq!(*hotp(&secret, Algorithm::SHA1, 6, counter as u64), *code);
+        }
+    }
+
+    #[test]
+    fn window_accepts_neighbours_only() {
+        let s = ascii_secret("12345678901234567890");
+        let p = TotpParams::DEFAULT;
+        let now = 1_700_000_000;
+        for offset in [-1i64, 0, 1] {
+            let t = (now as i64 + offset * 30) as u64;
+            let code = totp(&s, &p, t);
+            assert_eq!(
+                find_totp_step(&s, &p, &code, now, 1, None),
+                Some(p.step_at(t))
+            );
+        }
+        for offset in [-3i64, -2, 2, 3] {
+            let code = totp(&s, &p, (now as i64 + offset * 30) as u64);
+            assert_eq!(
+                find_totp_step(&s, &p, &code, now, 1, None),
+                None,
+                "offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn replay_of_accepted_or_older_step_is_refused() {
+        let s = ascii_secret("12345678901234567890");
+        let p = TotpParams::DEFAULT;
+        let now = 1_700_000_000;
+        let code = totp(&s, &p, now);
+        let step = p.step_at(now);
+        assert_eq!(
+            find_totp_step(&s, &p, &code, now, 1, Some(step - 1)),
+            Some(step)
+        );
+        assert_eq!(find_totp_step(&s, &p, &code, now, 1, Some(step)), None);
+        let previous = totp(&s, &p, now - 30);
+        assert_eq!(find_totp_step(&s, &p, &previous, now, 1, Some(step)), None);
+    }
+
+    #[test]
+    fn wrong_length_or_text_never_matches() {
+        let s = ascii_secret("12345678901234567890");
+        let p = TotpParams::DEFAULT;
+        let code = totp(&s, &p, 1_700_000_000);
+        for typed in ["", &code[..5], &format!("{}0", &*code), "abcdef"] {
+            assert_eq!(find_totp_step(&s, &p, typed, 1_700_000_000, 1, None), None);
+        }
+    }
+
+    #[test]
+    fn params_are_validated() {
+        assert!(TotpParams::new(Algorithm::SHA1, 5, 30).is_err());
+        assert!(TotpParams::new(Algorithm::SHA1, 9, 30).is_err());
+        assert!(TotpParams::new(Algorithm::SHA1, 6, 0).is_err());
+        assert!(TotpParams::new(Algorithm::SHA1, 6, 301).is_err());
+        assert!(TotpParams::new(Algorithm::SHA512, 8, 60).is_ok());
+        assert_eq!(Algorithm::parse("sha-256"), Some(Algorithm::SHA256));
+    }
+}
