@@ -4,9 +4,16 @@
 //! No FFI and no terminal here: `pam-module` and `enroll-cli` only translate
 //! between the outside world and this crate, so every rule is unit-tested here.
 
+pub mod account;
 pub mod clock;
 pub mod config;
 pub mod fsutil;
+pub mod input;
+pub mod login;
 pub mod otp;
 pub mod paths;
+pub mod recovery;
 pub mod secret;
+pub mod state;
+pub mod store;
+pub mod userfile;

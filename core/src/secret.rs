@@ -102,22 +102,7 @@ impl Secret {
 
     /// Base32 without padding, as otpauth:// URIs and secret files hold it.
     pub fn to_base32(&self) -> Zeroizing<String> {
-        let mut out = Zeroizing::new(String::with_capacity(self.0.len().div_ceil(5) * 8));
-        let mut bits: u64 = 0;
-        let mut nbits = 0u32;
-        for &b in &self.0 {
-            bits = (bits << 8) | u64::from(b);
-            nbits += 8;
-            while nbits >= 5 {
-                nbits -= 5;
-                out.push(BASE32_ALPHABET[((bits >> nbits) & 31) as usize] as char);
-            }
-        }
-        if nbits > 0 {
-            out.push(BASE32_ALPHABET[((bits << (5 - nbits)) & 31) as usize] as char);
-        }
-        bits.zeroize();
-        out
+        Zeroizing::new(base32_encode(&self.0))
     }
 
     /// The raw key bytes, for the HMAC.
@@ -141,6 +126,26 @@ impl Secret {
             Ok(())
         }
     }
+}
+
+/// RFC 4648 base32 without padding.
+pub fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let mut bits: u64 = 0;
+    let mut nbits = 0u32;
+    for &b in bytes {
+        bits = (bits << 8) | u64::from(b);
+        nbits += 8;
+        while nbits >= 5 {
+            nbits -= 5;
+            out.push(BASE32_ALPHABET[((bits >> nbits) & 31) as usize] as char);
+        }
+    }
+    if nbits > 0 {
+        out.push(BASE32_ALPHABET[((bits << (5 - nbits)) & 31) as usize] as char);
+    }
+    bits.zeroize();
+    out
 }
 
 impl std::fmt::Debug for Secret {

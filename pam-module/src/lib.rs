@@ -1,1 +1,170 @@
+//! `pam_otpgate.so`: asks for a verification code after the password step.
+//!
+//! This crate only translates between libpam and `otpgate_core::login`:
+//! module arguments, PAM items and the conversation go in, an
+//! [`Outcome`](otpgate_core::login::Outcome) comes out and becomes a PAM
+//! return code. Every hook runs inside pam-bindings' `catch_unwind` guard
+//! (a panic becomes PAM_ABORT, a denial), and the release profile keeps
+//! `panic = "unwind"` so that guard works.
+//!
+//! Return codes of the non-auth hooks (documented in pam_otpgate(8)):
+//! * `pam_sm_setcred` → PAM_SUCCESS (there are no credentials to set).
+//! * account, session and password hooks → PAM_IGNORE: the module makes no
+//!   decision there, so a line put in those stacks by mistake neither grants
+//!   nor breaks anything; a warning is logged.
 
+mod ffi;
+
+use otpgate_core::clock::SystemClock;
+use otpgate_core::login::{self, Conversation, Level, Log, Outcome, Request};
+use pam::constants::{PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
+use pam::conv::Conv;
+use pam::items::{RHost, Service};
+use pam::module::{PamHandle, PamHooks};
+use std::ffi::CStr;
+use zeroize::Zeroizing;
+
+struct OtpGate;
+pam::pam_hooks!(OtpGate);
+
+/// syslog priorities (see syslog(3)).
+const LOG_ERR: i32 = 3;
+const LOG_WARNING: i32 = 4;
+const LOG_NOTICE: i32 = 5;
+const LOG_INFO: i32 = 6;
+const LOG_DEBUG: i32 = 7;
+
+struct Syslog<'h>(&'h PamHandle);
+
+impl Log for Syslog<'_> {
+    fn log(&mut self, level: Level, line: &str) {
+        let priority = match level {
+            Level::Err => LOG_ERR,
+            Level::Warning => LOG_WARNING,
+            Level::Notice => LOG_NOTICE,
+            Level::Info => LOG_INFO,
+            Level::Debug => LOG_DEBUG,
+        };
+        ffi::syslog(self.0, priority, line);
+    }
+}
+
+struct PamConversation<'h> {
+    conv: Option<Conv<'h>>,
+    silent: bool,
+}
+
+impl Conversation for PamConversation<'_> {
+    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        let Some(conv) = &self.conv else {
+            return Err("the application set no conversation function".into());
+        };
+        match conv.send(PAM_PROMPT_ECHO_OFF, prompt) {
+            Ok(Some(reply)) => Ok(Some(Zeroizing::new(reply.as_bytes().to_vec()))),
+            Ok(None) => Ok(None),
+            Err(code) => Err(format!("{code:?}")),
+        }
+    }
+
+    fn info(&mut self, text: &str) {
+        if self.silent {
+            return;
+        }
+        if let Some(conv) = &self.conv {
+            let _ = conv.send(PAM_TEXT_INFO, text);
+        }
+    }
+}
+
+fn to_pam(outcome: Outcome) -> PamResultCode {
+    match outcome {
+        Outcome::Success => PamResultCode::PAM_SUCCESS,
+        Outcome::Ignore => PamResultCode::PAM_IGNORE,
+        Outcome::AuthErr => PamResultCode::PAM_AUTH_ERR,
+        Outcome::UserUnknown => PamResultCode::PAM_USER_UNKNOWN,
+        Outcome::AuthInfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
+        Outcome::ConvErr => PamResultCode::PAM_CONV_ERR,
+    }
+}
+
+fn item_text(bytes: Option<&CStr>) -> Option<String> {
+    bytes.map(|c| c.to_string_lossy().into_owned())
+}
+
+/// PAM_SILENT: the application asked for no informational messages.
+const PAM_SILENT: PamFlag = 0x8000;
+
+impl PamHooks for OtpGate {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        // Arguments that are not UTF-8 cannot be valid: turn them into an
+        // argument the parser refuses, so the login fails closed with a log line.
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.to_str()
+                    .map_or_else(|_| "\u{fffd}non-UTF-8-argument".into(), str::to_owned)
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+        let user = match pamh.get_user(None) {
+            Ok(u) => u,
+            Err(code) => {
+                Syslog(pamh).log(
+                    Level::Err,
+                    &format!("result=denied reason=\"could not get the user name ({code:?})\""),
+                );
+                return if code == PamResultCode::PAM_SUCCESS {
+                    PamResultCode::PAM_AUTH_ERR
+                } else {
+                    code
+                };
+            }
+        };
+        let service = item_text(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
+            .unwrap_or_else(|| "-".into());
+        let rhost = item_text(pamh.get_item::<RHost>().ok().flatten().map(|s| s.0))
+            .filter(|h| !h.is_empty());
+        let request = Request {
+            user: &user,
+            service: &service,
+            rhost: rhost.as_deref(),
+        };
+        let pamh: &PamHandle = pamh;
+        let mut conv = PamConversation {
+            conv: pamh.get_item::<Conv>().ok().flatten(),
+            silent: flags & PAM_SILENT != 0,
+        };
+        let outcome =
+            login::authenticate(&args, &request, &mut conv, &mut Syslog(pamh), &SystemClock);
+        to_pam(outcome)
+    }
+
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+
+    fn acct_mgmt(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        not_here(pamh, "account")
+    }
+
+    fn sm_open_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        not_here(pamh, "session")
+    }
+
+    fn sm_close_session(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        not_here(pamh, "session")
+    }
+
+    fn sm_chauthtok(pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        not_here(pamh, "password")
+    }
+}
+
+fn not_here(pamh: &PamHandle, stack: &str) -> PamResultCode {
+    Syslog(pamh).log(
+        Level::Warning,
+        &format!("pam_otpgate does nothing in the {stack} stack (returns PAM_IGNORE); list it under `auth`"),
+    );
+    PamResultCode::PAM_IGNORE
+}

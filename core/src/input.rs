@@ -1,0 +1,86 @@
+//! What the user typed at the prompt, classified before any secret is touched.
+
+use crate::otp::DIGITS_RANGE;
+use crate::recovery::RecoveryCode;
+use zeroize::Zeroizing;
+
+/// Longest reply looked at; anything longer is refused unread (a 10 000
+/// character "code" must cost nothing).
+pub const MAX_INPUT_LEN: usize = 128;
+
+/// A classified reply.
+#[derive(Debug)]
+pub enum Input {
+    /// 6–8 digits (spaces and dashes removed): a TOTP/HOTP code.
+    Code(Zeroizing<String>),
+    /// Something shaped like a recovery code.
+    Recovery(RecoveryCode),
+    /// Nothing but spaces and dashes.
+    Empty,
+    /// Neither; the reason is safe to log (it never contains the input).
+    Invalid(&'static str),
+}
+
+/// Classifies raw reply bytes from the conversation.
+pub fn classify(raw: &[u8]) -> Input {
+    if raw.len() > MAX_INPUT_LEN {
+        return Input::Invalid("the reply is longer than 128 bytes");
+    }
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return Input::Invalid("the reply is not valid UTF-8");
+    };
+    if text.contains('\0') {
+        return Input::Invalid("the reply contains a NUL byte");
+    }
+    let compact: Zeroizing<String> = Zeroizing::new(
+        text.chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect(),
+    );
+    if compact.is_empty() {
+        return Input::Empty;
+    }
+    let len_ok = u8::try_from(compact.len()).is_ok_and(|l| DIGITS_RANGE.contains(&l));
+    if len_ok && compact.bytes().all(|b| b.is_ascii_digit()) {
+        return Input::Code(compact);
+    }
+    match RecoveryCode::parse(text) {
+        Some(code) => Input::Recovery(code),
+        None => Input::Invalid("the reply is neither a 6-8 digit code nor a recovery code"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_codes() {
+        assert!(matches!(classify(b"123456"), Input::Code(c) if *c == "123456"));
+        assert!(matches!(classify(b" 123 456\n"), Input::Code(c) if *c == "123456"));
+        assert!(matches!(classify(b"12345678"), Input::Code(_)));
+    }
+
+    #[test]
+    fn recovery_shapes_are_recovery() {
+        assert!(matches!(classify(b"abcd-efgh-jkmn"), Input::Recovery(_)));
+        assert!(matches!(classify(b"ABCD EFGH JKMN"), Input::Recovery(_)));
+        assert!(matches!(classify(b"1234-5678-9012"), Input::Recovery(_)));
+    }
+
+    #[test]
+    fn junk_is_refused_without_echoing_it() {
+        assert!(matches!(classify(b""), Input::Empty));
+        assert!(matches!(classify(b" - "), Input::Empty));
+        assert!(matches!(classify(b"12345"), Input::Invalid(_)));
+        assert!(matches!(classify(b"123456789"), Input::Invalid(_)));
+        assert!(matches!(classify(&[b'1'; 10_000]), Input::Invalid(_)));
+        assert!(matches!(classify(b"12\x003456"), Input::Invalid(_)));
+        assert!(matches!(classify(b"\xff\xfe123456"), Input::Invalid(_)));
+        if let Input::Invalid(why) = classify(b"hunter2") {
+            assert!(!why.contains("hunter2"));
+        } else {
+            panic!("hunter2 is not a code");
+        }
+    }
+}

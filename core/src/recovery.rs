@@ -1,0 +1,254 @@
+//! Recovery codes: one-use codes for a lost phone.
+//!
+//! A code is 12 characters from a 32-symbol alphabet without look-alikes
+//! (60 bits), shown as `xxxx-xxxx-xxxx`. Only Argon2id hashes are stored. All
+//! codes of a set share one random salt, so checking a typed code costs one
+//! slow hash whatever the number of codes; sharing the salt costs at most
+//! log2(codes) ≈ 3.3 bits against an offline attack on a stolen file, leaving
+//! more than 56 bits.
+
+use crate::secret::{Secret, base32_encode};
+use crate::userfile::RecoverySet;
+use rand::TryRng;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Characters per code.
+pub const CODE_LEN: usize = 12;
+/// Lower-case Crockford base32: no i, l, o, u.
+pub const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+/// Default number of codes in a set.
+pub const DEFAULT_COUNT: usize = 10;
+/// Most codes a set may hold.
+pub const MAX_COUNT: usize = 100;
+/// OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane.
+pub const M_COST: u32 = 19 * 1024;
+pub const T_COST: u32 = 2;
+pub const P_COST: u32 = 1;
+const HASH_LEN: usize = 32;
+const SALT_LEN: usize = 16;
+
+/// A normalised recovery code (12 alphabet characters), wiped on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecoveryCode(Zeroizing<String>);
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCode([redacted])")
+    }
+}
+
+impl RecoveryCode {
+    /// Normalises what a user typed: case, spaces and dashes do not matter,
+    /// and the look-alikes o→0, i/l→1 are mapped as Crockford base32 does.
+    pub fn parse(typed: &str) -> Option<Self> {
+        let mut out = Zeroizing::new(String::with_capacity(CODE_LEN));
+        for c in typed.chars() {
+            let c = match c.to_ascii_lowercase() {
+                ' ' | '-' | '\t' => continue,
+                'o' => '0',
+                'i' | 'l' => '1',
+                c => c,
+            };
+            if !c.is_ascii() || !ALPHABET.contains(&(c as u8)) || out.len() >= CODE_LEN {
+                return None;
+            }
+            out.push(c);
+        }
+        (out.len() == CODE_LEN).then_some(Self(out))
+    }
+
+    /// A new random code from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, String> {
+        let mut raw = Zeroizing::new([0u8; CODE_LEN]);
+        rand::rngs::SysRng
+            .try_fill_bytes(&mut *raw)
+            .map_err(|_| "the system's random number source failed".to_string())?;
+        let text: String = raw
+            .iter()
+            .map(|b| ALPHABET[(b & 31) as usize] as char)
+            .collect();
+        Ok(Self(Zeroizing::new(text)))
+    }
+
+    /// The code as shown to the user: `xxxx-xxxx-xxxx`.
+    pub fn display(&self) -> Zeroizing<String> {
+        let s = &self.0;
+        Zeroizing::new(format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12]))
+    }
+}
+
+fn argon(set_m: u32, set_t: u32, set_p: u32) -> Result<argon2::Argon2<'static>, String> {
+    let params = argon2::Params::new(set_m, set_t, set_p, Some(HASH_LEN))
+        .map_err(|e| format!("bad Argon2 parameters: {e}"))?;
+    Ok(argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    ))
+}
+
+fn hash(set: &RecoverySet, salt: &[u8], code: &RecoveryCode) -> Result<String, String> {
+    let mut out = Zeroizing::new([0u8; HASH_LEN]);
+    argon(set.m_cost, set.t_cost, set.p_cost)?
+        .hash_password_into(code.0.as_bytes(), salt, &mut *out)
+        .map_err(|e| format!("hashing failed: {e}"))?;
+    Ok(base32_encode(&*out))
+}
+
+fn decode(text: &str) -> Result<Vec<u8>, String> {
+    Secret::from_base32(text)
+        .map(|s| s.as_bytes().to_vec())
+        .map_err(|e| e.to_string())
+}
+
+/// Makes `count` new codes and their hashed set.
+pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, RecoverySet), String> {
+    if count == 0 || count > MAX_COUNT {
+        return Err(format!(
+            "the number of recovery codes must be from 1 to {MAX_COUNT}"
+        ));
+    }
+    let mut salt = [0u8; SALT_LEN];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut salt)
+        .map_err(|_| "the system's random number source failed".to_string())?;
+    let mut set = RecoverySet {
+        kdf: "argon2id".into(),
+        m_cost: M_COST,
+        t_cost: T_COST,
+        p_cost: P_COST,
+        salt: base32_encode(&salt),
+        created: now,
+        hashes: Vec::with_capacity(count),
+    };
+    let mut codes: Vec<RecoveryCode> = Vec::with_capacity(count);
+    while codes.len() < count {
+        let code = RecoveryCode::generate()?;
+        if codes.contains(&code) {
+            continue;
+        }
+        set.hashes.push(hash(&set, &salt, &code)?);
+        codes.push(code);
+    }
+    Ok((codes, set))
+}
+
+/// Validates a stored set: known KDF, bounded costs (a hostile file must not
+/// make the login process allocate gigabytes), well-formed salt and hashes.
+pub fn check_set(set: &RecoverySet) -> Result<(), String> {
+    if set.kdf != "argon2id" {
+        return Err(format!("recovery: kdf \"{}\" is not \"argon2id\"", set.kdf));
+    }
+    if !(8..=262_144).contains(&set.m_cost)
+        || !(1..=10).contains(&set.t_cost)
+        || !(1..=4).contains(&set.p_cost)
+    {
+        return Err(
+            "recovery: Argon2 costs out of range (m_cost 8..262144, t_cost 1..10, p_cost 1..4)"
+                .into(),
+        );
+    }
+    let salt = decode(&set.salt).map_err(|e| format!("recovery: salt: {e}"))?;
+    if salt.len() < 8 {
+        return Err("recovery: salt shorter than 8 bytes".into());
+    }
+    if set.hashes.len() > MAX_COUNT {
+        return Err(format!("recovery: more than {MAX_COUNT} hashes"));
+    }
+    for h in &set.hashes {
+        if decode(h).map(|b| b.len()) != Ok(HASH_LEN) {
+            return Err("recovery: a hash is not 32 bytes of base32".into());
+        }
+    }
+    Ok(())
+}
+
+/// Hashes `code` once and returns the stored hash it matches, if any. The
+/// comparison runs over every stored hash in constant time.
+pub fn find(set: &RecoverySet, code: &RecoveryCode) -> Result<Option<String>, String> {
+    check_set(set)?;
+    let salt = decode(&set.salt)?;
+    let typed = hash(set, &salt, code)?;
+    let mut found = None;
+    for stored in &set.hashes {
+        let equal =
+            stored.len() == typed.len() && bool::from(stored.as_bytes().ct_eq(typed.as_bytes()));
+        if equal {
+            found = Some(stored.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// How many codes of `set` are not in `used`.
+pub fn remaining(set: &RecoverySet, used: &[String]) -> usize {
+    set.hashes.iter().filter(|h| !used.contains(h)).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_60_bits_and_typeable() {
+        let code = RecoveryCode::generate().unwrap();
+        let shown = code.display();
+        assert_eq!(shown.len(), 14);
+        assert_eq!(shown.matches('-').count(), 2);
+        assert_eq!(RecoveryCode::parse(&shown), Some(code.clone()));
+        assert_eq!(
+            RecoveryCode::parse(&shown.to_uppercase()),
+            Some(code.clone())
+        );
+        assert_eq!(RecoveryCode::parse(&shown.replace('-', " ")), Some(code));
+    }
+
+    #[test]
+    fn look_alikes_are_mapped_and_junk_refused() {
+        assert_eq!(
+            RecoveryCode::parse("oooo-iiii-llll"),
+            RecoveryCode::parse("0000-1111-1111")
+        );
+        for bad in [
+            "",
+            "abcd-efgh-jkm",
+            "abcd-efgh-jkmnp",
+            "abcd-efgh-jku!",
+            "abcd-efgh-jkmü",
+        ] {
+            assert_eq!(RecoveryCode::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_set_finds_each_of_its_codes_and_nothing_else() {
+        let (codes, set) = generate_set(3, 1).unwrap();
+        assert_eq!(set.hashes.len(), 3);
+        check_set(&set).unwrap();
+        for (i, code) in codes.iter().enumerate() {
+            assert_eq!(
+                find(&set, code).unwrap().as_deref(),
+                Some(set.hashes[i].as_str())
+            );
+        }
+        let other = RecoveryCode::generate().unwrap();
+        assert_eq!(find(&set, &other).unwrap(), None);
+        assert_eq!(remaining(&set, &[set.hashes[1].clone()]), 2);
+    }
+
+    #[test]
+    fn hostile_sets_are_refused() {
+        let (_, set) = generate_set(1, 1).unwrap();
+        let mut s = set.clone();
+        s.m_cost = 4_000_000;
+        assert!(check_set(&s).is_err());
+        let mut s = set.clone();
+        s.kdf = "md5".into();
+        assert!(check_set(&s).is_err());
+        let mut s = set;
+        s.hashes.push("AAAA".into());
+        assert!(check_set(&s).is_err());
+        assert!(generate_set(0, 1).is_err());
+    }
+}

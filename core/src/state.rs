@@ -1,0 +1,219 @@
+//! Login state: what changes when someone logs in.
+//!
+//! One root-owned file per user in the state directory (default
+//! `/var/lib/otpgate`, mode 0700): the last accepted time step of each
+//! device, used recovery codes, the last success. Users cannot write here, so
+//! they cannot reset their own replay protection, and a read-only home does
+//! not break logins. Each update holds an exclusive lock on a separate lock
+//! file across read, decide and write, and writes atomically.
+
+use crate::fsutil::{FsError, SafeDir, Trust};
+use crate::paths::state_stem;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+/// Format version of state files.
+pub const STATE_VERSION: u32 = 1;
+/// How long a login waits for another login of the same user.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// State files larger than this are corrupt.
+pub const MAX_STATE_SIZE: u64 = 256 * 1024;
+
+/// Per-device state.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceState {
+    /// Newest TOTP time step accepted; codes for it or older are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<u64>,
+    /// Next HOTP counter expected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_counter: Option<u64>,
+}
+
+/// Everything otpgate remembers about one user between logins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserState {
+    pub version: u32,
+    /// The enrollment the per-enrollment parts belong to; a new enrollment
+    /// (new id) starts clean.
+    #[serde(default)]
+    pub enrollment_id: String,
+    #[serde(default)]
+    pub devices: BTreeMap<String, DeviceState>,
+    /// Hashes of recovery codes already used.
+    #[serde(default)]
+    pub used_recovery: Vec<String>,
+    /// Unix time of the last accepted code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<u64>,
+    /// What was used then: a device name or "recovery code".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_method: Option<String>,
+}
+
+impl Default for UserState {
+    fn default() -> Self {
+        Self {
+            version: STATE_VERSION,
+            enrollment_id: String::new(),
+            devices: BTreeMap::new(),
+            used_recovery: Vec::new(),
+            last_success: None,
+            last_method: None,
+        }
+    }
+}
+
+impl UserState {
+    /// Ties the per-enrollment state to `enrollment_id`, clearing it if it
+    /// belonged to an earlier enrollment.
+    pub fn bind(&mut self, enrollment_id: &str) {
+        if self.enrollment_id != enrollment_id {
+            self.enrollment_id = enrollment_id.to_string();
+            self.devices.clear();
+            self.used_recovery.clear();
+        }
+    }
+
+    /// Parses a state file strictly.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
+        let state: Self = toml::from_str(text).map_err(|e| e.message().replace('\n', " "))?;
+        if state.version != STATE_VERSION {
+            return Err(format!(
+                "state format version {} is not supported",
+                state.version
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// A state problem, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    Fs(FsError),
+    Corrupt { path: String, why: String },
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fs(e) => write!(f, "state: {e}"),
+            Self::Corrupt { path, why } => write!(
+                f,
+                "state file {path} is corrupt ({why}); move it aside to reset this user's login state"
+            ),
+        }
+    }
+}
+
+impl From<FsError> for StateError {
+    fn from(e: FsError) -> Self {
+        Self::Fs(e)
+    }
+}
+
+/// The state directory.
+#[derive(Debug)]
+pub struct StateStore {
+    dir: SafeDir,
+    lock_timeout: Duration,
+}
+
+fn names(user: &str) -> (OsString, OsString) {
+    let stem = state_stem(user);
+    (
+        OsString::from(format!("{stem}.state")),
+        OsString::from(format!("{stem}.lock")),
+    )
+}
+
+impl StateStore {
+    /// Opens the state directory, creating it (mode 0700) if missing. Every
+    /// directory on the way must belong to root (or the current user, when not
+    /// running as root) and not be writable by others.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let trust = Trust {
+            owner: nix::unistd::geteuid().as_raw(),
+        };
+        Ok(Self {
+            dir: SafeDir::create_all(dir, trust, 0o700)?,
+            lock_timeout: LOCK_TIMEOUT,
+        })
+    }
+
+    /// Opens the state directory only if it exists (for read-only tools).
+    pub fn open_existing(dir: &Path) -> Result<Self, StateError> {
+        let trust = Trust {
+            owner: nix::unistd::geteuid().as_raw(),
+        };
+        Ok(Self {
+            dir: SafeDir::open(dir, trust)?,
+            lock_timeout: LOCK_TIMEOUT,
+        })
+    }
+
+    /// Sets how long [`Self::update`] waits for the lock.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    fn read_unlocked(&self, state_name: &OsString) -> Result<UserState, StateError> {
+        match self.dir.read_private(state_name, MAX_STATE_SIZE) {
+            Ok(bytes) => UserState::parse(&bytes).map_err(|why| StateError::Corrupt {
+                path: self.dir.path().join(state_name).display().to_string(),
+                why,
+            }),
+            Err(e) if e.is_not_found() => Ok(UserState::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a user's state without locking (a snapshot, for status output).
+    pub fn read(&self, user: &str) -> Result<UserState, StateError> {
+        self.read_unlocked(&names(user).0)
+    }
+
+    /// Runs `decide` on the user's state under an exclusive lock and writes
+    /// the state back atomically if `decide` changed it. If the write fails
+    /// the whole update fails, so a caller never accepts a code it could not
+    /// mark as used.
+    pub fn update<R>(
+        &self,
+        user: &str,
+        decide: impl FnOnce(&mut UserState) -> R,
+    ) -> Result<R, StateError> {
+        let (state_name, lock_name) = names(user);
+        let _lock = self.dir.lock(&lock_name, self.lock_timeout)?;
+        let before = self.read_unlocked(&state_name)?;
+        let mut state = before.clone();
+        let result = decide(&mut state);
+        if state != before {
+            let text = toml::to_string(&state).map_err(|e| StateError::Corrupt {
+                path: self.dir.path().join(&state_name).display().to_string(),
+                why: e.to_string(),
+            })?;
+            self.dir.write_atomic(&state_name, text.as_bytes(), 0o600)?;
+        }
+        Ok(result)
+    }
+
+    /// Forgets everything about a user (admin reset).
+    pub fn remove(&self, user: &str) -> Result<bool, StateError> {
+        let (state_name, lock_name) = names(user);
+        let _lock = self.dir.lock(&lock_name, self.lock_timeout)?;
+        Ok(self.dir.remove(&state_name)?)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}

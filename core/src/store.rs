@@ -1,0 +1,132 @@
+//! The secret store: where a user's secret file is, and reading or writing it
+//! with the right identity.
+//!
+//! A file inside the user's home is opened with the user's file-system ids
+//! (so root never follows anything the user planted), and must be owned by
+//! the user or root. A file elsewhere (a central store such as
+//! `/var/lib/otpgate/%u.toml`) is opened as the caller and must be owned by
+//! root or the user.
+
+use crate::account::Account;
+use crate::config::Config;
+use crate::fsutil::{self, FsError, FsIdentity, SafeDir, Trust};
+use crate::paths;
+use crate::userfile::{Enrollment, FormatError, MAX_FILE_SIZE};
+use std::path::PathBuf;
+
+/// Why an enrollment could not be loaded or saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The path template could not be expanded for this user.
+    Path(String),
+    /// The file is missing, unsafe or unreadable.
+    Fs(FsError),
+    /// The file was read but is not a valid secret file.
+    Format { path: PathBuf, error: FormatError },
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(e) => write!(f, "secret_path: {e}"),
+            Self::Fs(e) => e.fmt(f),
+            Self::Format { path, error } => write!(
+                f,
+                "{}: {error}; re-enroll with `otpgate enroll --force` or restore the file",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where one user's secret file lives and how to reach it.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub path: PathBuf,
+    /// Whether the file lies in the user's home, so access must use their ids.
+    pub in_home: bool,
+    uid: u32,
+    gid: u32,
+}
+
+impl Location {
+    /// Resolves the config's `secret_path` template for `account`.
+    pub fn of(config: &Config, account: &Account) -> Result<Self, StoreError> {
+        paths::check_user_name(&account.name).map_err(StoreError::Path)?;
+        let path = paths::expand(&config.secret_path, &account.name, &account.home)
+            .map_err(StoreError::Path)?;
+        Ok(Self {
+            in_home: paths::is_inside(&path, &account.home),
+            path,
+            uid: account.uid,
+            gid: account.gid,
+        })
+    }
+
+    fn trust(&self) -> Trust {
+        Trust { owner: self.uid }
+    }
+
+    /// Switches to the user's file-system ids when the file is in their home.
+    fn identity(&self) -> Result<FsIdentity, StoreError> {
+        if self.in_home {
+            FsIdentity::become_user(self.uid, self.gid).map_err(StoreError::Fs)
+        } else {
+            FsIdentity::become_user(0, 0).map_err(StoreError::Fs)
+        }
+    }
+
+    /// Loads and validates the enrollment. A missing file is `Ok(None)`.
+    pub fn load(&self) -> Result<Option<Enrollment>, StoreError> {
+        let _id = self.identity()?;
+        match fsutil::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE) {
+            Ok(bytes) => Enrollment::parse(&bytes)
+                .map(Some)
+                .map_err(|error| StoreError::Format {
+                    path: self.path.clone(),
+                    error,
+                }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(StoreError::Fs(e)),
+        }
+    }
+
+    /// Writes the enrollment atomically (mode 0600), creating missing parent
+    /// directories (mode 0700). In the home, files and directories are
+    /// created with the user's ids and so belong to the user.
+    pub fn save(&self, enrollment: &Enrollment) -> Result<(), StoreError> {
+        let text = enrollment.to_toml().map_err(|error| StoreError::Format {
+            path: self.path.clone(),
+            error,
+        })?;
+        let _id = self.identity()?;
+        let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
+        let dir = SafeDir::create_all(dir, self.trust(), 0o700).map_err(StoreError::Fs)?;
+        dir.write_atomic(name, text.as_bytes(), 0o600)
+            .map_err(StoreError::Fs)
+    }
+
+    /// Whether a file (or anything else) exists at the path.
+    pub fn exists(&self) -> Result<bool, StoreError> {
+        let _id = self.identity()?;
+        let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
+        match SafeDir::open(dir, self.trust()) {
+            Ok(dir) => dir.exists(name).map_err(StoreError::Fs),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(StoreError::Fs(e)),
+        }
+    }
+
+    /// Removes the file. Returns whether there was one.
+    pub fn remove(&self) -> Result<bool, StoreError> {
+        let _id = self.identity()?;
+        let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
+        match SafeDir::open(dir, self.trust()) {
+            Ok(dir) => dir.remove(name).map_err(StoreError::Fs),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(StoreError::Fs(e)),
+        }
+    }
+}

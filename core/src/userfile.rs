@@ -1,0 +1,455 @@
+//! The per-user secret file: a versioned, strictly parsed TOML document.
+//!
+//! Format version 1 (see `otpgate.toml(5)` / README "Secret file format"):
+//!
+//! ```toml
+//! version = 1
+//! enrollment_id = "9f2c…"          # 32 hex digits, new on every enrollment
+//! created = 1795000000             # Unix time of the enrollment
+//! secret = "JBSWY3DPEHPK3PXP…"     # base32 TOTP key of the primary device
+//! algorithm = "SHA1"               # SHA1 | SHA256 | SHA512
+//! digits = 6                       # 6..8
+//! period = 30                      # seconds
+//! [recovery]                       # optional: hashed recovery codes
+//! [[devices]]                      # optional: further authenticators
+//! ```
+//!
+//! The module only ever reads this file; everything that changes at login
+//! lives in the root-owned state directory (see [`crate::state`]). One parser
+//! serves both reading and the CLI's rewriting (oath-toolkit CVE-2013-7322 was
+//! two parsers that disagreed).
+
+use crate::otp::{Algorithm, TotpParams};
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Files larger than this are refused before parsing.
+pub const MAX_FILE_SIZE: u64 = 64 * 1024;
+/// Name of the device described by the file's top-level keys.
+pub const PRIMARY_DEVICE: &str = "default";
+
+/// A validated enrollment.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub id: String,
+    pub created: u64,
+    pub devices: Vec<Device>,
+    pub recovery: Option<RecoverySet>,
+}
+
+/// One authenticator.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub name: String,
+    pub secret: Secret,
+    pub kind: DeviceKind,
+    pub created: u64,
+}
+
+/// How a device derives its codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// Time-based (RFC 6238), the phone apps.
+    Totp(TotpParams),
+    /// Counter-based (RFC 4226), hardware tokens; `initial` is the counter
+    /// the token starts from when enrolled.
+    Hotp {
+        algorithm: Algorithm,
+        digits: u8,
+        initial: u64,
+    },
+}
+
+impl DeviceKind {
+    pub fn digits(&self) -> u8 {
+        match self {
+            Self::Totp(p) => p.digits,
+            Self::Hotp { digits, .. } => *digits,
+        }
+    }
+}
+
+/// Hashed recovery codes, all sharing one salt so that checking a typed code
+/// costs one slow hash whatever the number of codes (see [`crate::recovery`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySet {
+    /// Key-derivation function; only "argon2id".
+    pub kdf: String,
+    /// Argon2 memory cost in KiB.
+    pub m_cost: u32,
+    /// Argon2 iterations.
+    pub t_cost: u32,
+    /// Argon2 lanes.
+    pub p_cost: u32,
+    /// Salt, base32.
+    pub salt: String,
+    /// When this set was generated (Unix time).
+    pub created: u64,
+    /// One hash per code, base32.
+    pub hashes: Vec<String>,
+}
+
+/// Why a secret file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatError(pub String);
+
+impl std::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    version: u32,
+    enrollment_id: String,
+    created: u64,
+    secret: Zeroizing<String>,
+    algorithm: Algorithm,
+    digits: u8,
+    period: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recovery: Option<RecoverySet>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<RawDevice>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    secret: Zeroizing<String>,
+    algorithm: Algorithm,
+    digits: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counter: Option<u64>,
+    created: u64,
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    version: Option<toml::Value>,
+}
+
+/// Checks a device name: 1–32 characters of `[A-Za-z0-9._-]`.
+pub fn check_device_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "device name \"{name}\" must be 1 to 32 characters of letters, digits, '.', '_' or '-'"
+        ))
+    }
+}
+
+fn check_enrollment_id(id: &str) -> Result<(), FormatError> {
+    if (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(FormatError(
+            "`enrollment_id` must be 16 to 64 hexadecimal digits".into(),
+        ))
+    }
+}
+
+fn parse_secret(text: &str, what: &str) -> Result<Secret, FormatError> {
+    Secret::from_base32(text).map_err(|e| FormatError(format!("{what}: {e}")))
+}
+
+impl Enrollment {
+    /// Parses file bytes: UTF-8, known version, no unknown or duplicate keys,
+    /// every value in range.
+    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| FormatError("the file is not valid UTF-8 text".into()))?;
+        if text.trim().is_empty() {
+            return Err(FormatError("the file is empty".into()));
+        }
+        let probe: VersionProbe = toml::from_str(text).map_err(|e| toml_error(&e))?;
+        match probe.version {
+            Some(toml::Value::Integer(v)) if v == i64::from(FORMAT_VERSION) => {}
+            Some(toml::Value::Integer(v)) => {
+                return Err(FormatError(format!(
+                    "format version {v} is not supported (this otpgate reads version {FORMAT_VERSION}): upgrade otpgate or re-enroll"
+                )));
+            }
+            Some(_) => return Err(FormatError("`version` must be an integer".into())),
+            None => return Err(FormatError("the `version` key is missing".into())),
+        }
+        let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(&e))?;
+        check_enrollment_id(&raw.enrollment_id)?;
+        let params = TotpParams::new(raw.algorithm, raw.digits, raw.period).map_err(FormatError)?;
+        let mut devices = vec![Device {
+            name: PRIMARY_DEVICE.into(),
+            secret: parse_secret(&raw.secret, "`secret`")?,
+            kind: DeviceKind::Totp(params),
+            created: raw.created,
+        }];
+        for d in raw.devices {
+            let device = Self::parse_device(d)?;
+            if devices.iter().any(|e| e.name == device.name) {
+                return Err(FormatError(format!(
+                    "device name \"{}\" appears twice",
+                    device.name
+                )));
+            }
+            devices.push(device);
+        }
+        if let Some(r) = &raw.recovery {
+            crate::recovery::check_set(r).map_err(FormatError)?;
+        }
+        Ok(Self {
+            id: raw.enrollment_id,
+            created: raw.created,
+            devices,
+            recovery: raw.recovery,
+        })
+    }
+
+    fn parse_device(d: RawDevice) -> Result<Device, FormatError> {
+        check_device_name(&d.name).map_err(FormatError)?;
+        let what = format!("device \"{}\"", d.name);
+        let kind = match (d.kind.as_str(), d.period, d.counter) {
+            ("totp", Some(period), None) => DeviceKind::Totp(
+                TotpParams::new(d.algorithm, d.digits, period)
+                    .map_err(|e| FormatError(format!("{what}: {e}")))?,
+            ),
+            ("hotp", None, Some(counter)) => {
+                TotpParams::new(d.algorithm, d.digits, 30)
+                    .map_err(|e| FormatError(format!("{what}: {e}")))?;
+                DeviceKind::Hotp {
+                    algorithm: d.algorithm,
+                    digits: d.digits,
+                    initial: counter,
+                }
+            }
+            ("totp", _, _) => {
+                return Err(FormatError(format!(
+                    "{what}: a totp device needs `period` and no `counter`"
+                )));
+            }
+            ("hotp", _, _) => {
+                return Err(FormatError(format!(
+                    "{what}: a hotp device needs `counter` and no `period`"
+                )));
+            }
+            (other, _, _) => {
+                return Err(FormatError(format!(
+                    "{what}: type \"{other}\" is not \"totp\" or \"hotp\""
+                )));
+            }
+        };
+        Ok(Device {
+            secret: parse_secret(&d.secret, &format!("{what} `secret`"))?,
+            name: d.name,
+            kind,
+            created: d.created,
+        })
+    }
+
+    /// Serializes to the file format (the result holds secrets: it is wiped on drop).
+    pub fn to_toml(&self) -> Result<Zeroizing<String>, FormatError> {
+        let (primary, others) = self
+            .devices
+            .split_first()
+            .ok_or_else(|| FormatError("an enrollment needs a device".into()))?;
+        let DeviceKind::Totp(params) = primary.kind else {
+            return Err(FormatError(
+                "the primary device must be a TOTP device".into(),
+            ));
+        };
+        let raw = RawFile {
+            version: FORMAT_VERSION,
+            enrollment_id: self.id.clone(),
+            created: self.created,
+            secret: primary.secret.to_base32(),
+            algorithm: params.algorithm,
+            digits: params.digits,
+            period: params.period,
+            recovery: self.recovery.clone(),
+            devices: others
+                .iter()
+                .map(|d| {
+                    let (algorithm, digits, period, counter) = match d.kind {
+                        DeviceKind::Totp(p) => (p.algorithm, p.digits, Some(p.period), None),
+                        DeviceKind::Hotp {
+                            algorithm,
+                            digits,
+                            initial,
+                        } => (algorithm, digits, None, Some(initial)),
+                    };
+                    RawDevice {
+                        name: d.name.clone(),
+                        kind: if counter.is_some() { "hotp" } else { "totp" }.into(),
+                        secret: d.secret.to_base32(),
+                        algorithm,
+                        digits,
+                        period,
+                        counter,
+                        created: d.created,
+                    }
+                })
+                .collect(),
+        };
+        let body = toml::to_string(&raw).map_err(|e| FormatError(e.to_string()))?;
+        let mut out = Zeroizing::new(String::with_capacity(body.len() + 200));
+        out.push_str(
+            "# otpgate secret file (format version 1). It holds your 2FA secret:\n\
+             # keep it private (mode 0600). Manage it with `otpgate`, not by hand.\n",
+        );
+        out.push_str(&body);
+        Ok(out)
+    }
+
+    /// A fresh random enrollment id (128 bits, hex).
+    pub fn new_id() -> Result<String, FormatError> {
+        let mut bytes = [0u8; 16];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes)
+            .map_err(|_| FormatError("the system's random number source failed".into()))?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// A new enrollment with one TOTP device.
+    pub fn new(secret: Secret, params: TotpParams, now: u64) -> Result<Self, FormatError> {
+        Ok(Self {
+            id: Self::new_id()?,
+            created: now,
+            devices: vec![Device {
+                name: PRIMARY_DEVICE.into(),
+                secret,
+                kind: DeviceKind::Totp(params),
+                created: now,
+            }],
+            recovery: None,
+        })
+    }
+
+    /// The primary device's TOTP parameters.
+    pub fn primary_params(&self) -> Option<TotpParams> {
+        match self.devices.first().map(|d| d.kind) {
+            Some(DeviceKind::Totp(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+fn toml_error(e: &toml::de::Error) -> FormatError {
+    let mut msg = e.message().trim().replace('\n', " ");
+    if let Some(span) = e.span() {
+        msg = format!("{msg} (at byte {})", span.start);
+    }
+    FormatError(format!("not a valid otpgate secret file: {msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version = 1\nenrollment_id = \"0123456789abcdef0123456789abcdef\"\n\
+        created = 1700000000\nsecret = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n\
+        algorithm = \"SHA1\"\ndigits = 6\nperiod = 30\n";
+
+    #[test]
+    fn parses_a_good_file() {
+        let e = Enrollment::parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(e.devices.len(), 1);
+        assert_eq!(e.devices[0].secret.as_bytes(), b"12345678901234567890");
+        assert_eq!(e.primary_params(), Some(TotpParams::DEFAULT));
+    }
+
+    #[test]
+    fn round_trips_through_to_toml() {
+        let mut e = Enrollment::parse(GOOD.as_bytes()).unwrap();
+        e.devices.push(Device {
+            name: "yubikey".into(),
+            secret: Secret::from_bytes(vec![7; 20]).unwrap(),
+            kind: DeviceKind::Hotp {
+                algorithm: Algorithm::SHA1,
+                digits: 6,
+                initial: 5,
+            },
+            created: 1,
+        });
+        let text = e.to_toml().unwrap();
+        let back = Enrollment::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.id, e.id);
+        assert_eq!(back.devices.len(), 2);
+        assert_eq!(back.devices[1].kind, e.devices[1].kind);
+        assert_eq!(back.devices[1].secret, e.devices[1].secret);
+    }
+
+    #[test]
+    fn refuses_malformed_files_with_a_reason() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"".to_vec(), "empty"),
+            (b"\xff\xfe".to_vec(), "UTF-8"),
+            (
+                GOOD.replace("version = 1", "version = 2").into_bytes(),
+                "version 2",
+            ),
+            (GOOD.replace("version = 1\n", "").into_bytes(), "version"),
+            (format!("{GOOD}digits = 7\n").into_bytes(), "duplicate"),
+            (format!("{GOOD}colour = 1\n").into_bytes(), "colour"),
+            (
+                GOOD.replace("digits = 6", "digits = 9").into_bytes(),
+                "digits",
+            ),
+            (
+                GOOD.replace("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "GEZD!")
+                    .into_bytes(),
+                "base32",
+            ),
+            (
+                GOOD.replace("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "GEZDGNBV")
+                    .into_bytes(),
+                "bits",
+            ),
+            (
+                GOOD.replace("0123456789abcdef0123456789abcdef", "xyz")
+                    .into_bytes(),
+                "enrollment_id",
+            ),
+            (GOOD.as_bytes()[..GOOD.len() / 2].to_vec(), "secret file"),
+        ];
+        for (bytes, expect) in cases {
+            let err = Enrollment::parse(&bytes).unwrap_err().to_string();
+            assert!(
+                err.to_lowercase().contains(&expect.to_lowercase()),
+                "{:?}: {err}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn ids_are_random_hex() {
+        let a = Enrollment::new_id().unwrap();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, Enrollment::new_id().unwrap());
+        assert!(check_enrollment_id(&a).is_ok());
+    }
+
+    #[test]
+    fn device_names_are_checked() {
+        assert!(check_device_name("backup-phone_2.0").is_ok());
+        for bad in ["", "a b", "a/b", &"x".repeat(33)] {
+            assert!(check_device_name(bad).is_err());
+        }
+    }
+}
