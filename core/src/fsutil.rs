@@ -176,6 +176,7 @@ fn io(path: &Path, op: &'static str, errno: Errno) -> FsError {
     match errno {
         Errno::ENOENT => FsError::NotFound { path: path.into() },
         Errno::EACCES | Errno::EPERM => FsError::PermissionDenied { path: path.into() },
+        Errno::ENOTDIR => FsError::NotDirectory { path: path.into() },
         _ => FsError::Io {
             path: path.into(),
             op,
@@ -572,4 +573,147 @@ impl Drop for FsIdentity {
 /// Renders bytes of a path component for messages.
 pub fn show(name: &OsStr) -> String {
     String::from_utf8_lossy(name.as_bytes()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("otpgate-fs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dir
+    }
+
+    fn private(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn reads_a_private_file() {
+        let d = tmp("read");
+        private(&d.join("f"), "hello");
+        assert_eq!(
+            &*read_private_file(&d.join("f"), Trust::ROOT, 100).unwrap(),
+            b"hello"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refuses_links_modes_sizes_and_types() {
+        let d = tmp("refuse");
+        private(&d.join("f"), "hello");
+        symlink(d.join("f"), d.join("link")).unwrap();
+        assert!(matches!(
+            read_private_file(&d.join("link"), Trust::ROOT, 100),
+            Err(FsError::Symlink { .. })
+        ));
+        std::fs::create_dir(d.join("realdir")).unwrap();
+        private(&d.join("realdir/g"), "x");
+        symlink(d.join("realdir"), d.join("dirlink")).unwrap();
+        assert!(matches!(
+            read_private_file(&d.join("dirlink/g"), Trust::ROOT, 100),
+            Err(FsError::Symlink { .. })
+        ));
+        assert!(matches!(
+            read_private_file(&d.join("f"), Trust::ROOT, 3),
+            Err(FsError::TooLarge { .. })
+        ));
+        std::fs::set_permissions(d.join("f"), std::fs::Permissions::from_mode(0o604)).unwrap();
+        assert!(matches!(
+            read_private_file(&d.join("f"), Trust::ROOT, 100),
+            Err(FsError::BadMode { .. })
+        ));
+        assert!(matches!(
+            read_private_file(&d.join("realdir"), Trust::ROOT, 100),
+            Err(FsError::NotRegular { .. })
+        ));
+        assert!(
+            read_private_file(&d.join("missing"), Trust::ROOT, 100)
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(matches!(
+            read_private_file(Path::new("relative"), Trust::ROOT, 100),
+            Err(FsError::BadPath { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refuses_files_of_untrusted_owners_and_writable_dirs() {
+        let d = tmp("owner");
+        private(&d.join("f"), "x");
+        std::os::unix::fs::chown(d.join("f"), Some(4242), None).unwrap();
+        assert!(matches!(
+            read_private_file(&d.join("f"), Trust::ROOT, 100),
+            Err(FsError::BadOwner { uid: 4242, .. })
+        ));
+        assert!(read_private_file(&d.join("f"), Trust { owner: 4242 }, 100).is_ok());
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o775)).unwrap();
+        assert!(matches!(
+            read_private_file(&d.join("f"), Trust { owner: 4242 }, 100),
+            Err(FsError::WritableDir { .. })
+        ));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_files() {
+        let d = tmp("write");
+        let dir = SafeDir::open(&d, Trust::ROOT).unwrap();
+        dir.write_atomic(OsStr::new("f"), b"one", 0o600).unwrap();
+        dir.write_atomic(OsStr::new("f"), b"two", 0o600).unwrap();
+        assert_eq!(std::fs::read(d.join("f")).unwrap(), b"two");
+        assert_eq!(
+            std::fs::metadata(d.join("f")).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+        // A link planted at the target is replaced, never followed.
+        private(&d.join("victim"), "keep");
+        symlink(d.join("victim"), d.join("g")).unwrap();
+        dir.write_atomic(OsStr::new("g"), b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(d.join("victim")).unwrap(), b"keep");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn create_all_makes_private_directories() {
+        let d = tmp("create");
+        let dir = SafeDir::create_all(&d.join("a/b"), Trust::ROOT, 0o700).unwrap();
+        assert_eq!(dir.path(), d.join("a/b"));
+        assert_eq!(
+            std::fs::metadata(d.join("a/b"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn fs_identity_switches_and_restores() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let d = tmp("ident");
+        private(&d.join("rootonly"), "x");
+        {
+            let _id = FsIdentity::become_user(65534, 65534).unwrap();
+            assert!(matches!(
+                read_private_file(&d.join("rootonly"), Trust::ROOT, 100),
+                Err(FsError::PermissionDenied { .. })
+            ));
+        }
+        assert!(read_private_file(&d.join("rootonly"), Trust::ROOT, 100).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }

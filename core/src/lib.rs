@@ -5,6 +5,7 @@
 //! between the outside world and this crate, so every rule is unit-tested here.
 
 pub mod account;
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod fsutil;

@@ -504,3 +504,211 @@ fn verify(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::otp::TotpParams;
+    use crate::secret::Secret;
+    use crate::userfile::Device;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn enrollment(id: &str) -> Enrollment {
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        let mut e = Enrollment::new(secret, TotpParams::DEFAULT, 1).unwrap();
+        e.id = id.into();
+        e
+    }
+
+    fn code(at: u64) -> String {
+        let s = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        otp::totp(&s, &TotpParams::DEFAULT, at).to_string()
+    }
+
+    #[test]
+    fn accepts_a_fresh_code_once_and_records_it() {
+        let e = enrollment("0123456789abcdef");
+        let mut st = UserState::default();
+        let v = decide(&e, &mut st, &code(NOW), NOW, 1);
+        assert_eq!(
+            v,
+            Verdict::Device {
+                name: "default".into(),
+                matched: NOW / 30
+            }
+        );
+        assert_eq!(st.devices["default"].last_step, Some(NOW / 30));
+        assert_eq!(st.last_success, Some(NOW));
+        assert_eq!(
+            decide(&e, &mut st, &code(NOW), NOW, 1),
+            Verdict::Replayed {
+                device: "default".into()
+            }
+        );
+        assert_eq!(
+            decide(&e, &mut st, &code(NOW - 30), NOW, 1),
+            Verdict::Replayed {
+                device: "default".into()
+            }
+        );
+        assert_eq!(decide(&e, &mut st, "000000", NOW, 1), Verdict::Wrong);
+    }
+
+    #[test]
+    fn window_zero_accepts_only_the_current_step() {
+        let e = enrollment("0123456789abcdef");
+        let mut st = UserState::default();
+        assert_eq!(decide(&e, &mut st, &code(NOW - 30), NOW, 0), Verdict::Wrong);
+        assert!(matches!(
+            decide(&e, &mut st, &code(NOW), NOW, 0),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn a_new_enrollment_resets_replay_state() {
+        let mut st = UserState::default();
+        assert!(matches!(
+            decide(&enrollment("aaaaaaaaaaaaaaaa"), &mut st, &code(NOW), NOW, 1),
+            Verdict::Device { .. }
+        ));
+        let v = decide(&enrollment("bbbbbbbbbbbbbbbb"), &mut st, &code(NOW), NOW, 1);
+        assert!(matches!(v, Verdict::Device { .. }), "{v:?}");
+    }
+
+    #[test]
+    fn extra_devices_are_tried_and_named() {
+        let mut e = enrollment("0123456789abcdef");
+        let other = Secret::from_bytes(vec![9; 20]).unwrap();
+        let other_code = otp::totp(&other, &TotpParams::DEFAULT, NOW).to_string();
+        e.devices.push(Device {
+            name: "backup".into(),
+            secret: other,
+            kind: DeviceKind::Totp(TotpParams::DEFAULT),
+            created: 1,
+        });
+        let mut st = UserState::default();
+        assert_eq!(
+            decide(&e, &mut st, &other_code, NOW, 1),
+            Verdict::Device {
+                name: "backup".into(),
+                matched: NOW / 30
+            }
+        );
+        // The primary's code for the same step is still fresh: devices are independent.
+        assert!(matches!(
+            decide(&e, &mut st, &code(NOW), NOW, 1),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn recovery_codes_work_once() {
+        let mut e = enrollment("0123456789abcdef");
+        let (codes, set) = recovery::generate_set(2, 1).unwrap();
+        e.recovery = Some(set);
+        let mut st = UserState::default();
+        let h0 = recovery::find(e.recovery.as_ref().unwrap(), &codes[0]).unwrap();
+        assert_eq!(
+            decide_recovery(&e, &mut st, h0.as_deref(), NOW),
+            Verdict::Recovery { remaining: 1 }
+        );
+        assert_eq!(
+            decide_recovery(&e, &mut st, h0.as_deref(), NOW),
+            Verdict::RecoveryUsed
+        );
+        assert_eq!(decide_recovery(&e, &mut st, None, NOW), Verdict::Wrong);
+    }
+
+    #[test]
+    fn module_arguments_are_strict() {
+        let a = ModuleArgs::parse(&["config=/etc/otpgate/sudo.toml", "debug", "window=0"]).unwrap();
+        assert_eq!(a.source, Source::Explicit("/etc/otpgate/sudo.toml".into()));
+        assert_eq!(a.overrides.len(), 2);
+        assert!(ModuleArgs::parse(&["nulok"]).is_err());
+        assert!(ModuleArgs::parse(&["config=relative.toml"]).is_err());
+    }
+
+    struct Script {
+        reply: Result<Option<Vec<u8>>, String>,
+        asked: usize,
+        infos: Vec<String>,
+    }
+
+    impl Conversation for Script {
+        fn ask_hidden(&mut self, _prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+            self.asked += 1;
+            self.reply.clone().map(|r| r.map(Zeroizing::new))
+        }
+        fn info(&mut self, text: &str) {
+            self.infos.push(text.into());
+        }
+    }
+
+    #[derive(Default)]
+    struct Lines(Vec<(Level, String)>);
+
+    impl Log for Lines {
+        fn log(&mut self, level: Level, line: &str) {
+            self.0.push((level, line.into()));
+        }
+    }
+
+    fn run(
+        args: &[&str],
+        user: &str,
+        reply: Result<Option<Vec<u8>>, String>,
+    ) -> (Outcome, Script, Lines) {
+        let mut conv = Script {
+            reply,
+            asked: 0,
+            infos: vec![],
+        };
+        let mut log = Lines::default();
+        let req = Request {
+            user,
+            service: "test",
+            rhost: Some("203.0.113.5"),
+        };
+        let out = authenticate(args, &req, &mut conv, &mut log, &FixedClock(NOW));
+        (out, conv, log)
+    }
+
+    #[test]
+    fn broken_config_denies_before_prompting() {
+        let (out, conv, log) = run(
+            &["config=/nonexistent/otpgate.toml"],
+            "root",
+            Ok(Some(b"123456".to_vec())),
+        );
+        assert_eq!(out, Outcome::AuthInfoUnavail);
+        assert_eq!(conv.asked, 0);
+        assert!(log.0[0].1.contains("configuration error"), "{:?}", log.0);
+        assert_eq!(log.0[0].0, Level::Err);
+    }
+
+    #[test]
+    fn unknown_and_invalid_users_are_prompted_then_unknown() {
+        for user in ["no-such-user-otpgate", "../../etc/passwd", "a\nb"] {
+            let (out, conv, log) = run(&[], user, Ok(Some(b"123456".to_vec())));
+            assert_eq!(out, Outcome::UserUnknown, "{user:?}");
+            assert_eq!(conv.asked, 1);
+            assert!(
+                log.0.iter().all(|(_, l)| !l.contains('\n')),
+                "log lines stay single lines: {:?}",
+                log.0
+            );
+        }
+    }
+
+    #[test]
+    fn a_panic_free_denial_for_conversation_errors() {
+        let (out, _, log) = run(&[], "no-such-user-otpgate", Err("boom".into()));
+        assert_eq!(out, Outcome::ConvErr);
+        assert!(log.0[0].1.contains("conversation failed"));
+        let (out, _, _) = run(&[], "no-such-user-otpgate", Ok(None));
+        assert_eq!(out, Outcome::AuthErr);
+    }
+}

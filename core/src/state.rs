@@ -217,3 +217,114 @@ impl StateStore {
         self.dir.path()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("otpgate-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn creates_a_private_dir_and_round_trips() {
+        let dir = tmp("rt");
+        let store = StateStore::open(&dir).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(store.read("alice").unwrap(), UserState::default());
+        store.update("alice", |s| s.last_success = Some(5)).unwrap();
+        assert_eq!(store.read("alice").unwrap().last_success, Some(5));
+        assert!(store.remove("alice").unwrap());
+        assert_eq!(store.read("alice").unwrap(), UserState::default());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_updates_are_serialised() {
+        let dir = tmp("conc");
+        let store = StateStore::open(&dir).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let store = StateStore::open(&dir).unwrap();
+                    for _ in 0..25 {
+                        store
+                            .update("bob", |st| {
+                                let n = st.last_success.unwrap_or(0);
+                                st.last_success = Some(n + 1);
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.read("bob").unwrap().last_success, Some(200));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_times_out_instead_of_hanging() {
+        let dir = tmp("lock");
+        let store = StateStore::open(&dir).unwrap();
+        let holder = std::fs::File::open(dir.join("carol.lock"))
+            .or_else(|_| {
+                store.update("carol", |_| ()).unwrap();
+                std::fs::File::open(dir.join("carol.lock"))
+            })
+            .unwrap();
+        holder.lock().unwrap();
+        let short = StateStore::open(&dir)
+            .unwrap()
+            .with_lock_timeout(Duration::from_millis(50));
+        let err = short.update("carol", |_| ()).unwrap_err();
+        assert!(err.to_string().contains("stayed locked"), "{err}");
+        drop(holder);
+        short.update("carol", |_| ()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_reset() {
+        let dir = tmp("corrupt");
+        let store = StateStore::open(&dir).unwrap();
+        std::fs::write(dir.join("dave.state"), "version = 1\nbogus = 1\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("dave.state"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let err = store
+            .update("dave", |s| s.last_success = Some(1))
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(
+            std::fs::read_to_string(dir.join("dave.state"))
+                .unwrap()
+                .contains("bogus")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn odd_user_names_stay_inside_the_directory() {
+        let dir = tmp("names");
+        let store = StateStore::open(&dir).unwrap();
+        store
+            .update("../escape", |s| s.last_success = Some(1))
+            .unwrap();
+        assert!(
+            dir.join(format!("{}.state", state_stem("../escape")))
+                .exists()
+        );
+        assert_eq!(state_stem("../escape"), "%2E.%2Fescape");
+        assert!(!dir.parent().unwrap().join("escape.state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -28,7 +28,7 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Path(e) => write!(f, "secret_path: {e}"),
+            Self::Path(e) => f.write_str(e),
             Self::Fs(e) => e.fmt(f),
             Self::Format { path, error } => write!(
                 f,
@@ -47,6 +47,7 @@ pub struct Location {
     pub path: PathBuf,
     /// Whether the file lies in the user's home, so access must use their ids.
     pub in_home: bool,
+    home: Option<PathBuf>,
     uid: u32,
     gid: u32,
 }
@@ -56,9 +57,10 @@ impl Location {
     pub fn of(config: &Config, account: &Account) -> Result<Self, StoreError> {
         paths::check_user_name(&account.name).map_err(StoreError::Path)?;
         let path = paths::expand(&config.secret_path, &account.name, &account.home)
-            .map_err(StoreError::Path)?;
+            .map_err(|e| StoreError::Path(format!("secret_path: {e}")))?;
         Ok(Self {
             in_home: paths::is_inside(&path, &account.home),
+            home: Some(account.home.clone()),
             path,
             uid: account.uid,
             gid: account.gid,
@@ -78,9 +80,22 @@ impl Location {
         }
     }
 
-    /// Loads and validates the enrollment. A missing file is `Ok(None)`.
+    /// Loads and validates the enrollment. A missing file is `Ok(None)`;
+    /// a missing or unreadable home directory is an error, not "not
+    /// enrolled" — an unmounted /home must not turn into `nullok`'s pass.
     pub fn load(&self) -> Result<Option<Enrollment>, StoreError> {
         let _id = self.identity()?;
+        if self.in_home {
+            if let Some(home) = &self.home {
+                SafeDir::open(home, self.trust()).map_err(|e| match e {
+                    FsError::NotFound { path } => StoreError::Path(format!(
+                        "the home directory {} does not exist or is not mounted",
+                        path.display()
+                    )),
+                    other => StoreError::Fs(other),
+                })?;
+            }
+        }
         match fsutil::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE) {
             Ok(bytes) => Enrollment::parse(&bytes)
                 .map(Some)

@@ -1,1 +1,438 @@
+//! Harness for otpgate's end-to-end tests: the real `pam_otpgate.so` loaded
+//! by the real libpam (through pam_wrapper, so the machine's own PAM
+//! configuration is never touched), driven by `pamtester`, with time frozen
+//! by libfaketime, real throw-away users and real files.
+//!
+//! These tests must run as root (they create users and chown files); CI does.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+pub use otpgate_core;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+struct Built {
+    module: PathBuf,
+    cli: PathBuf,
+    pamconv: PathBuf,
+}
+
+/// Builds the module, the CLI and the conversation helper once per test binary.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the end-to-end tests must run as root (they create users and set file owners)"
+        );
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "pam-otpgate", "-p", "otpgate"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "building the module and CLI failed");
+        let dir = target_dir().join("debug");
+        let pamconv = dir.join("pamconv");
+        let status = Command::new("cc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&pamconv)
+            .arg(workspace().join("tests/helpers/pamconv.c"))
+            .arg("-lpam")
+            .status()
+            .expect("running cc (install gcc and libpam0g-dev)");
+        assert!(status.success(), "compiling tests/helpers/pamconv.c failed");
+        Built {
+            module: dir.join("libpam_otpgate.so"),
+            cli: dir.join("otpgate"),
+            pamconv,
+        }
+    })
+}
+
+/// Path of the built `pam_otpgate.so`.
+pub fn module_path() -> PathBuf {
+    built().module.clone()
+}
+
+/// Path of the built `otpgate` binary.
+pub fn cli_path() -> PathBuf {
+    built().cli.clone()
+}
+
+const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+const PAM_MATRIX: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so";
+
+/// A fixed instant used by most tests: 2027-01-15 08:00:00 UTC.
+pub const T0: u64 = 1_800_000_000;
+
+/// The RFC 6238 SHA1 test key, base32.
+pub const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+/// One test's private world: a directory with the PAM service files, the
+/// config, the state directory and (for central-store tests) secret files.
+pub struct World {
+    pub dir: PathBuf,
+    pub svc: PathBuf,
+    pub config: PathBuf,
+    pub state: PathBuf,
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+impl World {
+    /// A new world whose default service `otpgate-test` is
+    /// `pam_permit` (standing in for the password step) then `pam_otpgate`.
+    pub fn new() -> Self {
+        built();
+        let dir = PathBuf::from(format!("/tmp/otpgate-e2e-{}", unique("w")));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("svc")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let world = Self {
+            svc: dir.join("svc"),
+            config: dir.join("config.toml"),
+            state: dir.join("state"),
+            dir,
+        };
+        std::fs::write(world.svc.join("other"), "auth required pam_deny.so\n").unwrap();
+        world.set_config("");
+        world.set_stack(
+            "otpgate-test",
+            &["auth required pam_permit.so", &world.module_line("")],
+        );
+        world
+    }
+
+    /// The `auth` line loading the real module with this world's config.
+    pub fn module_line(&self, extra_args: &str) -> String {
+        format!(
+            "auth required {} config={} {extra_args}",
+            module_path().display(),
+            self.config.display()
+        )
+    }
+
+    /// Writes the config file (root-owned, 0644) with this world's state dir
+    /// prepended unless the text sets its own.
+    pub fn set_config(&self, text: &str) {
+        let mut full = String::new();
+        if !text.contains("state_dir") {
+            full.push_str(&format!("state_dir = \"{}\"\n", self.state.display()));
+        }
+        full.push_str(text);
+        std::fs::write(&self.config, full).unwrap();
+        std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    /// Writes a PAM service file.
+    pub fn set_stack(&self, service: &str, lines: &[&str]) {
+        let mut text = lines.join("\n");
+        text.push_str("\naccount required pam_permit.so\n");
+        std::fs::write(self.svc.join(service), text).unwrap();
+    }
+
+    /// A stack with a real password check (pam_matrix) before the module.
+    pub fn set_password_stack(&self, service: &str, user: &str, password: &str) {
+        let passdb = self.dir.join("passdb");
+        std::fs::write(&passdb, format!("{user}:{password}:{service}\n")).unwrap();
+        self.set_stack(
+            service,
+            &[
+                &format!("auth requisite {PAM_MATRIX} passdb={}", passdb.display()),
+                &self.module_line(""),
+            ],
+        );
+    }
+
+    /// Runs pamtester against `service` for `user`, feeding `input` lines,
+    /// with the clock frozen at `at`.
+    pub fn pam(
+        &self,
+        service: &str,
+        user: &str,
+        input: &[&str],
+        at: u64,
+        rhost: Option<&str>,
+    ) -> PamRun {
+        let mut cmd = Command::new("pamtester");
+        if let Some(h) = rhost {
+            cmd.arg("-I").arg(format!("rhost={h}"));
+        }
+        cmd.args([service, user, "authenticate"]);
+        self.pam_env(&mut cmd, at);
+        let mut stdin = input.join("\n");
+        stdin.push('\n');
+        PamRun::from(run_with_stdin(&mut cmd, stdin.as_bytes()))
+    }
+
+    /// Runs another pamtester operation (setcred, acct_mgmt, open_session…).
+    pub fn pam_op(&self, service: &str, user: &str, op: &str, at: u64) -> PamRun {
+        let mut cmd = Command::new("pamtester");
+        cmd.args([service, user, op]);
+        self.pam_env(&mut cmd, at);
+        PamRun::from(run_with_stdin(&mut cmd, b""))
+    }
+
+    /// The usual call: default service, code typed, no remote host.
+    pub fn login(&self, user: &str, code: &str, at: u64) -> PamRun {
+        self.pam("otpgate-test", user, &[code], at, None)
+    }
+
+    /// Runs the misbehaving-conversation helper (see tests/helpers/pamconv.c).
+    pub fn pamconv(&self, user: &str, mode: &str, reply: Option<&str>, at: u64) -> PamRun {
+        let mut cmd = Command::new(&built().pamconv);
+        cmd.args(["otpgate-test", user, mode]);
+        if let Some(r) = reply {
+            cmd.arg(r);
+        }
+        self.pam_env(&mut cmd, at);
+        PamRun::from(run_with_stdin(&mut cmd, b""))
+    }
+
+    /// The environment that puts a command under pam_wrapper and libfaketime.
+    pub fn pam_env(&self, cmd: &mut Command, at: u64) {
+        let stamp = otpgate_core::clock::format_utc(at).replace(" UTC", "");
+        cmd.env("LD_PRELOAD", format!("libpam_wrapper.so {FAKETIME_LIB}"))
+            .env("PAM_WRAPPER", "1")
+            .env("PAM_WRAPPER_SERVICE_DIR", &self.svc)
+            .env("PAM_WRAPPER_DEBUGLEVEL", "2")
+            .env("TZ", "UTC")
+            .env("FAKETIME", stamp)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_DONT_RESET", "1");
+    }
+
+    /// Runs the `otpgate` CLI with this world's config.
+    pub fn otpgate(&self, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = Command::new(cli_path());
+        cmd.arg("--config").arg(&self.config).args(args);
+        run_with_stdin(&mut cmd, stdin.as_bytes())
+    }
+
+    /// Runs the CLI as `user` (via setpriv), with this world's config.
+    pub fn otpgate_as(&self, user: &TestUser, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", user.gid))
+            .arg("--init-groups")
+            .arg("--reset-env")
+            .arg(cli_path())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        cmd.env("HOME", &user.home);
+        run_with_stdin(&mut cmd, stdin.as_bytes())
+    }
+
+    /// Enrolls `user` with `secret` through the real CLI (as root, no confirmation).
+    pub fn enroll(&self, user: &str, secret: &str) {
+        let out = self.otpgate(
+            &[
+                "enroll",
+                "--user",
+                user,
+                "--secret",
+                "-",
+                "--no-confirm",
+                "--recovery-codes",
+                "0",
+            ],
+            secret,
+        );
+        assert!(
+            out.status.success(),
+            "enroll failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The state file of `user`.
+    pub fn state_file(&self, user: &str) -> PathBuf {
+        self.state.join(format!("{user}.state"))
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin);
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The result of one PAM transaction.
+#[derive(Debug)]
+pub struct PamRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// The module's syslog lines (pam_wrapper prints them on stderr).
+    pub syslog: Vec<String>,
+}
+
+impl From<Output> for PamRun {
+    fn from(out: Output) -> Self {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let syslog = stderr
+            .lines()
+            .filter_map(|l| l.split_once("SYSLOG(").map(|(_, rest)| rest.to_string()))
+            .collect();
+        Self {
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+            syslog,
+        }
+    }
+}
+
+impl PamRun {
+    /// Asserts the transaction was denied and a module log line contains `reason`.
+    #[track_caller]
+    pub fn assert_denied(&self, reason: &str) {
+        assert!(
+            !self.success,
+            "expected denial ({reason}), got success: {self:#?}"
+        );
+        self.assert_logged(reason);
+    }
+
+    /// Asserts success.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(self.success, "expected success, got denial: {self:#?}");
+    }
+
+    /// Asserts some syslog line contains `text`.
+    #[track_caller]
+    pub fn assert_logged(&self, text: &str) {
+        assert!(
+            self.syslog.iter().any(|l| l.contains(text)),
+            "no log line contains {text:?}; log: {:#?}",
+            self.syslog
+        );
+    }
+
+    /// Whether the user was asked for a verification code.
+    pub fn prompted(&self) -> bool {
+        self.stdout.contains("Verification code") || self.stderr.contains("Verification code")
+    }
+}
+
+/// A throw-away local account, removed (with its home) when dropped.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+fn user_lock() -> &'static Mutex<()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    &LOCK
+}
+
+impl TestUser {
+    /// Creates a user with a home directory under `world`.
+    pub fn new(world: &World) -> Self {
+        let name = unique("ogt");
+        let home = world.dir.join("home").join(&name);
+        std::fs::create_dir_all(world.dir.join("home")).unwrap();
+        std::fs::set_permissions(
+            world.dir.join("home"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        {
+            let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+            let out = Command::new("useradd")
+                .args(["--create-home", "--shell", "/bin/sh", "--home-dir"])
+                .arg(&home)
+                .arg(&name)
+                .output()
+                .expect("running useradd");
+            assert!(
+                out.status.success(),
+                "useradd: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let account = otpgate_core::account::by_name(&name).unwrap().unwrap();
+        Self {
+            name,
+            uid: account.uid,
+            gid: account.gid,
+            home,
+        }
+    }
+
+    /// Where the default config puts this user's secret file.
+    pub fn secret_file(&self) -> PathBuf {
+        self.home.join(".config/otpgate/secret.toml")
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("userdel")
+            .args(["--force", "--remove"])
+            .arg(&self.name)
+            .output();
+    }
+}
+
+/// The TOTP code of the RFC test key (or `secret`) at `at`, default parameters.
+pub fn code_at(secret: &str, at: u64) -> String {
+    let s = otpgate_core::secret::Secret::from_base32(secret).unwrap();
+    otpgate_core::otp::totp(&s, &otpgate_core::otp::TotpParams::DEFAULT, at).to_string()
+}
+
+/// A code that is not valid near `at` for `secret`.
+pub fn wrong_code(secret: &str, at: u64) -> String {
+    let near: Vec<String> = (0..=4).map(|i| code_at(secret, at + i * 30 - 60)).collect();
+    (0..1_000_000u32)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}

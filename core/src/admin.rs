@@ -1,0 +1,158 @@
+//! Decisions behind the `otpgate` commands: who may act on whose enrollment,
+//! and how a new enrollment is put together. The CLI only does the terminal.
+
+use crate::account::{self, Account};
+use crate::config::{Config, Source};
+use crate::otp::{self, Algorithm, TotpParams};
+use crate::recovery::{self, RecoveryCode};
+use crate::secret::Secret;
+use crate::store::Location;
+use crate::userfile::Enrollment;
+
+/// Who runs the command.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub uid: u32,
+    pub account: Option<Account>,
+}
+
+impl Caller {
+    /// The current process's effective user.
+    pub fn current() -> Result<Self, String> {
+        let uid = nix::unistd::geteuid().as_raw();
+        Ok(Self {
+            uid,
+            account: account::by_uid(uid)?,
+        })
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+}
+
+/// Resolves the account a command acts on: `--user NAME`, or the caller.
+/// Only root may name another user.
+pub fn target_account(
+    caller: &Caller,
+    user: Option<&str>,
+    action: &str,
+) -> Result<Account, String> {
+    let Some(name) = user else {
+        return caller.account.clone().ok_or_else(|| {
+            format!(
+                "your uid {} has no account entry; use --user NAME",
+                caller.uid
+            )
+        });
+    };
+    crate::paths::check_user_name(name).map_err(|e| format!("--user {name:?}: {e}"))?;
+    let account = account::by_name(name)?.ok_or_else(|| {
+        format!("no such user: {name}; check the name with `getent passwd {name}`")
+    })?;
+    if !caller.is_root() && account.uid != caller.uid {
+        return Err(format!(
+            "only root can {action} for another user ({name}); run `sudo otpgate ... --user {name}`"
+        ));
+    }
+    Ok(account)
+}
+
+/// Loads the config for a command (`--config PATH` or the default).
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
+    let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
+    Config::load(&source).map_err(|e| {
+        format!("{e}\nFix the file (see otpgate.toml(5)), then run `otpgate check-config`.")
+    })
+}
+
+/// What `otpgate enroll` was asked for.
+#[derive(Debug, Default)]
+pub struct EnrollOptions {
+    pub algorithm: Option<Algorithm>,
+    pub digits: Option<u8>,
+    pub period: Option<u64>,
+    pub recovery_codes: usize,
+}
+
+/// A prepared, not yet saved, enrollment, with the recovery codes in clear
+/// (shown once, then dropped and wiped).
+pub struct NewEnrollment {
+    pub enrollment: Enrollment,
+    pub recovery_codes: Vec<RecoveryCode>,
+    pub params: TotpParams,
+}
+
+impl NewEnrollment {
+    /// Builds an enrollment: the given secret or a fresh 160-bit one, the
+    /// config's parameters unless overridden, and a new recovery-code set.
+    pub fn prepare(
+        config: &Config,
+        secret: Option<Secret>,
+        opts: &EnrollOptions,
+        now: u64,
+    ) -> Result<Self, String> {
+        let params = TotpParams::new(
+            opts.algorithm.unwrap_or(config.algorithm),
+            opts.digits.unwrap_or(config.digits),
+            opts.period.unwrap_or(config.period),
+        )?;
+        let secret = match secret {
+            Some(s) => s,
+            None => Secret::generate().map_err(|e| e.to_string())?,
+        };
+        let mut enrollment = Enrollment::new(secret, params, now).map_err(|e| e.to_string())?;
+        let mut recovery_codes = Vec::new();
+        if opts.recovery_codes > 0 {
+            let (codes, set) = recovery::generate_set(opts.recovery_codes, now)?;
+            enrollment.recovery = Some(set);
+            recovery_codes = codes;
+        }
+        Ok(Self {
+            enrollment,
+            recovery_codes,
+            params,
+        })
+    }
+
+    /// The primary secret.
+    pub fn secret(&self) -> &Secret {
+        &self.enrollment.devices[0].secret
+    }
+
+    /// Whether `code` is a current code of the new secret (the confirmation step).
+    pub fn confirms(&self, code: &str, now: u64, window: u32) -> bool {
+        let code: String = code
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        otp::find_totp_step(self.secret(), &self.params, &code, now, window, None).is_some()
+    }
+}
+
+/// Refuses to overwrite an existing enrollment unless forced.
+pub fn check_replace(location: &Location, force: bool, user: &str) -> Result<bool, String> {
+    let exists = location.exists().map_err(|e| e.to_string())?;
+    if exists && !force {
+        return Err(format!(
+            "{user} is already enrolled ({}); to replace the enrollment (your app's entry stops working) use --force",
+            location.path.display()
+        ));
+    }
+    Ok(exists)
+}
+
+/// Whether `code` is a current code of any TOTP device of `enrollment`
+/// (used to authorise changes by a non-root user).
+pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window: u32) -> bool {
+    let code: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    enrollment.devices.iter().any(|d| match d.kind {
+        crate::userfile::DeviceKind::Totp(p) => {
+            otp::find_totp_step(&d.secret, &p, &code, now, window, None).is_some()
+        }
+        crate::userfile::DeviceKind::Hotp { .. } => false,
+    })
+}

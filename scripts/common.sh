@@ -1,0 +1,31 @@
+# Shared by install.sh and test.sh: root check, apt packages, finding cargo.
+
+require_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "$1: run as root ($2)" >&2
+        exit 1
+    fi
+}
+
+apt_install() {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+find_cargo() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        for c in "${HOME:-/root}/.cargo/bin/cargo" /root/.cargo/bin/cargo /usr/local/cargo/bin/cargo; do
+            if [ -x "$c" ]; then
+                PATH="$(dirname "$c"):$PATH"
+                export PATH
+                break
+            fi
+        done
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "$1: cargo (Rust 1.89 or newer) is needed; Debian 12's own rustc (1.63) is too old." >&2
+        echo "$1: install Rust with rustup (https://rustup.rs), then run this again." >&2
+        exit 1
+    fi
+}
