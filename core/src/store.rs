@@ -85,16 +85,14 @@ impl Location {
     /// enrolled" — an unmounted /home must not turn into `nullok`'s pass.
     pub fn load(&self) -> Result<Option<Enrollment>, StoreError> {
         let _id = self.identity()?;
-        if self.in_home {
-            if let Some(home) = &self.home {
-                SafeDir::open(home, self.trust()).map_err(|e| match e {
-                    FsError::NotFound { path } => StoreError::Path(format!(
-                        "the home directory {} does not exist or is not mounted",
-                        path.display()
-                    )),
-                    other => StoreError::Fs(other),
-                })?;
-            }
+        if let (true, Some(home)) = (self.in_home, &self.home) {
+            SafeDir::open(home, self.trust()).map_err(|e| match e {
+                FsError::NotFound { path } => StoreError::Path(format!(
+                    "the home directory {} does not exist or is not mounted",
+                    path.display()
+                )),
+                other => StoreError::Fs(other),
+            })?;
         }
         match fsutil::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE) {
             Ok(bytes) => Enrollment::parse(&bytes)
