@@ -39,6 +39,8 @@ pub struct Config {
     pub prompt: String,
     /// Log the reason for each step of each decision.
     pub debug: bool,
+    /// Recovery codes made at enrollment and by `otpgate recovery-codes`.
+    pub recovery_codes: usize,
 }
 
 impl Default for Config {
@@ -54,6 +56,7 @@ impl Default for Config {
             nullok: false,
             prompt: "Verification code: ".into(),
             debug: false,
+            recovery_codes: crate::recovery::DEFAULT_COUNT,
         }
     }
 }
@@ -210,6 +213,16 @@ impl Config {
             .map_err(|e| err(source, format!("key `secret_path`: {e}")))?;
         paths::check_plain_absolute(&self.state_dir)
             .map_err(|e| err(source, format!("key `state_dir`: {e}")))?;
+        if self.recovery_codes > crate::recovery::MAX_COUNT {
+            return Err(err(
+                source,
+                format!(
+                    "key `recovery_codes`: {} is out of range; allowed: 0 to {}",
+                    self.recovery_codes,
+                    crate::recovery::MAX_COUNT
+                ),
+            ));
+        }
         if self.prompt.is_empty() || self.prompt.len() > 200 || self.prompt.contains('\0') {
             return Err(err(source, "key `prompt`: must be 1 to 200 characters"));
         }

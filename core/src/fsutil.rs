@@ -335,7 +335,9 @@ impl SafeDir {
         self.read_checked(name, max, 0o022)
     }
 
-    fn read_checked(
+    /// Reads a file whose mode may have no bits in `forbidden` (e.g. 0o027:
+    /// group may read, others nothing).
+    pub fn read_checked(
         &self,
         name: &OsStr,
         max: u64,
@@ -412,6 +414,18 @@ impl SafeDir {
     /// Replaces `name` atomically with `data` at `mode`: a reader sees the old
     /// file or the new one, never a mix, also after a crash or power loss.
     pub fn write_atomic(&self, name: &OsStr, data: &[u8], mode: u32) -> Result<(), FsError> {
+        self.write_atomic_group(name, data, mode, None)
+    }
+
+    /// Like [`Self::write_atomic`], also giving the file to group `gid`
+    /// before it becomes visible.
+    pub fn write_atomic_group(
+        &self,
+        name: &OsStr,
+        data: &[u8],
+        mode: u32,
+        gid: Option<u32>,
+    ) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
         let path = self.path.join(name);
         let mut rnd = [0u8; 8];
@@ -432,6 +446,10 @@ impl SafeDir {
         let fd = openat(&dir, tmp, flags, Mode::from_bits_truncate(mode & 0o600))
             .map_err(|e| io(&path, "creating a temporary file for", e))?;
         let result = (|| {
+            if let Some(gid) = gid {
+                nix::unistd::fchown(&fd, None, Some(Gid::from_raw(gid)))
+                    .map_err(|e| io(&path, "setting the group of", e))?;
+            }
             fchmod(&fd, Mode::from_bits_truncate(mode))
                 .map_err(|e| io(&path, "setting the mode of", e))?;
             let mut file = File::from(fd);

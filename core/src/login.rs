@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError, Source};
 use crate::input::{self, Input};
 use crate::otp;
 use crate::paths;
-use crate::recovery;
+use crate::recovery::{self, RecoveryCode};
 use crate::state::{StateStore, UserState};
 use crate::store::{Location, StoreError};
 use crate::userfile::{DeviceKind, Enrollment};
@@ -419,13 +419,35 @@ fn verify(
     let verdict = match &input {
         Input::Empty => Ok(None),
         Input::Invalid(_) => Ok(None),
-        Input::Code(code) => store
-            .update(&account.name, |st| {
-                decide(enrollment, st, code, now, config.window)
-            })
-            .map(Some),
+        Input::Code(code) => {
+            // An imported google-authenticator scratch code is 8 digits: hash
+            // it (outside the lock) so it can be tried when no device takes it.
+            let scratch = match (&enrollment.recovery, RecoveryCode::from_scratch(code)) {
+                (Some(set), Some(sc)) => match recovery::find(set, &sc) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        ctx.line(
+                            Level::Err,
+                            &format!("result=denied reason=\"recovery codes unusable: {e}\""),
+                        );
+                        return Outcome::AuthInfoUnavail;
+                    }
+                },
+                _ => None,
+            };
+            store
+                .update_for(&account.name, Some(account.gid), |st| {
+                    match decide(enrollment, st, code, now, config.window) {
+                        Verdict::Wrong if scratch.is_some() => {
+                            decide_recovery(enrollment, st, scratch.as_deref(), now)
+                        }
+                        v => v,
+                    }
+                })
+                .map(Some)
+        }
         Input::Recovery(_) => store
-            .update(&account.name, |st| {
+            .update_for(&account.name, Some(account.gid), |st| {
                 decide_recovery(enrollment, st, recovery_hash.flatten().as_deref(), now)
             })
             .map(Some),

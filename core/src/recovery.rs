@@ -58,6 +58,13 @@ impl RecoveryCode {
         (out.len() == CODE_LEN).then_some(Self(out))
     }
 
+    /// An 8-digit google-authenticator scratch code, kept as a recovery
+    /// code when a file is imported (see [`crate::gauth`]).
+    pub fn from_scratch(digits: &str) -> Option<Self> {
+        (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| Self(Zeroizing::new(digits.to_string())))
+    }
+
     /// A new random code from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, String> {
         let mut raw = Zeroizing::new([0u8; CODE_LEN]);
@@ -71,9 +78,12 @@ impl RecoveryCode {
         Ok(Self(Zeroizing::new(text)))
     }
 
-    /// The code as shown to the user: `xxxx-xxxx-xxxx`.
+    /// The code as shown to the user: `xxxx-xxxx-xxxx` (scratch codes as they are).
     pub fn display(&self) -> Zeroizing<String> {
         let s = &self.0;
+        if s.len() != CODE_LEN {
+            return s.clone();
+        }
         Zeroizing::new(format!("{}-{}-{}", &s[0..4], &s[4..8], &s[8..12]))
     }
 }
@@ -109,6 +119,22 @@ pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, Recove
             "the number of recovery codes must be from 1 to {MAX_COUNT}"
         ));
     }
+    let mut codes: Vec<RecoveryCode> = Vec::with_capacity(count);
+    while codes.len() < count {
+        let code = RecoveryCode::generate()?;
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    let set = hash_set(&codes, now)?;
+    Ok((codes, set))
+}
+
+/// Hashes given codes into a new set with a fresh salt.
+pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, String> {
+    if codes.len() > MAX_COUNT {
+        return Err(format!("at most {MAX_COUNT} recovery codes"));
+    }
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::SysRng
         .try_fill_bytes(&mut salt)
@@ -120,18 +146,12 @@ pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, Recove
         p_cost: P_COST,
         salt: base32_encode(&salt),
         created: now,
-        hashes: Vec::with_capacity(count),
+        hashes: Vec::with_capacity(codes.len()),
     };
-    let mut codes: Vec<RecoveryCode> = Vec::with_capacity(count);
-    while codes.len() < count {
-        let code = RecoveryCode::generate()?;
-        if codes.contains(&code) {
-            continue;
-        }
-        set.hashes.push(hash(&set, &salt, &code)?);
-        codes.push(code);
+    for code in codes {
+        set.hashes.push(hash(&set, &salt, code)?);
     }
-    Ok((codes, set))
+    Ok(set)
 }
 
 /// Validates a stored set: known KDF, bounded costs (a hostile file must not

@@ -1,10 +1,12 @@
 //! Login state: what changes when someone logs in.
 //!
 //! One root-owned file per user in the state directory (default
-//! `/var/lib/otpgate`, mode 0700): the last accepted time step of each
+//! `/var/lib/otpgate`, mode 0711): the last accepted time step of each
 //! device, used recovery codes, the last success. Users cannot write here, so
 //! they cannot reset their own replay protection, and a read-only home does
-//! not break logins. Each update holds an exclusive lock on a separate lock
+//! not break logins. A state file is root's, mode 0640, group the user's
+//! primary group, so `otpgate status` run by the user can show recovery
+//! codes left and the last use (the directory cannot be listed). Each update holds an exclusive lock on a separate lock
 //! file across read, decide and write, and writes atomically.
 
 use crate::fsutil::{FsError, SafeDir, Trust};
@@ -135,7 +137,7 @@ fn names(user: &str) -> (OsString, OsString) {
 }
 
 impl StateStore {
-    /// Opens the state directory, creating it (mode 0700) if missing. Every
+    /// Opens the state directory, creating it (mode 0711) if missing. Every
     /// directory on the way must belong to root (or the current user, when not
     /// running as root) and not be writable by others.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
@@ -143,7 +145,7 @@ impl StateStore {
             owner: nix::unistd::geteuid().as_raw(),
         };
         Ok(Self {
-            dir: SafeDir::create_all(dir, trust, 0o700)?,
+            dir: SafeDir::create_all(dir, trust, 0o711)?,
             lock_timeout: LOCK_TIMEOUT,
         })
     }
@@ -166,7 +168,7 @@ impl StateStore {
     }
 
     fn read_unlocked(&self, state_name: &OsString) -> Result<UserState, StateError> {
-        match self.dir.read_private(state_name, MAX_STATE_SIZE) {
+        match self.dir.read_checked(state_name, MAX_STATE_SIZE, 0o027) {
             Ok(bytes) => UserState::parse(&bytes).map_err(|why| StateError::Corrupt {
                 path: self.dir.path().join(state_name).display().to_string(),
                 why,
@@ -190,6 +192,17 @@ impl StateStore {
         user: &str,
         decide: impl FnOnce(&mut UserState) -> R,
     ) -> Result<R, StateError> {
+        self.update_for(user, None, decide)
+    }
+
+    /// [`Self::update`], making the file readable by group `gid` (the
+    /// user's primary group) so the user can see their own state.
+    pub fn update_for<R>(
+        &self,
+        user: &str,
+        gid: Option<u32>,
+        decide: impl FnOnce(&mut UserState) -> R,
+    ) -> Result<R, StateError> {
         let (state_name, lock_name) = names(user);
         let _lock = self.dir.lock(&lock_name, self.lock_timeout)?;
         let before = self.read_unlocked(&state_name)?;
@@ -200,7 +213,9 @@ impl StateStore {
                 path: self.dir.path().join(&state_name).display().to_string(),
                 why: e.to_string(),
             })?;
-            self.dir.write_atomic(&state_name, text.as_bytes(), 0o600)?;
+            let mode = if gid.is_some() { 0o640 } else { 0o600 };
+            self.dir
+                .write_atomic_group(&state_name, text.as_bytes(), mode, gid)?;
         }
         Ok(result)
     }
@@ -235,7 +250,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
+            0o711
         );
         assert_eq!(store.read("alice").unwrap(), UserState::default());
         store.update("alice", |s| s.last_success = Some(5)).unwrap();

@@ -1,14 +1,19 @@
-//! `otpgate enroll`.
+//! `otpgate enroll`: secret, QR code, confirmation, recovery codes.
 
+use crate::qr::{self, QrTarget};
 use crate::term;
 use clap::Args;
 use otpgate_core::admin::{self, Caller, EnrollOptions, NewEnrollment};
 use otpgate_core::clock::{Clock, SystemClock};
+use otpgate_core::config::Config;
 use otpgate_core::otp::Algorithm;
-use otpgate_core::recovery;
+use otpgate_core::recovery::RecoveryCode;
 use otpgate_core::secret::Secret;
 use otpgate_core::store::Location;
+use otpgate_core::uri;
+use std::io::IsTerminal;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 #[derive(Args, Debug)]
 pub struct EnrollArgs {
@@ -31,20 +36,27 @@ pub struct EnrollArgs {
     /// HMAC hash: SHA1, SHA256 or SHA512 (default from the config: SHA1).
     #[arg(long, value_name = "NAME", value_parser = parse_algorithm)]
     algorithm: Option<Algorithm>,
-    /// Replace an existing enrollment.
+    /// Replace an existing enrollment (asks for a current code unless root).
     #[arg(long)]
     force: bool,
-    /// Number of recovery codes to generate (0 for none).
-    #[arg(long, value_name = "N", default_value_t = recovery::DEFAULT_COUNT)]
-    recovery_codes: usize,
+    /// Number of recovery codes to generate (0 for none; default from the config).
+    #[arg(long, value_name = "N")]
+    recovery_codes: Option<usize>,
+    /// Where the QR code goes: terminal (default), none, png=PATH or svg=PATH.
+    #[arg(long, value_name = "WHERE", value_parser = qr::parse_target, default_value = "terminal")]
+    qr: QrTarget,
+    /// Print the key URI, secret and recovery codes as JSON on stdout
+    /// (sensitive: for provisioning tools; everything else goes to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
-fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+pub fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
     Algorithm::parse(s)
         .ok_or_else(|| format!("unknown algorithm {s:?}; use SHA1, SHA256 or SHA512"))
 }
 
-fn read_secret(arg: &str) -> Result<Secret, String> {
+pub fn read_secret(arg: &str) -> Result<Secret, String> {
     let text = if arg == "-" {
         term::read_line(if term::interactive() {
             "Secret (base32): "
@@ -53,9 +65,58 @@ fn read_secret(arg: &str) -> Result<Secret, String> {
         })?
         .ok_or("no secret on standard input")?
     } else {
-        zeroize::Zeroizing::new(arg.to_string())
+        Zeroizing::new(arg.to_string())
     };
     Secret::from_base32(&text).map_err(|e| format!("--secret: {e}"))
+}
+
+fn now() -> Result<u64, String> {
+    SystemClock
+        .now()
+        .ok_or_else(|| "the system clock is set before 1970".to_string())
+}
+
+/// Asks for a current code of the existing enrollment before a non-root
+/// user may change it. Root is not asked.
+pub fn require_code_or_root(
+    caller: &Caller,
+    config: &Config,
+    location: &Location,
+    what: &str,
+) -> Result<(), String> {
+    if caller.is_root() {
+        return Ok(());
+    }
+    let Some(existing) = location.load().map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let code = term::read_line("Current code from your app: ")?
+        .ok_or_else(|| format!("{what} needs a current code from your app; nothing was changed"))?;
+    if admin::current_code_valid(&existing, &code, now()?, config.window) {
+        Ok(())
+    } else {
+        Err(format!(
+            "that code is not valid; {what} refused and nothing was changed"
+        ))
+    }
+}
+
+/// Prints recovery codes with the advice that goes with them.
+pub fn print_recovery_codes(out: &mut dyn std::io::Write, codes: &[RecoveryCode]) {
+    if codes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nRecovery codes: each works once, instead of a code from your app (for a lost phone)."
+    );
+    let _ = writeln!(
+        out,
+        "Store them somewhere safe now (a password manager or on paper): they are not shown again."
+    );
+    for code in codes {
+        let _ = writeln!(out, "    {}", code.display().as_str());
+    }
 }
 
 pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> {
@@ -66,55 +127,133 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
         return Err("--no-confirm is for administrators (root); run `otpgate enroll` without it and type a code from your app".into());
     }
     let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
-    admin::check_replace(&location, args.force, &account.name)?;
+    if admin::check_replace(&location, args.force, &account.name)? {
+        require_code_or_root(&caller, &config, &location, "replacing the enrollment")?;
+    }
     let secret = args.secret.as_deref().map(read_secret).transpose()?;
-    let now = SystemClock
-        .now()
-        .ok_or("the system clock is set before 1970")?;
     let opts = EnrollOptions {
         algorithm: args.algorithm,
         digits: args.digits,
         period: args.period,
-        recovery_codes: args.recovery_codes,
+        recovery_codes: args.recovery_codes.unwrap_or(config.recovery_codes),
     };
-    let new = NewEnrollment::prepare(&config, secret, &opts, now)?;
+    let new = NewEnrollment::prepare(&config, secret, &opts, now()?)?;
+    let issuer = config.effective_issuer();
+    let key_uri = uri::totp_uri(&issuer, &account.name, new.secret(), &new.params);
+
+    // The screen: to stdout, or to stderr when stdout carries the JSON.
+    let mut screen: Box<dyn std::io::Write> = if args.json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    show_key(&mut *screen, args, &issuer, &account.name, &new, &key_uri)?;
 
     if !args.no_confirm {
-        println!(
-            "Secret for {}: {}",
-            account.name,
-            new.secret().to_base32().as_str()
-        );
-        let mut confirmed = false;
-        for attempt in 1..=3 {
-            let Some(code) = term::read_line("Code from your app: ")? else {
-                break;
-            };
-            let now = SystemClock
-                .now()
-                .ok_or("the system clock is set before 1970")?;
-            if new.confirms(&code, now, config.window) {
-                confirmed = true;
-                break;
-            }
-            eprintln!(
-                "That code is not valid ({attempt} of 3). Check the app's clock and the account you added."
-            );
-        }
-        if !confirmed {
-            return Err("not enrolled: no valid code was entered; nothing was written. Run `otpgate enroll` again".into());
-        }
+        confirm(&new, &config)?;
     }
 
     location.save(&new.enrollment).map_err(|e| e.to_string())?;
-    println!("Enrolled {} ({}).", account.name, location.path.display());
-    if !new.recovery_codes.is_empty() {
-        println!(
-            "Recovery codes (each works once; store them somewhere safe, they are not shown again):"
-        );
-        for code in &new.recovery_codes {
-            println!("  {}", code.display().as_str());
-        }
+    if args.json {
+        let codes: Vec<String> = new
+            .recovery_codes
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect();
+        let doc = serde_json::json!({
+            "user": account.name,
+            "secret_file": location.path.display().to_string(),
+            "issuer": issuer,
+            "uri": key_uri.as_str(),
+            "secret": new.secret().to_base32().as_str(),
+            "algorithm": new.params.algorithm.as_str(),
+            "digits": new.params.digits,
+            "period": new.params.period,
+            "recovery_codes": codes,
+        });
+        outln!("{doc}");
+    } else {
+        outln!("\nEnrolled {} ({}).", account.name, location.path.display());
+        print_recovery_codes(&mut std::io::stdout(), &new.recovery_codes);
     }
     Ok(())
+}
+
+fn show_key(
+    screen: &mut dyn std::io::Write,
+    args: &EnrollArgs,
+    issuer: &str,
+    account: &str,
+    new: &NewEnrollment,
+    key_uri: &str,
+) -> Result<(), String> {
+    let w = |screen: &mut dyn std::io::Write, s: &str| {
+        let _ = writeln!(screen, "{s}");
+    };
+    match &args.qr {
+        QrTarget::Terminal => {
+            let matrix = qr::Matrix::encode(key_uri)?;
+            let ansi = std::io::stdout().is_terminal()
+                && !args.json
+                && std::env::var_os("NO_COLOR").is_none();
+            w(screen, "Scan this QR code with your authenticator app:\n");
+            let _ = write!(screen, "{}", matrix.to_terminal(ansi));
+        }
+        QrTarget::Png(p) => {
+            qr::write_private(p, &qr::Matrix::encode(key_uri)?.to_png(8)?)?;
+            w(
+                screen,
+                &format!(
+                    "QR code written to {} (it holds the secret: delete it after scanning).",
+                    p.display()
+                ),
+            );
+        }
+        QrTarget::Svg(p) => {
+            qr::write_private(p, qr::Matrix::encode(key_uri)?.to_svg(8).as_bytes())?;
+            w(
+                screen,
+                &format!(
+                    "QR code written to {} (it holds the secret: delete it after scanning).",
+                    p.display()
+                ),
+            );
+        }
+        QrTarget::None => {}
+    }
+    w(screen, &format!("\nAccount: {issuer}:{account}"));
+    w(
+        screen,
+        &format!(
+            "Key (time-based, enter by hand if you cannot scan): {}",
+            uri::grouped(new.secret()).as_str()
+        ),
+    );
+    w(screen, &format!("Key URI: {key_uri}"));
+    if !new.params.is_default() {
+        w(
+            screen,
+            &format!(
+                "Warning: {} / {} digits / {} s is not SHA1 / 6 / 30. Google Authenticator and Microsoft Authenticator may ignore these settings and show wrong codes; Aegis and FreeOTP honour them.",
+                new.params.algorithm, new.params.digits, new.params.period
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn confirm(new: &NewEnrollment, config: &Config) -> Result<(), String> {
+    for attempt in 1..=3 {
+        let Some(code) = term::read_line(&format!("\nCode from your app ({attempt} of 3): "))?
+        else {
+            break;
+        };
+        if new.confirms(&code, now()?, config.window) {
+            return Ok(());
+        }
+        eprintln!(
+            "That code is not valid. Check that the app's clock is right and that you added this account."
+        );
+    }
+    Err("not enrolled: no valid code was entered, and nothing was written. Run `otpgate enroll` again".into())
 }

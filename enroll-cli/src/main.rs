@@ -2,10 +2,29 @@
 //! shell logins. A thin layer over `otpgate_core`: parse flags, talk to the
 //! terminal, print results; every rule lives in the core crate.
 
+/// `println!` that ignores a closed stdout (`otpgate audit | head`) instead
+/// of panicking with a backtrace.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+mod commands;
 mod enroll;
+mod qr;
 mod term;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,7 +33,7 @@ use std::process::ExitCode;
     name = "otpgate",
     version,
     about = "Two-factor authentication (TOTP codes and recovery codes) for SSH and sudo",
-    after_help = "Examples:\n  otpgate enroll                      set up your phone app (QR code)\n  sudo otpgate enroll --user alice --secret - --no-confirm < secret.txt\n  otpgate status\n\nSee otpgate(1), pam_otpgate(8) and otpgate.toml(5)."
+    after_help = "Examples:\n  otpgate enroll                      set up your phone app (QR code)\n  otpgate status                      what is set up, recovery codes left\n  sudo otpgate enroll --user alice --secret - --no-confirm < secret.txt\n  sudo otpgate reset --user alice     lost phone: remove alice's enrollment\n  sudo otpgate audit                  who is enrolled\n\nSee otpgate(1), pam_otpgate(8) and otpgate.toml(5)."
 )]
 struct Cli {
     /// Configuration file to use instead of /etc/otpgate/config.toml.
@@ -26,17 +45,138 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Enroll: create a secret for your authenticator app and recovery codes.
+    /// Set up two-factor authentication: secret, QR code, confirmation, recovery codes.
     #[command(
-        after_help = "Examples:\n  otpgate enroll\n  otpgate enroll --qr png=/tmp/qr.png\n  sudo otpgate enroll --user alice --secret - --no-confirm --json < secret.txt"
+        after_help = "Examples:\n  otpgate enroll\n  otpgate enroll --qr png=/tmp/qr.png\n  otpgate enroll --force                 replace your enrollment (asks a current code)\n  sudo otpgate enroll --user alice --secret - --no-confirm --json < secret.txt"
     )]
     Enroll(enroll::EnrollArgs),
+    /// Show enrollment, devices, recovery codes left and last use.
+    #[command(
+        after_help = "Examples:\n  otpgate status\n  sudo otpgate status --user alice --json"
+    )]
+    Status {
+        /// Show this user (root only).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new set of recovery codes; the old set stops working.
+    #[command(
+        name = "recovery-codes",
+        after_help = "Examples:\n  otpgate recovery-codes                 asks a current code from your app\n  sudo otpgate recovery-codes --user alice --count 5"
+    )]
+    RecoveryCodes {
+        /// Act for this user (root only).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// How many codes (default: the config's recovery_codes, 10).
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+        /// Print the codes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove your enrollment (asks a current code unless root).
+    #[command(after_help = "Examples:\n  otpgate disable\n  sudo otpgate disable --user alice")]
+    Disable {
+        /// Act for this user (root only).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+    /// Lost phone: remove a user's enrollment and login state (root).
+    #[command(after_help = "Example:\n  sudo otpgate reset --user alice")]
+    Reset {
+        /// The user to reset.
+        #[arg(long, value_name = "NAME")]
+        user: String,
+    },
+    /// One row per login account: enrolled, since, recovery codes, last use, problems (root).
+    #[command(
+        after_help = "Examples:\n  sudo otpgate audit\n  sudo otpgate audit --json | jq '.[] | select(.enrolled == false) | .user'"
+    )]
+    Audit {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a config file and print the effective values.
+    #[command(
+        name = "check-config",
+        after_help = "Examples:\n  otpgate check-config\n  otpgate check-config /etc/otpgate/sudo.toml"
+    )]
+    CheckConfig {
+        /// The file (default: --config or /etc/otpgate/config.toml).
+        path: Option<PathBuf>,
+    },
+    /// Migrate an existing enrollment from another tool.
+    #[command(
+        after_help = "Examples:\n  otpgate import google-authenticator\n  sudo otpgate import google-authenticator --user alice"
+    )]
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  otpgate completions bash > /etc/bash_completion.d/otpgate")]
+    Completions {
+        /// bash, zsh or fish.
+        shell: Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// Read ~/.google_authenticator (google-authenticator-libpam): the app's entry keeps working.
+    #[command(name = "google-authenticator")]
+    GoogleAuthenticator {
+        /// Import for this user (root only).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// The file to read (default: the user's ~/.google_authenticator).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// Replace an existing otpgate enrollment.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = cli.config.as_deref();
     let result = match &cli.command {
-        Command::Enroll(args) => enroll::run(cli.config.as_deref(), args),
+        Command::Enroll(args) => enroll::run(config, args),
+        Command::Status { user, json } => commands::status(config, user.as_deref(), *json),
+        Command::RecoveryCodes { user, count, json } => {
+            commands::recovery_codes(config, user.as_deref(), *count, *json)
+        }
+        Command::Disable { user } => commands::disable(config, user.as_deref()),
+        Command::Reset { user } => commands::reset(config, user),
+        Command::Audit { json } => commands::audit(config, *json),
+        Command::CheckConfig { path } => commands::check_config(config, path.as_deref()),
+        Command::Import {
+            from: ImportFrom::GoogleAuthenticator { user, file, force },
+        } => commands::import_google(config, user.as_deref(), file.as_deref(), *force),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "otpgate", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

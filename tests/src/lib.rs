@@ -201,6 +201,18 @@ impl World {
         self.pam("otpgate-test", user, &[code], at, None)
     }
 
+    /// Runs `n` logins at once with the same input; returns how many succeeded.
+    pub fn race(&self, user: &str, code: &str, n: usize, at: u64) -> usize {
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..n)
+                .map(|_| s.spawn(|| self.login(user, code, at).success))
+                .collect();
+            runs.into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        })
+    }
+
     /// Runs the misbehaving-conversation helper (see tests/helpers/pamconv.c).
     pub fn pamconv(&self, user: &str, mode: &str, reply: Option<&str>, at: u64) -> PamRun {
         let mut cmd = Command::new(&built().pamconv);
@@ -435,4 +447,123 @@ pub fn wrong_code(secret: &str, at: u64) -> String {
         .map(|n| format!("{n:06}"))
         .find(|c| !near.contains(c))
         .unwrap()
+}
+
+/// Decodes the QR code in an image file with zbarimg (zbar-tools); SVG is
+/// rendered with rsvg-convert first.
+pub fn decode_qr(path: &Path) -> String {
+    let png = if path.extension().is_some_and(|e| e == "svg") {
+        let png = path.with_extension("rendered.png");
+        let st = Command::new("rsvg-convert")
+            .arg("-o")
+            .arg(&png)
+            .arg(path)
+            .status()
+            .expect("rsvg-convert");
+        assert!(st.success());
+        png
+    } else {
+        path.to_path_buf()
+    };
+    let out = Command::new("zbarimg")
+        .args(["--raw", "-q"])
+        .arg(&png)
+        .output()
+        .expect("zbarimg");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Turns a QR code drawn with Unicode half blocks back into a PGM image
+/// (4 pixels per module) and decodes it, so the terminal output itself is
+/// what gets scanned.
+pub fn decode_terminal_qr(text: &str, scratch: &Path) -> String {
+    let rows: Vec<Vec<char>> = text
+        .lines()
+        .filter(|l| {
+            l.contains('█')
+                || l.contains('▀')
+                || l.contains('▄')
+                || (!l.is_empty() && l.trim().is_empty())
+        })
+        .map(|l| {
+            l.replace("\x1b[30;47m", "")
+                .replace("\x1b[0m", "")
+                .chars()
+                .collect()
+        })
+        .collect();
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let height = rows.len() * 2;
+    let scale = 4;
+    let mut pixels = vec![255u8; width * scale * height * scale];
+    for (ty, row) in rows.iter().enumerate() {
+        for (x, c) in row.iter().enumerate() {
+            let (top, bottom) = match c {
+                '█' => (true, true),
+                '▀' => (true, false),
+                '▄' => (false, true),
+                _ => (false, false),
+            };
+            for (dy, dark) in [(0, top), (1, bottom)] {
+                if !dark {
+                    continue;
+                }
+                let y = ty * 2 + dy;
+                for py in 0..scale {
+                    for px in 0..scale {
+                        pixels[(y * scale + py) * width * scale + x * scale + px] = 0;
+                    }
+                }
+            }
+        }
+    }
+    let mut pgm = format!("P5\n{} {}\n255\n", width * scale, height * scale).into_bytes();
+    pgm.extend_from_slice(&pixels);
+    std::fs::write(scratch, pgm).unwrap();
+    decode_qr(scratch)
+}
+
+/// Runs an expect(1) script (a real pseudo-terminal); returns its output.
+pub fn expect(script: &str) -> Output {
+    let mut cmd = Command::new("expect");
+    cmd.arg("-");
+    run_with_stdin(&mut cmd, script.as_bytes())
+}
+
+/// Recovery codes (`xxxx-xxxx-xxxx`) found in some output.
+pub fn recovery_codes_in(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| {
+            w.len() == 14
+                && w.matches('-').count() == 2
+                && w.bytes().all(|b| b == b'-' || b.is_ascii_alphanumeric())
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts a CLI run failed with a one-line message containing `text`.
+#[track_caller]
+pub fn assert_cli_error(out: &Output, text: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {err}"
+    );
+    assert!(err.contains(text), "stderr lacks {text:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Os {"),
+        "not a clean error: {err}"
+    );
+}
+
+/// stdout of a CLI run as text, asserting success.
+#[track_caller]
+pub fn cli_ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "CLI failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

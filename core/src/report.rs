@@ -1,0 +1,251 @@
+//! What `otpgate status` and `otpgate audit` show about a user.
+
+use crate::account::Account;
+use crate::clock::format_utc;
+use crate::config::Config;
+use crate::recovery;
+use crate::state::StateStore;
+use crate::store::Location;
+use crate::userfile::DeviceKind;
+use serde::Serialize;
+use std::path::Path;
+
+/// One device, for display.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeviceReport {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub algorithm: String,
+    pub digits: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    pub created: u64,
+}
+
+/// A user's 2FA status.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserReport {
+    pub user: String,
+    pub uid: u32,
+    pub secret_file: String,
+    pub enrolled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrolled_since: Option<u64>,
+    pub devices: Vec<DeviceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_total: Option<usize>,
+    /// `None` when the state could not be read (not root, or no state dir).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_left: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_method: Option<String>,
+    /// A problem with the file (unsafe mode or owner, malformed…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// A note about what could not be determined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Builds the report for one account.
+pub fn user_report(config: &Config, account: &Account) -> UserReport {
+    let mut r = UserReport {
+        user: account.name.clone(),
+        uid: account.uid,
+        secret_file: String::new(),
+        enrolled: false,
+        enrolled_since: None,
+        devices: Vec::new(),
+        recovery_codes_total: None,
+        recovery_codes_left: None,
+        last_success: None,
+        last_method: None,
+        problem: None,
+        note: None,
+    };
+    let location = match Location::of(config, account) {
+        Ok(l) => l,
+        Err(e) => {
+            r.problem = Some(e.to_string());
+            return r;
+        }
+    };
+    r.secret_file = location.path.display().to_string();
+    let enrollment = match location.load() {
+        Ok(Some(e)) => e,
+        Ok(None) => return r,
+        Err(e) => {
+            r.problem = Some(e.to_string());
+            return r;
+        }
+    };
+    r.enrolled = true;
+    r.enrolled_since = Some(enrollment.created);
+    r.devices = enrollment
+        .devices
+        .iter()
+        .map(|d| match d.kind {
+            DeviceKind::Totp(p) => DeviceReport {
+                name: d.name.clone(),
+                kind: "totp".into(),
+                algorithm: p.algorithm.to_string(),
+                digits: p.digits,
+                period: Some(p.period),
+                created: d.created,
+            },
+            DeviceKind::Hotp {
+                algorithm, digits, ..
+            } => DeviceReport {
+                name: d.name.clone(),
+                kind: "hotp".into(),
+                algorithm: algorithm.to_string(),
+                digits,
+                period: None,
+                created: d.created,
+            },
+        })
+        .collect();
+    r.recovery_codes_total = enrollment.recovery.as_ref().map(|s| s.hashes.len());
+    match read_state(&config.state_dir, &account.name) {
+        Ok(state) => {
+            let same = state.enrollment_id == enrollment.id;
+            let used: &[String] = if same { &state.used_recovery } else { &[] };
+            r.recovery_codes_left = Some(
+                enrollment
+                    .recovery
+                    .as_ref()
+                    .map_or(0, |s| recovery::remaining(s, used)),
+            );
+            r.last_success = state.last_success;
+            r.last_method = state.last_method;
+        }
+        Err(e) => {
+            r.note = Some(format!(
+                "login state not readable ({e}); run as root for recovery codes left and last use"
+            ))
+        }
+    }
+    r
+}
+
+fn read_state(dir: &Path, user: &str) -> Result<crate::state::UserState, String> {
+    match StateStore::open_existing(dir) {
+        Ok(store) => store.read(user).map_err(|e| e.to_string()),
+        Err(crate::state::StateError::Fs(e)) if e.is_not_found() => Ok(Default::default()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl UserReport {
+    /// Human-readable lines for `otpgate status`.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("User:            {} (uid {})\n", self.user, self.uid);
+        out.push_str(&format!("Secret file:     {}\n", self.secret_file));
+        if let Some(p) = &self.problem {
+            out.push_str(&format!("Problem:         {p}\n"));
+        }
+        if !self.enrolled {
+            if self.problem.is_none() {
+                out.push_str("Enrolled:        no (run `otpgate enroll`)\n");
+            }
+            return out;
+        }
+        if let Some(t) = self.enrolled_since {
+            out.push_str(&format!("Enrolled since:  {}\n", format_utc(t)));
+        }
+        for d in &self.devices {
+            let period = d.period.map_or(String::new(), |p| format!(", {p} s"));
+            out.push_str(&format!(
+                "Device:          {} ({}, {}, {} digits{period})\n",
+                d.name,
+                d.kind.to_uppercase(),
+                d.algorithm,
+                d.digits
+            ));
+        }
+        match (self.recovery_codes_left, self.recovery_codes_total) {
+            (Some(left), Some(total)) => {
+                out.push_str(&format!("Recovery codes:  {left} of {total} left\n"))
+            }
+            (None, Some(total)) => out.push_str(&format!("Recovery codes:  {total} issued\n")),
+            (_, None) => out.push_str("Recovery codes:  none (run `otpgate recovery-codes`)\n"),
+        }
+        match (self.last_success, &self.last_method) {
+            (Some(t), Some(m)) => {
+                out.push_str(&format!("Last success:    {} ({m})\n", format_utc(t)))
+            }
+            (Some(t), None) => out.push_str(&format!("Last success:    {}\n", format_utc(t))),
+            _ if self.note.is_none() => out.push_str("Last success:    never\n"),
+            _ => {}
+        }
+        if let Some(n) = &self.note {
+            out.push_str(&format!("Note:            {n}\n"));
+        }
+        out
+    }
+}
+
+/// Local accounts that can log in: a shell listed in /etc/shells.
+pub fn login_accounts() -> Result<Vec<Account>, String> {
+    let shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
+    let shells: Vec<&str> = shells
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('/'))
+        .collect();
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
+    Ok(parse_passwd(&passwd)
+        .into_iter()
+        .filter(|a| shells.iter().any(|s| Path::new(s) == a.shell))
+        .collect())
+}
+
+/// Parses passwd(5) lines.
+pub fn parse_passwd(text: &str) -> Vec<Account> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(Account {
+                name: f[0].to_string(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+                home: f[5].into(),
+                shell: f[6].into(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwd_lines_are_parsed_and_junk_skipped() {
+        let a = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\nbad line\nbob:x:1000:100::/home/bob:/bin/sh\n",
+        );
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[1].name, "bob");
+        assert_eq!(a[1].home, Path::new("/home/bob"));
+    }
+
+    #[test]
+    fn unenrolled_report_says_how_to_enroll() {
+        let config = Config {
+            secret_path: "/nonexistent-otpgate/%u.toml".into(),
+            ..Config::default()
+        };
+        let root = crate::account::by_name("root").unwrap().unwrap();
+        let r = user_report(&config, &root);
+        assert!(!r.enrolled);
+        assert!(r.to_text().contains("otpgate enroll"));
+    }
+}

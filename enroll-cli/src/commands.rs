@@ -1,0 +1,277 @@
+//! The other subcommands: status, recovery-codes, disable, reset, audit,
+//! check-config, import.
+
+use crate::enroll::{print_recovery_codes, require_code_or_root};
+use otpgate_core::admin::{self, Caller};
+use otpgate_core::clock::{Clock, SystemClock, format_utc};
+use otpgate_core::config::{Config, Source};
+use otpgate_core::fsutil::{self, FsIdentity, Trust};
+use otpgate_core::gauth::GoogleFile;
+use otpgate_core::otp::TotpParams;
+use otpgate_core::recovery::{self, RecoveryCode};
+use otpgate_core::report::{self, UserReport};
+use otpgate_core::state::StateStore;
+use otpgate_core::store::Location;
+use otpgate_core::userfile::Enrollment;
+use std::path::Path;
+
+fn now() -> Result<u64, String> {
+    SystemClock
+        .now()
+        .ok_or_else(|| "the system clock is set before 1970".to_string())
+}
+
+fn require_root(caller: &Caller, what: &str) -> Result<(), String> {
+    if caller.is_root() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is for administrators: run it as root (sudo otpgate {what})"
+        ))
+    }
+}
+
+fn load_enrolled(location: &Location, user: &str) -> Result<Enrollment, String> {
+    location.load().map_err(|e| e.to_string())?.ok_or_else(|| {
+        format!(
+            "{user} is not enrolled ({} does not exist); run `otpgate enroll` first",
+            location.path.display()
+        )
+    })
+}
+
+pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> Result<(), String> {
+    let caller = Caller::current()?;
+    let config = admin::load_config(config_path)?;
+    let account = admin::target_account(&caller, user, "show the status")?;
+    let r = report::user_report(&config, &account);
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
+        );
+    } else {
+        out!("{}", r.to_text());
+    }
+    Ok(())
+}
+
+pub fn recovery_codes(
+    config_path: Option<&Path>,
+    user: Option<&str>,
+    count: Option<usize>,
+    json: bool,
+) -> Result<(), String> {
+    let caller = Caller::current()?;
+    let config = admin::load_config(config_path)?;
+    let account = admin::target_account(&caller, user, "make recovery codes")?;
+    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    let mut enrollment = load_enrolled(&location, &account.name)?;
+    require_code_or_root(&caller, &config, &location, "making new recovery codes")?;
+    let n = count.unwrap_or(config.recovery_codes);
+    let (codes, set) = recovery::generate_set(n, now()?)?;
+    enrollment.recovery = Some(set);
+    location.save(&enrollment).map_err(|e| e.to_string())?;
+    if json {
+        let codes: Vec<String> = codes.iter().map(|c| c.display().to_string()).collect();
+        outln!(
+            "{}",
+            serde_json::json!({ "user": account.name, "recovery_codes": codes })
+        );
+    } else {
+        outln!(
+            "New recovery codes for {}; the old ones no longer work.",
+            account.name
+        );
+        print_recovery_codes(&mut std::io::stdout(), &codes);
+    }
+    Ok(())
+}
+
+fn remove_state(config: &Config, user: &str) -> Result<bool, String> {
+    match StateStore::open_existing(&config.state_dir) {
+        Ok(store) => store.remove(user).map_err(|e| e.to_string()),
+        Err(otpgate_core::state::StateError::Fs(e)) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), String> {
+    let caller = Caller::current()?;
+    let config = admin::load_config(config_path)?;
+    let account = admin::target_account(&caller, user, "disable 2FA")?;
+    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    // A broken file can still be removed (often the very reason to disable),
+    // so only its existence is required here.
+    if !location.exists().map_err(|e| e.to_string())? {
+        return Err(format!(
+            "{} is not enrolled ({} does not exist); nothing to disable",
+            account.name,
+            location.path.display()
+        ));
+    }
+    require_code_or_root(&caller, &config, &location, "disabling 2FA")?;
+    location.remove().map_err(|e| e.to_string())?;
+    if caller.is_root() {
+        remove_state(&config, &account.name)?;
+    }
+    outln!(
+        "2FA disabled for {}: {} removed.",
+        account.name,
+        location.path.display()
+    );
+    if !config.nullok {
+        eprintln!(
+            "Warning: where pam_otpgate is required, {} can no longer log in (nullok is off) until they run `otpgate enroll` again.",
+            account.name
+        );
+    }
+    Ok(())
+}
+
+pub fn reset(config_path: Option<&Path>, user: &str) -> Result<(), String> {
+    let caller = Caller::current()?;
+    require_root(&caller, "reset")?;
+    let config = admin::load_config(config_path)?;
+    let account = admin::target_account(&caller, Some(user), "reset")?;
+    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    let had_file = location.remove().map_err(|e| e.to_string())?;
+    let had_state = remove_state(&config, &account.name)?;
+    if !had_file && !had_state {
+        return Err(format!(
+            "{user} is not enrolled and has no login state; nothing to reset"
+        ));
+    }
+    outln!(
+        "Reset {user}: enrollment {}, login state {}. They can enroll again with `otpgate enroll`.",
+        if had_file { "removed" } else { "absent" },
+        if had_state { "cleared" } else { "absent" }
+    );
+    Ok(())
+}
+
+pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
+    let caller = Caller::current()?;
+    require_root(&caller, "audit")?;
+    let config = admin::load_config(config_path)?;
+    let rows: Vec<UserReport> = report::login_accounts()?
+        .iter()
+        .map(|a| report::user_report(&config, a))
+        .collect();
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    outln!(
+        "{:<20} {:<9} {:<24} {:<9} {:<24} PROBLEM",
+        "USER",
+        "ENROLLED",
+        "SINCE",
+        "RECOVERY",
+        "LAST USE"
+    );
+    let when = |t: Option<u64>| t.map_or_else(|| "-".to_string(), format_utc);
+    for r in &rows {
+        let recovery = match (r.recovery_codes_left, r.recovery_codes_total) {
+            (Some(l), Some(t)) => format!("{l}/{t}"),
+            (None, Some(t)) => format!("?/{t}"),
+            _ => "-".into(),
+        };
+        outln!(
+            "{:<20} {:<9} {:<24} {:<9} {:<24} {}",
+            r.user,
+            if r.enrolled {
+                "yes"
+            } else if r.problem.is_some() {
+                "broken"
+            } else {
+                "no"
+            },
+            when(r.enrolled_since),
+            recovery,
+            when(r.last_success),
+            r.problem.as_deref().unwrap_or("")
+        );
+    }
+    let enrolled = rows.iter().filter(|r| r.enrolled).count();
+    let broken = rows.iter().filter(|r| r.problem.is_some()).count();
+    outln!(
+        "\n{enrolled} of {} login accounts enrolled; {broken} with problems.",
+        rows.len()
+    );
+    Ok(())
+}
+
+pub fn check_config(config_path: Option<&Path>, positional: Option<&Path>) -> Result<(), String> {
+    let path = positional.or(config_path);
+    let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
+    let config = Config::load(&source).map_err(|e| e.to_string())?;
+    let shown = source.path().display();
+    if matches!(source, Source::Default) && !source.path().exists() {
+        outln!("# {shown} does not exist: built-in defaults apply");
+    } else {
+        outln!("# {shown}: OK");
+    }
+    outln!(
+        "# effective values (issuer \"\" means the host name: {})",
+        config.effective_issuer()
+    );
+    out!("{}", config.to_toml());
+    Ok(())
+}
+
+pub fn import_google(
+    config_path: Option<&Path>,
+    user: Option<&str>,
+    file: Option<&Path>,
+    force: bool,
+) -> Result<(), String> {
+    let caller = Caller::current()?;
+    let config = admin::load_config(config_path)?;
+    let account = admin::target_account(&caller, user, "import")?;
+    let path = file.map_or_else(
+        || account.home.join(".google_authenticator"),
+        Path::to_path_buf,
+    );
+    let text = {
+        let _id = FsIdentity::become_user(account.uid, account.gid).map_err(|e| e.to_string())?;
+        fsutil::read_private_file(&path, Trust { owner: account.uid }, 64 * 1024)
+            .map_err(|e| format!("cannot import: {e}"))?
+    };
+    let text = std::str::from_utf8(&text).map_err(|_| format!("{} is not text", path.display()))?;
+    let google = GoogleFile::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let params = TotpParams::new(otpgate_core::otp::Algorithm::SHA1, 6, google.period)?;
+    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    if admin::check_replace(&location, force, &account.name)? {
+        require_code_or_root(&caller, &config, &location, "replacing the enrollment")?;
+    }
+    let now = now()?;
+    let mut enrollment =
+        Enrollment::new(google.secret.clone(), params, now).map_err(|e| e.to_string())?;
+    if !google.scratch_codes.is_empty() {
+        let codes: Vec<RecoveryCode> = google
+            .scratch_codes
+            .iter()
+            .filter_map(|c| RecoveryCode::from_scratch(c))
+            .collect();
+        enrollment.recovery = Some(recovery::hash_set(&codes, now)?);
+    }
+    location.save(&enrollment).map_err(|e| e.to_string())?;
+    outln!(
+        "Imported {} into {} for {}: the app's existing entry keeps working.",
+        path.display(),
+        location.path.display(),
+        account.name
+    );
+    for note in google.notes(config.window) {
+        outln!("Note: {note}");
+    }
+    outln!(
+        "{} was left in place; remove it once pam_google_authenticator is out of the PAM stack.",
+        path.display()
+    );
+    Ok(())
+}

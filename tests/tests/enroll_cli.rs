@@ -1,0 +1,592 @@
+//! Issue 3: the enrollment CLI, recovery codes at login, status, reset,
+//! audit, check-config and import, through the real binary and the real module.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use otpgate_tests::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn uri_in(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("Key URI: "))
+        .expect("a Key URI line")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn terminal_png_and_svg_qr_codes_decode_to_the_printed_uri() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let out = w.otpgate(&["enroll", "--user", &u.name, "--no-confirm"], "");
+    let text = cli_ok(&out);
+    let uri = uri_in(&text);
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    for part in ["&algorithm=SHA1", "&digits=6", "&period=30", "issuer="] {
+        assert!(uri.contains(part), "{uri} lacks {part}");
+    }
+    assert_eq!(decode_terminal_qr(&text, &w.dir.join("term.pgm")), uri);
+
+    for (kind, file) in [("png", "qr.png"), ("svg", "qr.svg")] {
+        let path = w.dir.join(file);
+        let arg = format!("{kind}={}", path.display());
+        let out = w.otpgate(
+            &[
+                "enroll",
+                "--user",
+                &u.name,
+                "--no-confirm",
+                "--force",
+                "--qr",
+                &arg,
+            ],
+            "",
+        );
+        let text = cli_ok(&out);
+        assert_eq!(decode_qr(&path), uri_in(&text), "{kind}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the image holds the secret");
+    }
+    let out = w.otpgate(
+        &[
+            "enroll",
+            "--user",
+            &u.name,
+            "--no-confirm",
+            "--force",
+            "--qr",
+            "none",
+        ],
+        "",
+    );
+    assert!(!cli_ok(&out).contains('█'));
+}
+
+#[test]
+fn non_default_parameters_warn_and_appear_in_the_uri() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let out = w.otpgate(
+        &[
+            "enroll",
+            "--user",
+            &u.name,
+            "--no-confirm",
+            "--digits",
+            "8",
+            "--period",
+            "60",
+            "--algorithm",
+            "sha256",
+            "--qr",
+            "none",
+        ],
+        "",
+    );
+    let text = cli_ok(&out);
+    assert!(
+        text.contains("algorithm=SHA256&digits=8&period=60"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Google Authenticator") && text.contains("may ignore"),
+        "{text}"
+    );
+}
+
+/// Drives `otpgate enroll` as the user through a real pseudo-terminal.
+fn interactive_enroll(w: &World, u: &TestUser, codes: &str) -> std::process::Output {
+    let script = format!(
+        r#"
+set timeout 20
+log_user 1
+spawn setpriv --reuid={uid} --regid={gid} --init-groups env HOME={home} {cli} --config {config} enroll
+expect {{
+    -re {{Key \(time-based[^:]*: ([A-Z2-7 ]+)\r}} {{ set secret [string map {{" " ""}} $expect_out(1,string)] }}
+    timeout {{ puts "NO-SECRET"; exit 3 }}
+}}
+set code [exec oathtool --totp -b $secret]
+set bad [format %06d [expr {{([scan $code %d] + 500000) % 1000000}}]]
+foreach what {{ {codes} }} {{
+    expect {{
+        -re {{Code from your app \(. of 3\): }} {{}}
+        timeout {{ puts "NO-PROMPT"; exit 3 }}
+        eof {{ break }}
+    }}
+    if {{ $what eq "good" }} {{ send "[exec oathtool --totp -b $secret]\r" }} else {{ send "$bad\r" }}
+}}
+expect eof
+catch wait result
+exit [lindex $result 3]
+"#,
+        uid = u.uid,
+        gid = u.gid,
+        home = u.home.display(),
+        cli = cli_path().display(),
+        config = w.config.display(),
+    );
+    expect(&script)
+}
+
+#[test]
+fn interactive_enrollment_wrong_thrice_writes_nothing() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let out = interactive_enroll(&w, &u, "bad bad bad");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("nothing was written"), "{text}");
+    assert_eq!(text.matches("That code is not valid").count(), 3, "{text}");
+    assert!(!u.secret_file().exists());
+    assert!(
+        !u.home.join(".config/otpgate").exists()
+            || std::fs::read_dir(u.home.join(".config/otpgate"))
+                .unwrap()
+                .count()
+                == 0
+    );
+}
+
+#[test]
+fn interactive_enrollment_then_each_recovery_code_logs_in_once() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    w.set_config("recovery_codes = 3\n");
+    let out = interactive_enroll(&w, &u, "bad good");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Enrolled"), "{text}");
+    let meta = std::fs::metadata(u.secret_file()).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (u.uid, 0o600));
+    let codes = recovery_codes_in(&text);
+    assert_eq!(codes.len(), 3, "{text}");
+    let file = std::fs::read_to_string(u.secret_file()).unwrap();
+    for c in &codes {
+        assert!(
+            !file.contains(c.as_str()) && !file.contains(&c.replace('-', "")),
+            "codes are stored hashed only"
+        );
+    }
+    for (i, code) in codes.iter().enumerate() {
+        // Typed in upper case with spaces: case and separators do not matter.
+        let typed = code.to_uppercase().replace('-', " ");
+        let run = w.login(&u.name, &typed, T0 + i as u64);
+        run.assert_ok();
+        let left = 2 - i;
+        assert!(
+            run.stdout
+                .contains(&format!("{left} recovery code(s) left")),
+            "{run:#?}"
+        );
+        assert!(
+            run.stdout.contains("otpgate recovery-codes"),
+            "at 0-2 left the user is warned: {run:#?}"
+        );
+        run.assert_logged(&format!("method=recovery-code remaining={left}"));
+        w.login(&u.name, code, T0 + 10)
+            .assert_denied("recovery code already used");
+    }
+    let status = cli_ok(&w.otpgate_as(&u, &["status"], ""));
+    assert!(status.contains("Recovery codes:  0 of 3 left"), "{status}");
+}
+
+#[test]
+fn a_recovery_code_works_once_when_logins_race() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let out = w.otpgate(
+        &[
+            "enroll",
+            "--user",
+            &u.name,
+            "--no-confirm",
+            "--json",
+            "--recovery-codes",
+            "2",
+        ],
+        "",
+    );
+    let codes = recovery_codes_in(&cli_ok(&out));
+    let code = &codes[0];
+    assert_eq!(w.race(&u.name, code, 12, T0), 1);
+    w.login(&u.name, &codes[1], T0).assert_ok();
+    w.login(&u.name, "zzzz-zzzz-zzzz", T0)
+        .assert_denied("wrong recovery code");
+}
+
+#[test]
+fn json_provisioning_output_is_complete() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let out = w.otpgate(
+        &[
+            "enroll",
+            "--user",
+            &u.name,
+            "--secret",
+            "-",
+            "--no-confirm",
+            "--json",
+        ],
+        RFC_SECRET,
+    );
+    let text = cli_ok(&out);
+    let line = text.lines().last().unwrap();
+    for key in [
+        "\"uri\":",
+        "\"secret\":\"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"",
+        "\"recovery_codes\":",
+        "\"user\":",
+    ] {
+        assert!(line.contains(key), "{line}");
+    }
+    assert_eq!(recovery_codes_in(line).len(), 10);
+    w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+}
+
+#[test]
+fn existing_enrollment_needs_force_and_a_current_code_from_a_user() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    w.enroll(&u.name, RFC_SECRET);
+    let before = std::fs::read(u.secret_file()).unwrap();
+    assert_cli_error(
+        &w.otpgate(&["enroll", "--user", &u.name, "--no-confirm"], ""),
+        "already enrolled",
+    );
+    // The user with --force must prove they hold the current device.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = w.otpgate_as(
+        &u,
+        &["enroll", "--force", "--qr", "none"],
+        &format!("{}\n", wrong_code(RFC_SECRET, now)),
+    );
+    assert_cli_error(&out, "not valid");
+    assert_eq!(
+        std::fs::read(u.secret_file()).unwrap(),
+        before,
+        "nothing changed"
+    );
+}
+
+#[test]
+fn permission_and_flag_errors_are_one_clear_line() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let other = TestUser::new(&w);
+    assert_cli_error(
+        &w.otpgate_as(&u, &["enroll", "--user", &other.name, "--no-confirm"], ""),
+        "only root can enroll",
+    );
+    assert_cli_error(
+        &w.otpgate_as(&u, &["enroll", "--no-confirm"], ""),
+        "--no-confirm is for administrators",
+    );
+    assert_cli_error(
+        &w.otpgate_as(&u, &["status", "--user", &other.name], ""),
+        "only root",
+    );
+    assert_cli_error(
+        &w.otpgate_as(&u, &["reset", "--user", &other.name], ""),
+        "for administrators",
+    );
+    assert_cli_error(&w.otpgate_as(&u, &["audit"], ""), "for administrators");
+    assert_cli_error(
+        &w.otpgate(&["enroll", "--user", "no-such-user-og", "--no-confirm"], ""),
+        "no such user",
+    );
+    assert_cli_error(
+        &w.otpgate(
+            &["enroll", "--user", &u.name, "--no-confirm", "--digits", "9"],
+            "",
+        ),
+        "digits must be from 6 to 8",
+    );
+    assert_cli_error(
+        &w.otpgate(
+            &["enroll", "--user", &u.name, "--no-confirm", "--secret", "-"],
+            "not base32!",
+        ),
+        "not valid base32",
+    );
+    assert_cli_error(
+        &w.otpgate(
+            &["enroll", "--user", &u.name, "--no-confirm", "--qr", "gif=x"],
+            "",
+        ),
+        "--qr",
+    );
+    let out = w.otpgate(&["enroll", "--bogus"], "");
+    assert_eq!(out.status.code(), Some(2), "bad flags exit 2");
+    assert!(!u.secret_file().exists());
+}
+
+#[test]
+fn commands_on_an_unenrolled_user() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let status = cli_ok(&w.otpgate_as(&u, &["status"], ""));
+    assert!(
+        status.contains("Enrolled:        no (run `otpgate enroll`)"),
+        "{status}"
+    );
+    assert_cli_error(
+        &w.otpgate_as(&u, &["recovery-codes"], ""),
+        "is not enrolled",
+    );
+    assert_cli_error(&w.otpgate_as(&u, &["disable"], ""), "is not enrolled");
+    assert_cli_error(
+        &w.otpgate(&["reset", "--user", &u.name], ""),
+        "nothing to reset",
+    );
+}
+
+#[test]
+fn status_shows_enrollment_use_and_file_problems() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    w.enroll(&u.name, RFC_SECRET);
+    w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    let text = cli_ok(&w.otpgate_as(&u, &["status"], ""));
+    for part in [
+        "Enrolled since:",
+        "TOTP, SHA1, 6 digits, 30 s",
+        "Last success:    2027-01-15 08:00:00 UTC (default)",
+        "secret.toml",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    let json = cli_ok(&w.otpgate(&["status", "--user", &u.name, "--json"], ""));
+    assert!(
+        json.contains("\"enrolled\": true") && json.contains("\"last_success\": 1800000000"),
+        "{json}"
+    );
+    std::fs::set_permissions(u.secret_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = cli_ok(&w.otpgate(&["status", "--user", &u.name], ""));
+    assert!(
+        text.contains("Problem:") && text.contains("chmod 600"),
+        "{text}"
+    );
+}
+
+#[test]
+fn recovery_codes_regeneration_revokes_the_old_set() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let old = recovery_codes_in(&cli_ok(&w.otpgate(
+        &[
+            "enroll",
+            "--user",
+            &u.name,
+            "--no-confirm",
+            "--json",
+            "--recovery-codes",
+            "2",
+        ],
+        "",
+    )));
+    let new = recovery_codes_in(&cli_ok(
+        &w.otpgate(&["recovery-codes", "--user", &u.name, "--count", "4"], ""),
+    ));
+    assert_eq!(new.len(), 4);
+    w.login(&u.name, &old[0], T0)
+        .assert_denied("wrong recovery code");
+    w.login(&u.name, &new[0], T0).assert_ok();
+}
+
+#[test]
+fn disable_by_the_user_needs_a_current_code() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    w.enroll(&u.name, RFC_SECRET);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_cli_error(
+        &w.otpgate_as(
+            &u,
+            &["disable"],
+            &format!("{}\n", wrong_code(RFC_SECRET, now)),
+        ),
+        "not valid",
+    );
+    assert!(u.secret_file().exists());
+    let out = w.otpgate_as(&u, &["disable"], &format!("{}\n", code_at(RFC_SECRET, now)));
+    cli_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("can no longer log in"));
+    assert!(!u.secret_file().exists());
+}
+
+#[test]
+fn admin_reset_removes_enrollment_and_state() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    w.enroll(&u.name, RFC_SECRET);
+    w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    assert!(w.state_file(&u.name).exists());
+    let text = cli_ok(&w.otpgate(&["reset", "--user", &u.name], ""));
+    assert!(
+        text.contains("enrollment removed") && text.contains("login state cleared"),
+        "{text}"
+    );
+    assert!(!u.secret_file().exists() && !w.state_file(&u.name).exists());
+    w.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
+        .assert_denied("not enrolled");
+}
+
+#[test]
+fn audit_lists_login_accounts_with_their_state() {
+    let w = World::new();
+    let a = TestUser::new(&w);
+    let b = TestUser::new(&w);
+    let c = TestUser::new(&w);
+    w.enroll(&a.name, RFC_SECRET);
+    w.enroll(&c.name, RFC_SECRET);
+    std::fs::set_permissions(c.secret_file(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = cli_ok(&w.otpgate(&["audit"], ""));
+    let row = |n: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{n} ")))
+            .unwrap_or_else(|| panic!("no row for {n}: {text}"))
+            .to_string()
+    };
+    assert!(row(&a.name).contains(" yes "), "{text}");
+    assert!(row(&b.name).contains(" no "), "{text}");
+    assert!(
+        row(&c.name).contains("broken") && row(&c.name).contains("chmod 600"),
+        "{text}"
+    );
+    let json = cli_ok(&w.otpgate(&["audit", "--json"], ""));
+    assert!(json.contains(&format!("\"user\": \"{}\"", b.name)));
+}
+
+#[test]
+fn check_config_prints_effective_values_or_the_error() {
+    let w = World::new();
+    w.set_config("window = 2\n");
+    let text = cli_ok(&w.otpgate(&["check-config"], ""));
+    assert!(
+        text.contains("OK") && text.contains("window = 2") && text.contains("digits = 6"),
+        "{text}"
+    );
+    let bad = w.dir.join("bad.toml");
+    std::fs::write(&bad, "digits = 12\n").unwrap();
+    assert_cli_error(
+        &w.otpgate(&["check-config", bad.to_str().unwrap()], ""),
+        "key `digits`: 12 is out of range; allowed: 6 to 8",
+    );
+}
+
+#[test]
+fn completions_are_generated_for_three_shells() {
+    let w = World::new();
+    for (shell, marker) in [
+        ("bash", "complete"),
+        ("zsh", "#compdef otpgate"),
+        ("fish", "complete -c otpgate"),
+    ] {
+        let text = cli_ok(&w.otpgate(&["completions", shell], ""));
+        assert!(
+            text.contains(marker) && text.contains("recovery-codes"),
+            "{shell}"
+        );
+    }
+}
+
+fn google_file(w: &World, u: &TestUser, args: &[&str]) -> std::path::PathBuf {
+    let path = u.home.join(".google_authenticator");
+    let out = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--init-groups")
+        .arg("google-authenticator")
+        .args(args)
+        .args(["-f", "-C", "-q", "-s"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            // HOTP set-up asks whether to widen the window: answer no.
+            let _ = child.stdin.take().unwrap().write_all(b"n\n");
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success() || path.exists(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = w;
+    path
+}
+
+#[test]
+fn import_from_a_real_google_authenticator_file() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let path = google_file(
+        &w,
+        &u,
+        &["-t", "-d", "-r", "3", "-R", "30", "-w", "3", "-e", "3"],
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let secret = text.lines().next().unwrap().to_string();
+    let scratch: Vec<String> = text
+        .lines()
+        .filter(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+        .map(String::from)
+        .collect();
+    assert_eq!(scratch.len(), 3);
+    let out = w.otpgate_as(&u, &["import", "google-authenticator"], "");
+    let report = cli_ok(&out);
+    assert!(
+        report.contains("keeps working")
+            && report.contains("RATE_LIMIT")
+            && report.contains("scratch code"),
+        "{report}"
+    );
+    let file = std::fs::read_to_string(u.secret_file()).unwrap();
+    assert!(
+        !file.contains(&scratch[0]),
+        "scratch codes are stored hashed"
+    );
+    w.login(&u.name, &code_at(&secret, T0), T0).assert_ok();
+    w.login(&u.name, &scratch[0], T0).assert_ok();
+    w.login(&u.name, &scratch[0], T0)
+        .assert_denied("recovery code already used");
+    assert!(path.exists(), "the original file is left in place");
+}
+
+#[test]
+fn import_reports_hotp_files_and_writes_nothing() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    google_file(&w, &u, &["-c", "-w", "3", "-e", "1"]);
+    assert_cli_error(
+        &w.otpgate(&["import", "google-authenticator", "--user", &u.name], ""),
+        "counter-based (HOTP)",
+    );
+    assert!(!u.secret_file().exists());
+    assert_cli_error(
+        &w.otpgate(
+            &[
+                "import",
+                "google-authenticator",
+                "--user",
+                &u.name,
+                "--file",
+                "/nonexistent/ga",
+            ],
+            "",
+        ),
+        "does not exist",
+    );
+}
