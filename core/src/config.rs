@@ -4,6 +4,7 @@
 use crate::fsutil::{self, FsError, Trust};
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
 use crate::paths;
+use crate::policy::{Cidr, Enforce};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,28 @@ pub struct Config {
     pub debug: bool,
     /// Recovery codes made at enrollment and by `otpgate recovery-codes`.
     pub recovery_codes: usize,
+    /// "all": everyone must use a second factor; "enrolled": only enrolled users.
+    pub enforce: Enforce,
+    /// Members of these groups must use a second factor whatever `enforce` says.
+    pub enforce_groups: Vec<String>,
+    /// Days an unenrolled user who must use 2FA may still log in, counted from
+    /// the first login attempt the module sees. 0: no grace.
+    pub grace_period_days: u32,
+    /// Members of these groups are never asked (logged).
+    pub exempt_groups: Vec<String>,
+    /// Logins from these networks (CIDRs matched against PAM_RHOST) are never asked (logged).
+    pub exempt_networks: Vec<String>,
+    /// After a good code from a remote address, the same user from the same
+    /// address is not asked again for this many minutes. 0: off.
+    pub remember_minutes: u32,
+    /// Wrong codes within `failure_window` seconds that lock the second factor. 0: no lockout.
+    pub max_failures: u32,
+    /// Seconds over which wrong codes are counted.
+    pub failure_window: u64,
+    /// Seconds the second factor stays locked after `max_failures` wrong codes.
+    pub lockout_seconds: u64,
+    /// HOTP counters accepted ahead of the expected one (button presses not used to log in).
+    pub hotp_lookahead: u32,
 }
 
 impl Default for Config {
@@ -57,6 +80,16 @@ impl Default for Config {
             prompt: "Verification code: ".into(),
             debug: false,
             recovery_codes: crate::recovery::DEFAULT_COUNT,
+            enforce: Enforce::All,
+            enforce_groups: Vec::new(),
+            grace_period_days: 0,
+            exempt_groups: Vec::new(),
+            exempt_networks: Vec::new(),
+            remember_minutes: 0,
+            max_failures: 5,
+            failure_window: 300,
+            lockout_seconds: 900,
+            hotp_lookahead: 10,
         }
     }
 }
@@ -104,7 +137,8 @@ impl Source {
 impl Config {
     /// Parses and validates config text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| err(source, tidy_toml_error(&e)))?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| err(source, tidy_toml_error(&e, text)))?;
         config.validate(source)?;
         Ok(config)
     }
@@ -160,6 +194,15 @@ impl Config {
             let parsed = match (&table[key], parsed) {
                 (toml::Value::String(_), v @ toml::Value::String(_)) => v,
                 (toml::Value::String(_), _) => toml::Value::String(value.clone()),
+                (toml::Value::Array(_), v @ toml::Value::Array(_)) => v,
+                // PAM arguments cannot hold TOML arrays: take a comma list.
+                (toml::Value::Array(_), _) => toml::Value::Array(
+                    value
+                        .split(',')
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
+                ),
                 (_, v) => v,
             };
             table.insert(key.clone(), parsed);
@@ -223,10 +266,50 @@ impl Config {
                 ),
             ));
         }
+        for net in &self.exempt_networks {
+            net.parse::<Cidr>()
+                .map_err(|e| err(source, format!("key `exempt_networks`: {e}")))?;
+        }
+        for (key, value, max) in [
+            ("grace_period_days", u64::from(self.grace_period_days), 3650),
+            ("remember_minutes", u64::from(self.remember_minutes), 10_080),
+            ("max_failures", u64::from(self.max_failures), 1000),
+            ("failure_window", self.failure_window, 86_400),
+            ("lockout_seconds", self.lockout_seconds, 604_800),
+            ("hotp_lookahead", u64::from(self.hotp_lookahead), 100),
+        ] {
+            if value > max {
+                return Err(err(
+                    source,
+                    format!("key `{key}`: {value} is out of range; allowed: 0 to {max}"),
+                ));
+            }
+        }
+        if self.max_failures > 0 && (self.failure_window == 0 || self.lockout_seconds == 0) {
+            return Err(err(
+                source,
+                "keys `failure_window` and `lockout_seconds` must be at least 1 when `max_failures` is set",
+            ));
+        }
         if self.prompt.is_empty() || self.prompt.len() > 200 || self.prompt.contains('\0') {
             return Err(err(source, "key `prompt`: must be 1 to 200 characters"));
         }
         Ok(())
+    }
+
+    /// Checks what cannot be checked from the text alone: that the named
+    /// groups exist. Done at login too (a deleted group denies, fail closed).
+    pub fn check_system(&self) -> Result<(), String> {
+        crate::policy::check_groups("enforce_groups", &self.enforce_groups)?;
+        crate::policy::check_groups("exempt_groups", &self.exempt_groups)
+    }
+
+    /// The exempt networks, parsed (validated at load, so errors cannot occur).
+    pub fn exempt_cidrs(&self) -> Vec<Cidr> {
+        self.exempt_networks
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect()
     }
 
     /// The parameters new enrollments get.
@@ -264,13 +347,16 @@ fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
 }
 
 /// toml's messages carry a source excerpt spread over several lines; a log
-/// line needs one line, so fold them.
-fn tidy_toml_error(e: &toml::de::Error) -> String {
-    let mut msg = e.message().trim().to_string();
+/// line needs one line, so name the line and quote it instead.
+fn tidy_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let mut msg = e.message().trim().replace('\n', " ");
     if let Some(span) = e.span() {
-        msg = format!("{msg} (at byte {})", span.start);
+        let start = span.start.min(text.len());
+        let line_no = text[..start].matches('\n').count() + 1;
+        let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+        msg = format!("line {line_no} `{line}`: {msg}");
     }
-    msg.replace('\n', " ")
+    msg
 }
 
 #[cfg(test)]
@@ -378,6 +464,36 @@ mod tests {
             .with_overrides(&[("bogus".into(), "1".into())], "args")
             .unwrap_err();
         assert!(e.message.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn policy_keys_are_checked() {
+        let c = Config::parse(
+            "enforce = \"enrolled\"\nenforce_groups = [\"root\"]\nexempt_networks = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(c.enforce, Enforce::Enrolled);
+        assert_eq!(c.exempt_cidrs().len(), 2);
+        assert!(c.check_system().is_ok());
+        for (text, want) in [
+            ("enforce = \"some\"", "enforce"),
+            ("exempt_networks = [\"10.0.0.0/40\"]", "exempt_networks"),
+            ("max_failures = 5000", "max_failures"),
+            ("max_failures = 3\nlockout_seconds = 0", "lockout_seconds"),
+        ] {
+            let e = Config::parse(text, "c").unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        let c = Config::parse("exempt_groups = [\"no-such-group-og\"]", "c").unwrap();
+        assert!(c.check_system().unwrap_err().contains("no-such-group-og"));
+        let c = Config::default()
+            .with_overrides(
+                &[("exempt_networks".into(), "10.0.0.0/8,192.0.2.0/24".into())],
+                "args",
+            )
+            .unwrap();
+        assert_eq!(c.exempt_networks, ["10.0.0.0/8", "192.0.2.0/24"]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod input;
 pub mod login;
 pub mod otp;
 pub mod paths;
+pub mod policy;
 pub mod recovery;
 pub mod report;
 pub mod secret;

@@ -7,13 +7,15 @@
 
 use crate::account::{self, Account};
 use crate::clock::Clock;
+use crate::clock::format_utc;
 use crate::config::{Config, ConfigError, Source};
 use crate::input::{self, Input};
 use crate::otp;
 use crate::paths;
+use crate::policy::{self, Enforce};
 use crate::recovery::{self, RecoveryCode};
 use crate::state::{StateStore, UserState};
-use crate::store::{Location, StoreError};
+use crate::store::Location;
 use crate::userfile::{DeviceKind, Enrollment};
 use std::path::PathBuf;
 use zeroize::Zeroizing;
@@ -33,6 +35,8 @@ pub enum Outcome {
     AuthInfoUnavail,
     /// PAM_CONV_ERR: the application's conversation function failed.
     ConvErr,
+    /// PAM_MAXTRIES: locked out after too many wrong codes.
+    MaxTries,
 }
 
 /// Syslog priorities used.
@@ -57,6 +61,8 @@ pub trait Conversation {
     fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String>;
     /// Shows an informational line (PAM_TEXT_INFO).
     fn info(&mut self, text: &str);
+    /// Shows an error line (PAM_ERROR_MSG).
+    fn error(&mut self, text: &str);
 }
 
 /// Who is logging in, from the PAM items.
@@ -141,22 +147,48 @@ enum Plan {
         account: Box<Account>,
         enrollment: Box<Enrollment>,
     },
+    /// Not enrolled; `required` says whether policy demands a second factor.
     NotEnrolled {
+        account: Box<Account>,
         path: PathBuf,
+        required: bool,
+        why: String,
     },
+    Exempt(String),
     Unknown(String),
     Broken(String),
 }
 
-fn plan(config: &Config, user: &str, ctx: &mut Ctx) -> Plan {
-    if let Err(e) = paths::check_user_name(user) {
+fn plan(config: &Config, req: &Request, ctx: &mut Ctx) -> Plan {
+    if let Err(e) = paths::check_user_name(req.user) {
         return Plan::Unknown(e);
     }
-    let account = match account::by_name(user) {
+    let account = match account::by_name(req.user) {
         Ok(Some(a)) => a,
         Ok(None) => return Plan::Unknown("no such user".into()),
         Err(e) => return Plan::Broken(e),
     };
+    let needs_groups = !config.exempt_groups.is_empty() || !config.enforce_groups.is_empty();
+    let groups = if needs_groups {
+        match policy::group_names(&account) {
+            Ok(g) => g,
+            Err(e) => return Plan::Broken(e),
+        }
+    } else {
+        Vec::new()
+    };
+    if let Some(g) = config.exempt_groups.iter().find(|g| groups.contains(g)) {
+        return Plan::Exempt(format!("member of exempt group {}", quote(g)));
+    }
+    if let Some(ip) = policy::rhost_ip(req.rhost)
+        && let Some(net) = config
+            .exempt_networks
+            .iter()
+            .zip(config.exempt_cidrs())
+            .find(|(_, c)| c.contains(ip))
+    {
+        return Plan::Exempt(format!("remote address in exempt network {}", net.0));
+    }
     let location = match Location::of(config, &account) {
         Ok(l) => l,
         Err(e) => return Plan::Broken(e.to_string()),
@@ -178,13 +210,30 @@ fn plan(config: &Config, user: &str, ctx: &mut Ctx) -> Plan {
             account: Box::new(account),
             enrollment: Box::new(enrollment),
         },
-        Ok(None) => Plan::NotEnrolled {
-            path: location.path,
-        },
-        Err(e @ (StoreError::Fs(_) | StoreError::Format { .. } | StoreError::Path(_))) => {
-            Plan::Broken(e.to_string())
+        Ok(None) => {
+            let in_group = config.enforce_groups.iter().find(|g| groups.contains(g));
+            let (required, why) = match (in_group, config.enforce, config.nullok) {
+                (Some(g), _, _) => (true, format!("member of enforced group {}", quote(g))),
+                (None, Enforce::All, false) => (true, "enforce = \"all\"".to_string()),
+                (None, Enforce::All, true) => (false, "nullok is set".to_string()),
+                (None, Enforce::Enrolled, _) => (false, "enforce = \"enrolled\"".to_string()),
+            };
+            Plan::NotEnrolled {
+                account: Box::new(account),
+                path: location.path,
+                required,
+                why,
+            }
         }
+        Err(e) => Plan::Broken(e.to_string()),
     }
+}
+
+fn deny_line(ctx: &mut Ctx, level: Level, why: &str) {
+    ctx.line(
+        level,
+        &format!("result=denied reason=\"{}\"", why.escape_debug()),
+    );
 }
 
 /// The full decision for one `pam_sm_authenticate` call.
@@ -205,30 +254,81 @@ pub fn authenticate(
         ),
         debug: args.contains(&"debug"),
     };
-    let config = match ModuleArgs::parse(args).and_then(|a| a.load()) {
+    let config = match ModuleArgs::parse(args)
+        .and_then(|a| a.load())
+        .and_then(|c| {
+            c.check_system().map_err(|message| ConfigError {
+                source: "policy".into(),
+                message,
+            })?;
+            Ok(c)
+        }) {
         Ok(c) => c,
         Err(e) => {
-            ctx.line(
-                Level::Err,
-                &format!("result=denied reason=\"configuration error: {e}\""),
-            );
+            deny_line(&mut ctx, Level::Err, &format!("configuration error: {e}"));
             return Outcome::AuthInfoUnavail;
         }
     };
     ctx.debug = config.debug;
-    let plan = plan(&config, req.user, &mut ctx);
+    let Some(now) = clock.now() else {
+        deny_line(&mut ctx, Level::Err, "the system clock is set before 1970");
+        return Outcome::AuthInfoUnavail;
+    };
+    let plan = plan(&config, req, &mut ctx);
 
-    if let Plan::NotEnrolled { path } = &plan
-        && config.nullok
-    {
-        ctx.line(
-            Level::Warning,
-            &format!(
-                "result=ignored reason=\"not enrolled ({} missing); allowed without a code because nullok is set\"",
-                path.display()
-            ),
-        );
-        return Outcome::Ignore;
+    // Cases decided without a code.
+    match &plan {
+        Plan::Exempt(why) => {
+            ctx.line(
+                Level::Notice,
+                &format!("result=ignored reason=\"exempt: {}\"", why.escape_debug()),
+            );
+            return Outcome::Ignore;
+        }
+        Plan::NotEnrolled {
+            required: false,
+            path,
+            why,
+            ..
+        } => {
+            ctx.line(
+                Level::Warning,
+                &format!(
+                    "result=ignored reason=\"not enrolled ({} missing); allowed without a code because {}\"",
+                    path.display(),
+                    why.escape_debug()
+                ),
+            );
+            return Outcome::Ignore;
+        }
+        Plan::NotEnrolled {
+            required: true,
+            account,
+            ..
+        } if config.grace_period_days > 0 => match grace(&config, account, now) {
+            Ok(Some(deadline)) => {
+                let date = format_utc(deadline);
+                conv.info(&format!(
+                        "2FA required from {date}: run `otpgate enroll` to set up your authenticator app."
+                    ));
+                ctx.line(
+                    Level::Notice,
+                    &format!("result=ignored reason=\"not enrolled; grace period until {date}\""),
+                );
+                return Outcome::Ignore;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                deny_line(&mut ctx, Level::Err, &e);
+                return Outcome::AuthInfoUnavail;
+            }
+        },
+        Plan::Enrolled { account, .. } => {
+            if let Some(outcome) = before_prompt(&config, account, req, now, conv, &mut ctx) {
+                return outcome;
+            }
+        }
+        _ => {}
     }
 
     // Everyone else is prompted, so the prompt reveals neither which accounts
@@ -236,46 +336,44 @@ pub fn authenticate(
     let reply = match conv.ask_hidden(&config.prompt) {
         Ok(Some(r)) => r,
         Ok(None) => {
-            ctx.line(
+            deny_line(
+                &mut ctx,
                 Level::Notice,
-                "result=denied reason=\"the application returned no reply (NULL response)\"",
+                "the application returned no reply (NULL response)",
             );
             return Outcome::AuthErr;
         }
         Err(e) => {
-            ctx.line(
-                Level::Err,
-                &format!("result=denied reason=\"conversation failed: {e}\""),
-            );
+            deny_line(&mut ctx, Level::Err, &format!("conversation failed: {e}"));
             return Outcome::ConvErr;
         }
     };
 
     match plan {
         Plan::Unknown(why) => {
-            ctx.line(
-                Level::Notice,
-                &format!("result=denied reason=\"unknown user: {why}\""),
-            );
+            deny_line(&mut ctx, Level::Notice, &format!("unknown user: {why}"));
             Outcome::UserUnknown
         }
-        Plan::NotEnrolled { path } => {
-            ctx.line(
+        Plan::NotEnrolled { path, why, .. } => {
+            conv.error(
+                "Two-factor authentication is required for this account, but it is not set up. \
+                 Log in another way and run `otpgate enroll`, or ask an administrator.",
+            );
+            deny_line(
+                &mut ctx,
                 Level::Notice,
                 &format!(
-                    "result=denied reason=\"not enrolled: {} does not exist; the user must run `otpgate enroll` (or set nullok)\"",
+                    "not enrolled: {} does not exist and 2FA is required ({why}); the user must run `otpgate enroll`",
                     path.display()
                 ),
             );
             Outcome::AuthErr
         }
         Plan::Broken(why) => {
-            ctx.line(
-                Level::Err,
-                &format!("result=denied reason=\"{}\"", why.escape_debug()),
-            );
+            deny_line(&mut ctx, Level::Err, &why);
             Outcome::AuthInfoUnavail
         }
+        Plan::Exempt(_) => Outcome::Ignore,
         Plan::Enrolled {
             account,
             enrollment,
@@ -284,11 +382,76 @@ pub fn authenticate(
             &account,
             &enrollment,
             &reply,
+            req,
+            now,
             conv,
             &mut ctx,
-            clock,
         ),
     }
+}
+
+/// The grace period's end if `now` is still inside it; records the first
+/// attempt (which starts the period) in the state.
+fn grace(config: &Config, account: &Account, now: u64) -> Result<Option<u64>, String> {
+    let store = StateStore::open(&config.state_dir).map_err(|e| e.to_string())?;
+    let first = store
+        .update_for(&account.name, Some(account.gid), |st| {
+            *st.first_seen.get_or_insert(now)
+        })
+        .map_err(|e| e.to_string())?;
+    let deadline = first.saturating_add(u64::from(config.grace_period_days) * 86_400);
+    Ok((now < deadline).then_some(deadline))
+}
+
+/// Remembered address or active lockout: decided from a snapshot of the
+/// state before prompting (the lockout is checked again under the lock).
+fn before_prompt(
+    config: &Config,
+    account: &Account,
+    req: &Request,
+    now: u64,
+    conv: &mut dyn Conversation,
+    ctx: &mut Ctx,
+) -> Option<Outcome> {
+    if config.remember_minutes == 0 && config.max_failures == 0 {
+        return None;
+    }
+    let state = match StateStore::open(&config.state_dir).and_then(|s| s.read(&account.name)) {
+        Ok(s) => s,
+        Err(e) => {
+            deny_line(ctx, Level::Err, &e.to_string());
+            return Some(Outcome::AuthInfoUnavail);
+        }
+    };
+    if let Some(until) = state.locked_at(now) {
+        conv.error(&format!(
+            "Too many wrong codes: two-factor login is locked until {}.",
+            format_utc(until)
+        ));
+        deny_line(
+            ctx,
+            Level::Warning,
+            &format!(
+                "locked out until {} after too many wrong codes",
+                format_utc(until)
+            ),
+        );
+        return Some(Outcome::MaxTries);
+    }
+    if config.remember_minutes > 0
+        && let Some(ip) = policy::rhost_ip(req.rhost)
+        && state
+            .remembered
+            .get(&ip.to_string())
+            .is_some_and(|until| *until > now)
+    {
+        ctx.line(
+            Level::Notice,
+            &format!("result=ignored reason=\"remembered: a good code came from {ip} within {} minutes\"", config.remember_minutes),
+        );
+        return Some(Outcome::Ignore);
+    }
+    None
 }
 
 /// A checked reply.
@@ -304,7 +467,23 @@ pub enum Verdict {
     Replayed { device: String },
     /// The recovery code was already used.
     RecoveryUsed,
+    /// An HOTP code far ahead of the counter: the next code will resynchronise.
+    ResyncNeeded { device: String },
+    /// Nothing usable was typed (empty or malformed); the reason is safe to log.
+    Unusable(&'static str),
+    /// The second factor is locked until then.
+    Locked { until: u64 },
 }
+
+impl Verdict {
+    fn accepted(&self) -> bool {
+        matches!(self, Self::Device { .. } | Self::Recovery { .. })
+    }
+}
+
+/// How far beyond the look-ahead an HOTP code may be and still start a
+/// resynchronisation.
+pub const HOTP_RESYNC_WINDOW: u64 = 100;
 
 /// Decides on a classified code against an enrollment and the user's state,
 /// updating the state for an accepted one. Pure: no I/O, fully unit-tested.
@@ -314,39 +493,78 @@ pub fn decide(
     code: &str,
     now: u64,
     window: u32,
+    lookahead: u32,
 ) -> Verdict {
     state.bind(&enrollment.id);
     let mut replayed = None;
+    let mut resync = None;
     for device in &enrollment.devices {
-        let DeviceKind::Totp(params) = device.kind else {
-            continue;
-        };
-        if usize::from(params.digits) != code.len() {
+        if usize::from(device.kind.digits()) != code.len() {
             continue;
         }
-        let last = state.devices.get(&device.name).and_then(|d| d.last_step);
-        if let Some(step) = otp::find_totp_step(&device.secret, &params, code, now, window, last) {
-            state
-                .devices
-                .entry(device.name.clone())
-                .or_default()
-                .last_step = Some(step);
-            state.last_success = Some(now);
-            state.last_method = Some(device.name.clone());
-            return Verdict::Device {
-                name: device.name.clone(),
-                matched: step,
-            };
-        }
-        if replayed.is_none()
-            && otp::find_totp_step(&device.secret, &params, code, now, window, None).is_some()
-        {
-            replayed = Some(device.name.clone());
+        match device.kind {
+            DeviceKind::Totp(params) => {
+                let last = state.devices.get(&device.name).and_then(|d| d.last_step);
+                if let Some(step) =
+                    otp::find_totp_step(&device.secret, &params, code, now, window, last)
+                {
+                    state
+                        .devices
+                        .entry(device.name.clone())
+                        .or_default()
+                        .last_step = Some(step);
+                    return accept(state, &device.name, step, now);
+                }
+                if replayed.is_none()
+                    && otp::find_totp_step(&device.secret, &params, code, now, window, None)
+                        .is_some()
+                {
+                    replayed = Some(device.name.clone());
+                }
+            }
+            DeviceKind::Hotp {
+                algorithm,
+                digits,
+                initial,
+            } => {
+                let ds = state.devices.entry(device.name.clone()).or_default();
+                let next = ds.next_counter.unwrap_or(initial).max(initial);
+                let matches = |c: u64| {
+                    otp::codes_equal(code, &otp::hotp(&device.secret, algorithm, digits, c))
+                };
+                let ahead = next.saturating_add(u64::from(lookahead));
+                let pending = ds.resync_pending.take();
+                let found = (next..=ahead)
+                    .find(|c| matches(*c))
+                    .or_else(|| pending.map(|p| p + 1).filter(|c| matches(*c)));
+                if let Some(c) = found {
+                    ds.next_counter = Some(c + 1);
+                    return accept(state, &device.name, c, now);
+                }
+                if let Some(c) =
+                    (ahead + 1..=ahead.saturating_add(HOTP_RESYNC_WINDOW)).find(|c| matches(*c))
+                {
+                    ds.resync_pending = Some(c);
+                    resync = Some(device.name.clone());
+                } else if (initial..next).any(matches) {
+                    replayed.get_or_insert_with(|| device.name.clone());
+                }
+            }
         }
     }
-    match replayed {
-        Some(device) => Verdict::Replayed { device },
-        None => Verdict::Wrong,
+    match (resync, replayed) {
+        (Some(device), _) => Verdict::ResyncNeeded { device },
+        (None, Some(device)) => Verdict::Replayed { device },
+        (None, None) => Verdict::Wrong,
+    }
+}
+
+fn accept(state: &mut UserState, device: &str, matched: u64, now: u64) -> Verdict {
+    state.last_success = Some(now);
+    state.last_method = Some(device.to_string());
+    Verdict::Device {
+        name: device.to_string(),
+        matched,
     }
 }
 
@@ -372,106 +590,120 @@ pub fn decide_recovery(
     }
 }
 
+/// The stored hash a typed recovery (or imported scratch) code matches.
+/// Computed before taking the lock: the slow hash needs no state.
+fn recovery_hash(enrollment: &Enrollment, input: &Input) -> Result<Option<String>, String> {
+    let code = match input {
+        Input::Recovery(code) => Some(code.clone()),
+        Input::Code(digits) => RecoveryCode::from_scratch(digits),
+        _ => None,
+    };
+    match (&enrollment.recovery, code) {
+        (Some(set), Some(code)) => recovery::find(set, &code),
+        _ => Ok(None),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn verify(
     config: &Config,
     account: &Account,
     enrollment: &Enrollment,
     reply: &[u8],
+    req: &Request,
+    now: u64,
     conv: &mut dyn Conversation,
     ctx: &mut Ctx,
-    clock: &dyn Clock,
 ) -> Outcome {
-    let Some(now) = clock.now() else {
-        ctx.line(
-            Level::Err,
-            "result=denied reason=\"the system clock is set before 1970\"",
-        );
-        return Outcome::AuthInfoUnavail;
-    };
     let input = input::classify(reply);
-    // Hash a recovery code before taking the lock: the slow part needs no state.
-    let recovery_hash = match &input {
-        Input::Recovery(code) => match &enrollment.recovery {
-            Some(set) => match recovery::find(set, code) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    ctx.line(
-                        Level::Err,
-                        &format!("result=denied reason=\"recovery codes unusable: {e}\""),
-                    );
-                    return Outcome::AuthInfoUnavail;
-                }
-            },
-            None => None,
-        },
-        _ => None,
+    let hash = match recovery_hash(enrollment, &input) {
+        Ok(h) => h,
+        Err(e) => {
+            deny_line(ctx, Level::Err, &format!("recovery codes unusable: {e}"));
+            return Outcome::AuthInfoUnavail;
+        }
     };
     let store = match StateStore::open(&config.state_dir) {
         Ok(s) => s,
         Err(e) => {
-            ctx.line(
-                Level::Err,
-                &format!("result=denied reason=\"{}\"", e.to_string().escape_debug()),
-            );
+            deny_line(ctx, Level::Err, &e.to_string());
             return Outcome::AuthInfoUnavail;
         }
     };
-    let verdict = match &input {
-        Input::Empty => Ok(None),
-        Input::Invalid(_) => Ok(None),
-        Input::Code(code) => {
-            // An imported google-authenticator scratch code is 8 digits: hash
-            // it (outside the lock) so it can be tried when no device takes it.
-            let scratch = match (&enrollment.recovery, RecoveryCode::from_scratch(code)) {
-                (Some(set), Some(sc)) => match recovery::find(set, &sc) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        ctx.line(
-                            Level::Err,
-                            &format!("result=denied reason=\"recovery codes unusable: {e}\""),
-                        );
-                        return Outcome::AuthInfoUnavail;
-                    }
-                },
-                _ => None,
-            };
-            store
-                .update_for(&account.name, Some(account.gid), |st| {
-                    match decide(enrollment, st, code, now, config.window) {
-                        Verdict::Wrong if scratch.is_some() => {
-                            decide_recovery(enrollment, st, scratch.as_deref(), now)
-                        }
-                        v => v,
-                    }
-                })
-                .map(Some)
+    let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
+    let mut lock_started = None;
+    let verdict = store.update_for(&account.name, Some(account.gid), |st| {
+        st.bind(&enrollment.id);
+        if let Some(until) = st.locked_at(now) {
+            return Verdict::Locked { until };
         }
-        Input::Recovery(_) => store
-            .update_for(&account.name, Some(account.gid), |st| {
-                decide_recovery(enrollment, st, recovery_hash.flatten().as_deref(), now)
-            })
-            .map(Some),
-    };
+        let verdict = match &input {
+            Input::Empty => Verdict::Unusable("empty code"),
+            Input::Invalid(why) => Verdict::Unusable(why),
+            Input::Code(code) => {
+                match decide(
+                    enrollment,
+                    st,
+                    code,
+                    now,
+                    config.window,
+                    config.hotp_lookahead,
+                ) {
+                    Verdict::Wrong if hash.is_some() => {
+                        decide_recovery(enrollment, st, hash.as_deref(), now)
+                    }
+                    v => v,
+                }
+            }
+            Input::Recovery(_) => decide_recovery(enrollment, st, hash.as_deref(), now),
+        };
+        if verdict.accepted() {
+            st.clear_failures();
+            st.remembered.retain(|_, until| *until > now);
+            if let Some(ip) = remember_ip {
+                let until = now.saturating_add(u64::from(config.remember_minutes) * 60);
+                st.remembered.insert(ip.to_string(), until);
+            }
+        } else if !matches!(verdict, Verdict::ResyncNeeded { .. }) {
+            lock_started = st.record_failure(
+                now,
+                config.max_failures,
+                config.failure_window,
+                config.lockout_seconds,
+            );
+        }
+        verdict
+    });
     let verdict = match verdict {
         Ok(v) => v,
         Err(e) => {
-            ctx.line(
-                Level::Err,
-                &format!("result=denied reason=\"{}\"", e.to_string().escape_debug()),
-            );
+            deny_line(ctx, Level::Err, &e.to_string());
             return Outcome::AuthInfoUnavail;
         }
     };
-    match (verdict, input) {
-        (None, Input::Invalid(why)) => {
-            ctx.line(Level::Notice, &format!("result=denied reason=\"{why}\""));
-            Outcome::AuthErr
-        }
-        (None, _) => {
-            ctx.line(Level::Notice, "result=denied reason=\"empty code\"");
-            Outcome::AuthErr
-        }
-        (Some(Verdict::Device { name, matched }), _) => {
+    let outcome = report(verdict, &input, conv, ctx);
+    if let Some(until) = lock_started {
+        conv.error(&format!(
+            "Too many wrong codes: two-factor login is locked until {}.",
+            format_utc(until)
+        ));
+        ctx.line(
+            Level::Warning,
+            &format!(
+                "lockout: {} wrong codes within {} s; locked until {}",
+                config.max_failures,
+                config.failure_window,
+                format_utc(until)
+            ),
+        );
+    }
+    outcome
+}
+
+/// Logs a verdict, tells the user what they need to know, and maps it to an outcome.
+fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mut Ctx) -> Outcome {
+    match verdict {
+        Verdict::Device { name, matched } => {
             ctx.line(Level::Debug, &format!("matched step/counter {matched}"));
             ctx.line(
                 Level::Info,
@@ -479,7 +711,7 @@ fn verify(
             );
             Outcome::Success
         }
-        (Some(Verdict::Recovery { remaining }), _) => {
+        Verdict::Recovery { remaining } => {
             let mut msg = format!("Recovery code accepted. {remaining} recovery code(s) left.");
             if remaining <= 2 {
                 msg.push_str(" Run `otpgate recovery-codes` soon to make a new set.");
@@ -496,18 +728,15 @@ fn verify(
             );
             Outcome::Success
         }
-        (Some(Verdict::Wrong), Input::Recovery(_)) => {
-            ctx.line(
-                Level::Notice,
-                "result=denied reason=\"wrong recovery code\"",
-            );
+        Verdict::Wrong if matches!(input, Input::Recovery(_)) => {
+            deny_line(ctx, Level::Notice, "wrong recovery code");
             Outcome::AuthErr
         }
-        (Some(Verdict::Wrong), _) => {
-            ctx.line(Level::Notice, "result=denied reason=\"wrong code\"");
+        Verdict::Wrong => {
+            deny_line(ctx, Level::Notice, "wrong code");
             Outcome::AuthErr
         }
-        (Some(Verdict::Replayed { device }), _) => {
+        Verdict::Replayed { device } => {
             ctx.line(
                 Level::Notice,
                 &format!(
@@ -517,12 +746,36 @@ fn verify(
             );
             Outcome::AuthErr
         }
-        (Some(Verdict::RecoveryUsed), _) => {
+        Verdict::RecoveryUsed => {
+            deny_line(ctx, Level::Notice, "recovery code already used");
+            Outcome::AuthErr
+        }
+        Verdict::ResyncNeeded { device } => {
+            conv.error("That code is far ahead of the token's counter: log in again with the token's next code to resynchronise.");
             ctx.line(
                 Level::Notice,
-                "result=denied reason=\"recovery code already used\"",
+                &format!("result=denied reason=\"HOTP code beyond the look-ahead; resynchronisation pending\" device={}", quote(&device)),
             );
             Outcome::AuthErr
+        }
+        Verdict::Unusable(why) => {
+            deny_line(ctx, Level::Notice, why);
+            Outcome::AuthErr
+        }
+        Verdict::Locked { until } => {
+            conv.error(&format!(
+                "Too many wrong codes: two-factor login is locked until {}.",
+                format_utc(until)
+            ));
+            deny_line(
+                ctx,
+                Level::Warning,
+                &format!(
+                    "locked out until {} after too many wrong codes",
+                    format_utc(until)
+                ),
+            );
+            Outcome::MaxTries
         }
     }
 }
@@ -536,6 +789,10 @@ mod tests {
     use crate::userfile::Device;
 
     const NOW: u64 = 1_800_000_000;
+
+    fn decide10(e: &Enrollment, st: &mut UserState, code: &str, now: u64, window: u32) -> Verdict {
+        decide(e, st, code, now, window, 10)
+    }
 
     fn enrollment(id: &str) -> Enrollment {
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
@@ -553,7 +810,7 @@ mod tests {
     fn accepts_a_fresh_code_once_and_records_it() {
         let e = enrollment("0123456789abcdef");
         let mut st = UserState::default();
-        let v = decide(&e, &mut st, &code(NOW), NOW, 1);
+        let v = decide10(&e, &mut st, &code(NOW), NOW, 1);
         assert_eq!(
             v,
             Verdict::Device {
@@ -564,27 +821,30 @@ mod tests {
         assert_eq!(st.devices["default"].last_step, Some(NOW / 30));
         assert_eq!(st.last_success, Some(NOW));
         assert_eq!(
-            decide(&e, &mut st, &code(NOW), NOW, 1),
+            decide10(&e, &mut st, &code(NOW), NOW, 1),
             Verdict::Replayed {
                 device: "default".into()
             }
         );
         assert_eq!(
-            decide(&e, &mut st, &code(NOW - 30), NOW, 1),
+            decide10(&e, &mut st, &code(NOW - 30), NOW, 1),
             Verdict::Replayed {
                 device: "default".into()
             }
         );
-        assert_eq!(decide(&e, &mut st, "000000", NOW, 1), Verdict::Wrong);
+        assert_eq!(decide10(&e, &mut st, "000000", NOW, 1), Verdict::Wrong);
     }
 
     #[test]
     fn window_zero_accepts_only_the_current_step() {
         let e = enrollment("0123456789abcdef");
         let mut st = UserState::default();
-        assert_eq!(decide(&e, &mut st, &code(NOW - 30), NOW, 0), Verdict::Wrong);
+        assert_eq!(
+            decide10(&e, &mut st, &code(NOW - 30), NOW, 0),
+            Verdict::Wrong
+        );
         assert!(matches!(
-            decide(&e, &mut st, &code(NOW), NOW, 0),
+            decide10(&e, &mut st, &code(NOW), NOW, 0),
             Verdict::Device { .. }
         ));
     }
@@ -593,10 +853,10 @@ mod tests {
     fn a_new_enrollment_resets_replay_state() {
         let mut st = UserState::default();
         assert!(matches!(
-            decide(&enrollment("aaaaaaaaaaaaaaaa"), &mut st, &code(NOW), NOW, 1),
+            decide10(&enrollment("aaaaaaaaaaaaaaaa"), &mut st, &code(NOW), NOW, 1),
             Verdict::Device { .. }
         ));
-        let v = decide(&enrollment("bbbbbbbbbbbbbbbb"), &mut st, &code(NOW), NOW, 1);
+        let v = decide10(&enrollment("bbbbbbbbbbbbbbbb"), &mut st, &code(NOW), NOW, 1);
         assert!(matches!(v, Verdict::Device { .. }), "{v:?}");
     }
 
@@ -613,7 +873,7 @@ mod tests {
         });
         let mut st = UserState::default();
         assert_eq!(
-            decide(&e, &mut st, &other_code, NOW, 1),
+            decide10(&e, &mut st, &other_code, NOW, 1),
             Verdict::Device {
                 name: "backup".into(),
                 matched: NOW / 30
@@ -621,7 +881,7 @@ mod tests {
         );
         // The primary's code for the same step is still fresh: devices are independent.
         assert!(matches!(
-            decide(&e, &mut st, &code(NOW), NOW, 1),
+            decide10(&e, &mut st, &code(NOW), NOW, 1),
             Verdict::Device { .. }
         ));
     }
@@ -665,6 +925,9 @@ mod tests {
             self.reply.clone().map(|r| r.map(Zeroizing::new))
         }
         fn info(&mut self, text: &str) {
+            self.infos.push(text.into());
+        }
+        fn error(&mut self, text: &str) {
             self.infos.push(text.into());
         }
     }

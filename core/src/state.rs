@@ -34,6 +34,10 @@ pub struct DeviceState {
     /// Next HOTP counter expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_counter: Option<u64>,
+    /// HOTP resynchronisation: a counter beyond the look-ahead that matched;
+    /// the next code must match the counter after it (RFC 4226 §7.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_pending: Option<u64>,
 }
 
 /// Everything otpgate remembers about one user between logins.
@@ -56,6 +60,18 @@ pub struct UserState {
     /// What was used then: a device name or "recovery code".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_method: Option<String>,
+    /// First login attempt seen while not enrolled (starts the grace period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<u64>,
+    /// Times of recent wrong codes (within `failure_window`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<u64>,
+    /// The second factor is locked until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<u64>,
+    /// Remote address → until when a good code from it is remembered.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub remembered: BTreeMap<String, u64>,
 }
 
 impl Default for UserState {
@@ -67,6 +83,10 @@ impl Default for UserState {
             used_recovery: Vec::new(),
             last_success: None,
             last_method: None,
+            first_seen: None,
+            failures: Vec::new(),
+            locked_until: None,
+            remembered: BTreeMap::new(),
         }
     }
 }
@@ -80,6 +100,34 @@ impl UserState {
             self.devices.clear();
             self.used_recovery.clear();
         }
+    }
+
+    /// Whether the second factor is locked at `now`.
+    pub fn locked_at(&self, now: u64) -> Option<u64> {
+        self.locked_until.filter(|until| *until > now)
+    }
+
+    /// Counts a wrong code; locks when `max` are within `window` seconds.
+    /// Returns the lock's end if this failure caused one.
+    pub fn record_failure(&mut self, now: u64, max: u32, window: u64, lockout: u64) -> Option<u64> {
+        if max == 0 {
+            return None;
+        }
+        self.failures.retain(|t| t.saturating_add(window) > now);
+        self.failures.push(now);
+        if self.failures.len() >= max as usize {
+            let until = now.saturating_add(lockout);
+            self.locked_until = Some(until);
+            self.failures.clear();
+            return Some(until);
+        }
+        None
+    }
+
+    /// Clears failures and any lock (after a good code, or `reset --unlock`).
+    pub fn clear_failures(&mut self) {
+        self.failures.clear();
+        self.locked_until = None;
     }
 
     /// Parses a state file strictly.
@@ -325,6 +373,25 @@ mod tests {
                 .contains("bogus")
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failures_lock_and_expire() {
+        let mut s = UserState::default();
+        assert_eq!(s.record_failure(100, 3, 60, 900), None);
+        assert_eq!(s.record_failure(110, 3, 60, 900), None);
+        // The first failure has left the window by 161: still two in it.
+        assert_eq!(s.record_failure(161, 3, 60, 900), None);
+        assert_eq!(s.record_failure(162, 3, 60, 900), Some(1062));
+        assert_eq!(s.locked_at(1000), Some(1062));
+        assert_eq!(s.locked_at(1062), None);
+        s.clear_failures();
+        assert_eq!(s.locked_at(1000), None);
+        assert_eq!(
+            UserState::default().record_failure(1, 0, 60, 900),
+            None,
+            "0 disables the lockout"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod ffi;
 
 use otpgate_core::clock::SystemClock;
 use otpgate_core::login::{self, Conversation, Level, Log, Outcome, Request};
-use pam::constants::{PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{RHost, Service};
 use pam::module::{PamHandle, PamHooks};
@@ -74,6 +74,15 @@ impl Conversation for PamConversation<'_> {
             let _ = conv.send(PAM_TEXT_INFO, text);
         }
     }
+
+    fn error(&mut self, text: &str) {
+        if self.silent {
+            return;
+        }
+        if let Some(conv) = &self.conv {
+            let _ = conv.send(PAM_ERROR_MSG, text);
+        }
+    }
 }
 
 fn to_pam(outcome: Outcome) -> PamResultCode {
@@ -84,6 +93,7 @@ fn to_pam(outcome: Outcome) -> PamResultCode {
         Outcome::UserUnknown => PamResultCode::PAM_USER_UNKNOWN,
         Outcome::AuthInfoUnavail => PamResultCode::PAM_AUTHINFO_UNAVAIL,
         Outcome::ConvErr => PamResultCode::PAM_CONV_ERR,
+        Outcome::MaxTries => PamResultCode::PAM_MAXTRIES,
     }
 }
 

@@ -1,0 +1,190 @@
+//! Who must use a second factor, and who is exempt: enforcement mode and
+//! groups, exempt groups and networks (CIDRs matched against PAM_RHOST).
+
+use crate::account::Account;
+use serde::{Deserialize, Serialize};
+use std::ffi::CString;
+use std::net::IpAddr;
+
+/// `enforce` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforce {
+    /// Everyone must use a second factor (unenrolled users are denied).
+    #[default]
+    All,
+    /// Only enrolled users (and members of `enforce_groups`) are asked.
+    Enrolled,
+}
+
+/// An IPv4 or IPv6 network, `addr/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| {
+            format!("\"{s}\" is not an IP address or CIDR network (e.g. 10.0.0.0/8, 2001:db8::/32)")
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| format!("\"{s}\": the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Self {
+            addr: addr.to_canonical(),
+            prefix,
+        })
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// PAM_RHOST as an address: `None` for a host name (which never matches a
+/// network: names can be spoofed through reverse DNS) or an empty value.
+pub fn rhost_ip(rhost: Option<&str>) -> Option<IpAddr> {
+    let h = rhost?.trim();
+    let h = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(h);
+    let h = h.split('%').next().unwrap_or(h);
+    h.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+/// The names of the groups `account` belongs to (primary and supplementary).
+pub fn group_names(account: &Account) -> Result<Vec<String>, String> {
+    let user =
+        CString::new(account.name.as_bytes()).map_err(|_| "user name contains NUL".to_string())?;
+    let gids =
+        nix::unistd::getgrouplist(&user, nix::unistd::Gid::from_raw(account.gid)).map_err(|e| {
+            format!(
+                "looking up the groups of {} failed: {}",
+                account.name,
+                e.desc()
+            )
+        })?;
+    let mut names = Vec::with_capacity(gids.len());
+    for gid in gids {
+        if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {
+            names.push(g.name);
+        }
+    }
+    Ok(names)
+}
+
+/// Checks that every configured group exists (a typo must not silently
+/// change who is asked).
+pub fn check_groups(key: &str, groups: &[String]) -> Result<(), String> {
+    for g in groups {
+        match nix::unistd::Group::from_name(g) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("key `{key}`: group \"{g}\" does not exist")),
+            Err(e) => {
+                return Err(format!(
+                    "key `{key}`: looking up group \"{g}\" failed: {}",
+                    e.desc()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_networks() {
+        let n: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert!(n.contains(ip("10.1.2.3")));
+        assert!(!n.contains(ip("10.2.0.1")));
+        assert!(
+            n.contains(ip("::ffff:10.1.9.9")),
+            "IPv4-mapped IPv6 matches"
+        );
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.1")));
+        assert!(!all.contains(ip("2001:db8::1")));
+        let one: Cidr = "192.0.2.7".parse().unwrap();
+        assert!(one.contains(ip("192.0.2.7")) && !one.contains(ip("192.0.2.8")));
+    }
+
+    #[test]
+    fn ipv6_networks() {
+        let n: Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(n.contains(ip("2001:db8:1::5")));
+        assert!(!n.contains(ip("2001:db9::1")));
+        assert!(!n.contains(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn bad_networks_are_refused() {
+        for bad in [
+            "10.0.0.0/33",
+            "2001:db8::/129",
+            "example.com",
+            "10.0.0/8",
+            "",
+            "10.0.0.0/x",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rhost_names_never_become_addresses() {
+        assert_eq!(rhost_ip(Some("192.0.2.1")), Some(ip("192.0.2.1")));
+        assert_eq!(rhost_ip(Some("[2001:db8::1]")), Some(ip("2001:db8::1")));
+        assert_eq!(rhost_ip(Some("fe80::1%eth0")), Some(ip("fe80::1")));
+        assert_eq!(rhost_ip(Some("::ffff:192.0.2.1")), Some(ip("192.0.2.1")));
+        assert_eq!(rhost_ip(Some("10.0.0.1.evil.example")), None);
+        assert_eq!(rhost_ip(Some("")), None);
+        assert_eq!(rhost_ip(None), None);
+    }
+
+    #[test]
+    fn root_is_in_group_root() {
+        let root = crate::account::by_name("root").unwrap().unwrap();
+        assert!(group_names(&root).unwrap().contains(&"root".to_string()));
+        assert!(check_groups("enforce_groups", &["root".into()]).is_ok());
+        assert!(check_groups("enforce_groups", &["no-such-group-og".into()]).is_err());
+    }
+}
