@@ -156,3 +156,95 @@ pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window:
         crate::userfile::DeviceKind::Hotp { .. } => false,
     })
 }
+
+/// The `pam_otpgate.so` argument lists in a PAM service file (one per line
+/// that loads the module), so `check-config --service` can show the
+/// effective policy of that service.
+pub fn module_args_in_pam_file(text: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut words = split_pam_words(line).into_iter();
+        let Some(_stack) = words.next() else { continue };
+        let Some(_control) = words.next() else {
+            continue;
+        };
+        let Some(module) = words.next() else { continue };
+        if module.ends_with("pam_otpgate.so") {
+            out.push(words.collect());
+        }
+    }
+    out
+}
+
+/// Splits a PAM line into words, keeping `[...]` groups (controls such as
+/// `[success=1 default=ignore]`, or bracketed arguments with spaces) whole.
+fn split_pam_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0;
+    for c in line.chars() {
+        match c {
+            '[' => {
+                depth += 1;
+                if depth > 1 || !cur.is_empty() {
+                    cur.push(c);
+                }
+            }
+            ']' if depth > 0 => {
+                depth -= 1;
+                if depth > 0 {
+                    cur.push(c);
+                }
+            }
+            c if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_module_arguments_in_pam_files() {
+        let text = "# comment\n@include common-auth\nauth [success=1 default=ignore] pam_unix.so nullok\n\
+                    auth required pam_otpgate.so window=0 [prompt=Sudo code: ] debug # trailing\n\
+                    auth required /usr/lib/x86_64-linux-gnu/security/pam_otpgate.so\n";
+        let found = module_args_in_pam_file(text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0], ["window=0", "prompt=Sudo code: ", "debug"]);
+        assert!(found[1].is_empty());
+    }
+
+    #[test]
+    fn only_root_names_other_users() {
+        let root = Caller::current().unwrap();
+        if root.is_root() {
+            assert_eq!(target_account(&root, Some("root"), "x").unwrap().uid, 0);
+            assert!(
+                target_account(&root, Some("no-such-user-og"), "x")
+                    .unwrap_err()
+                    .contains("no such user")
+            );
+        }
+        let nobody = Caller {
+            uid: 65534,
+            account: crate::account::by_uid(65534).unwrap(),
+        };
+        assert!(
+            target_account(&nobody, Some("root"), "enroll")
+                .unwrap_err()
+                .contains("only root can enroll")
+        );
+    }
+}

@@ -382,6 +382,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_names_every_key() {
+        let text = include_str!("../../config/config.toml");
+        let table = toml::Table::try_from(Config::default()).unwrap();
+        for key in table.keys() {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key} ="))),
+                "config/config.toml lacks `{key}`"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = Config::parse("nulok = true\n", "/etc/otpgate/config.toml").unwrap_err();
         assert_eq!(e.source, "/etc/otpgate/config.toml");

@@ -8,6 +8,7 @@ pub mod account;
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod devices;
 pub mod fsutil;
 pub mod gauth;
 pub mod input;

@@ -502,6 +502,13 @@ pub fn decide(
         if usize::from(device.kind.digits()) != code.len() {
             continue;
         }
+        let ds = state.devices.entry(device.name.clone()).or_default();
+        if ds.created != Some(device.created) {
+            *ds = crate::state::DeviceState {
+                created: Some(device.created),
+                ..Default::default()
+            };
+        }
         match device.kind {
             DeviceKind::Totp(params) => {
                 let last = state.devices.get(&device.name).and_then(|d| d.last_step);

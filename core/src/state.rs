@@ -28,6 +28,10 @@ pub const MAX_STATE_SIZE: u64 = 256 * 1024;
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceState {
+    /// The device's creation time: state left by an earlier device of the
+    /// same name (removed, then re-added) is discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<u64>,
     /// Newest TOTP time step accepted; codes for it or older are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_step: Option<u64>,

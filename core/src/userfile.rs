@@ -6,6 +6,7 @@
 //! version = 1
 //! enrollment_id = "9f2c…"          # 32 hex digits, new on every enrollment
 //! created = 1795000000             # Unix time of the enrollment
+//! device_name = "phone"          # optional name of the primary device ("default")
 //! secret = "JBSWY3DPEHPK3PXP…"     # base32 TOTP key of the primary device
 //! algorithm = "SHA1"               # SHA1 | SHA256 | SHA512
 //! digits = 6                       # 6..8
@@ -111,6 +112,8 @@ struct RawFile {
     version: u32,
     enrollment_id: String,
     created: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_name: Option<String>,
     secret: Zeroizing<String>,
     algorithm: Algorithm,
     digits: u8,
@@ -195,8 +198,13 @@ impl Enrollment {
         let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(&e))?;
         check_enrollment_id(&raw.enrollment_id)?;
         let params = TotpParams::new(raw.algorithm, raw.digits, raw.period).map_err(FormatError)?;
+        let primary_name = raw
+            .device_name
+            .clone()
+            .unwrap_or_else(|| PRIMARY_DEVICE.into());
+        check_device_name(&primary_name).map_err(FormatError)?;
         let mut devices = vec![Device {
-            name: PRIMARY_DEVICE.into(),
+            name: primary_name,
             secret: parse_secret(&raw.secret, "`secret`")?,
             kind: DeviceKind::Totp(params),
             created: raw.created,
@@ -278,6 +286,7 @@ impl Enrollment {
             version: FORMAT_VERSION,
             enrollment_id: self.id.clone(),
             created: self.created,
+            device_name: (primary.name != PRIMARY_DEVICE).then(|| primary.name.clone()),
             secret: primary.secret.to_base32(),
             algorithm: params.algorithm,
             digits: params.digits,

@@ -129,11 +129,28 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), Str
     Ok(())
 }
 
-pub fn reset(config_path: Option<&Path>, user: &str) -> Result<(), String> {
+pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(), String> {
     let caller = Caller::current()?;
     require_root(&caller, "reset")?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, Some(user), "reset")?;
+    if unlock {
+        let store = StateStore::open(&config.state_dir).map_err(|e| e.to_string())?;
+        let was = store
+            .update_for(&account.name, Some(account.gid), |st| {
+                let was = st.locked_until;
+                st.clear_failures();
+                was
+            })
+            .map_err(|e| e.to_string())?;
+        match was {
+            Some(t) if t > now()? => {
+                outln!("Unlocked {user} (was locked until {}).", format_utc(t))
+            }
+            _ => outln!("{user} was not locked; wrong-code counters cleared."),
+        }
+        return Ok(());
+    }
     let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
     let had_file = location.remove().map_err(|e| e.to_string())?;
     let had_state = remove_state(&config, &account.name)?;
@@ -205,10 +222,51 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-pub fn check_config(config_path: Option<&Path>, positional: Option<&Path>) -> Result<(), String> {
+pub fn check_config(
+    config_path: Option<&Path>,
+    positional: Option<&Path>,
+    service: Option<&str>,
+    pam_dir: &Path,
+) -> Result<(), String> {
     let path = positional.or(config_path);
-    let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
-    let config = Config::load(&source).map_err(|e| e.to_string())?;
+    let mut source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
+    let mut overrides = Vec::new();
+    if let Some(service) = service {
+        otpgate_core::paths::check_user_name(service).map_err(|e| format!("--service: {e}"))?;
+        let file = pam_dir.join(service);
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let lines = admin::module_args_in_pam_file(&text);
+        let args = match lines.as_slice() {
+            [] => return Err(format!("pam_otpgate.so is not used in {}", file.display())),
+            [one] => one,
+            [first, ..] => {
+                eprintln!(
+                    "note: {} loads pam_otpgate.so {} times; showing the first",
+                    file.display(),
+                    lines.len()
+                );
+                first
+            }
+        };
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let parsed = otpgate_core::login::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
+        if path.is_none() {
+            source = parsed.source;
+        }
+        overrides = parsed.overrides;
+        outln!(
+            "# PAM service {service} ({}): arguments {:?}",
+            file.display(),
+            args
+        );
+    }
+    let config = Config::load(&source)
+        .and_then(|c| c.with_overrides(&overrides, "module arguments"))
+        .map_err(|e| e.to_string())?;
+    config
+        .check_system()
+        .map_err(|e| format!("{}: {e}", source.path().display()))?;
     let shown = source.path().display();
     if matches!(source, Source::Default) && !source.path().exists() {
         outln!("# {shown} does not exist: built-in defaults apply");

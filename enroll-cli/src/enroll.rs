@@ -6,7 +6,7 @@ use clap::Args;
 use otpgate_core::admin::{self, Caller, EnrollOptions, NewEnrollment};
 use otpgate_core::clock::{Clock, SystemClock};
 use otpgate_core::config::Config;
-use otpgate_core::otp::Algorithm;
+use otpgate_core::otp::{Algorithm, TotpParams};
 use otpgate_core::recovery::RecoveryCode;
 use otpgate_core::secret::Secret;
 use otpgate_core::store::Location;
@@ -70,7 +70,7 @@ pub fn read_secret(arg: &str) -> Result<Secret, String> {
     Secret::from_base32(&text).map_err(|e| format!("--secret: {e}"))
 }
 
-fn now() -> Result<u64, String> {
+pub fn now() -> Result<u64, String> {
     SystemClock
         .now()
         .ok_or_else(|| "the system clock is set before 1970".to_string())
@@ -147,10 +147,17 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
     } else {
         Box::new(std::io::stdout())
     };
-    show_key(&mut *screen, args, &issuer, &account.name, &new, &key_uri)?;
+    let key = KeyView {
+        issuer: &issuer,
+        account: &account.name,
+        secret: new.secret(),
+        params: &new.params,
+        uri: &key_uri,
+    };
+    show_key(&mut *screen, &args.qr, args.json, &key)?;
 
     if !args.no_confirm {
-        confirm(&new, &config)?;
+        confirm_totp(new.secret(), &new.params, config.window, "not enrolled")?;
     }
 
     location.save(&new.enrollment).map_err(|e| e.to_string())?;
@@ -179,81 +186,99 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
     Ok(())
 }
 
-fn show_key(
+/// A new TOTP key as the user sees it.
+pub struct KeyView<'a> {
+    pub issuer: &'a str,
+    pub account: &'a str,
+    pub secret: &'a Secret,
+    pub params: &'a TotpParams,
+    pub uri: &'a str,
+}
+
+/// Shows the QR code (or writes it to a file), the account, the grouped key
+/// and the URI, with a warning for settings many apps ignore.
+pub fn show_key(
     screen: &mut dyn std::io::Write,
-    args: &EnrollArgs,
-    issuer: &str,
-    account: &str,
-    new: &NewEnrollment,
-    key_uri: &str,
+    qr_target: &QrTarget,
+    json: bool,
+    key: &KeyView,
 ) -> Result<(), String> {
     let w = |screen: &mut dyn std::io::Write, s: &str| {
         let _ = writeln!(screen, "{s}");
     };
-    match &args.qr {
+    let written = |p: &Path| {
+        format!(
+            "QR code written to {} (it holds the secret: delete it after scanning).",
+            p.display()
+        )
+    };
+    match qr_target {
         QrTarget::Terminal => {
-            let matrix = qr::Matrix::encode(key_uri)?;
-            let ansi = std::io::stdout().is_terminal()
-                && !args.json
-                && std::env::var_os("NO_COLOR").is_none();
+            let matrix = qr::Matrix::encode(key.uri)?;
+            let ansi =
+                std::io::stdout().is_terminal() && !json && std::env::var_os("NO_COLOR").is_none();
             w(screen, "Scan this QR code with your authenticator app:\n");
             let _ = write!(screen, "{}", matrix.to_terminal(ansi));
         }
         QrTarget::Png(p) => {
-            qr::write_private(p, &qr::Matrix::encode(key_uri)?.to_png(8)?)?;
-            w(
-                screen,
-                &format!(
-                    "QR code written to {} (it holds the secret: delete it after scanning).",
-                    p.display()
-                ),
-            );
+            qr::write_private(p, &qr::Matrix::encode(key.uri)?.to_png(8)?)?;
+            w(screen, &written(p));
         }
         QrTarget::Svg(p) => {
-            qr::write_private(p, qr::Matrix::encode(key_uri)?.to_svg(8).as_bytes())?;
-            w(
-                screen,
-                &format!(
-                    "QR code written to {} (it holds the secret: delete it after scanning).",
-                    p.display()
-                ),
-            );
+            qr::write_private(p, qr::Matrix::encode(key.uri)?.to_svg(8).as_bytes())?;
+            w(screen, &written(p));
         }
         QrTarget::None => {}
     }
-    w(screen, &format!("\nAccount: {issuer}:{account}"));
+    w(
+        screen,
+        &format!("\nAccount: {}:{}", key.issuer, key.account),
+    );
     w(
         screen,
         &format!(
             "Key (time-based, enter by hand if you cannot scan): {}",
-            uri::grouped(new.secret()).as_str()
+            uri::grouped(key.secret).as_str()
         ),
     );
-    w(screen, &format!("Key URI: {key_uri}"));
-    if !new.params.is_default() {
+    w(screen, &format!("Key URI: {}", key.uri));
+    if !key.params.is_default() {
         w(
             screen,
             &format!(
                 "Warning: {} / {} digits / {} s is not SHA1 / 6 / 30. Google Authenticator and Microsoft Authenticator may ignore these settings and show wrong codes; Aegis and FreeOTP honour them.",
-                new.params.algorithm, new.params.digits, new.params.period
+                key.params.algorithm, key.params.digits, key.params.period
             ),
         );
     }
     Ok(())
 }
 
-fn confirm(new: &NewEnrollment, config: &Config) -> Result<(), String> {
+/// Asks for a code from the app (3 tries) until one matches the new key.
+pub fn confirm_totp(
+    secret: &Secret,
+    params: &TotpParams,
+    window: u32,
+    failed: &str,
+) -> Result<(), String> {
     for attempt in 1..=3 {
         let Some(code) = term::read_line(&format!("\nCode from your app ({attempt} of 3): "))?
         else {
             break;
         };
-        if new.confirms(&code, now()?, config.window) {
+        let code: String = code
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect();
+        if otpgate_core::otp::find_totp_step(secret, params, &code, now()?, window, None).is_some()
+        {
             return Ok(());
         }
         eprintln!(
             "That code is not valid. Check that the app's clock is right and that you added this account."
         );
     }
-    Err("not enrolled: no valid code was entered, and nothing was written. Run `otpgate enroll` again".into())
+    Err(format!(
+        "{failed}: no valid code was entered, and nothing was written. Try again"
+    ))
 }

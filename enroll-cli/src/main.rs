@@ -20,6 +20,7 @@ macro_rules! out {
 }
 
 mod commands;
+mod device;
 mod enroll;
 mod qr;
 mod term;
@@ -85,12 +86,17 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         user: Option<String>,
     },
-    /// Lost phone: remove a user's enrollment and login state (root).
-    #[command(after_help = "Example:\n  sudo otpgate reset --user alice")]
+    /// Lost phone: remove a user's enrollment and login state; or --unlock a lockout (root).
+    #[command(
+        after_help = "Examples:\n  sudo otpgate reset --user alice            remove alice's enrollment (lost phone)\n  sudo otpgate reset --user alice --unlock   end a lockout, keep the enrollment"
+    )]
     Reset {
         /// The user to reset.
         #[arg(long, value_name = "NAME")]
         user: String,
+        /// Only clear wrong-code counters and an active lockout.
+        #[arg(long)]
+        unlock: bool,
     },
     /// One row per login account: enrolled, since, recovery codes, last use, problems (root).
     #[command(
@@ -109,6 +115,12 @@ enum Command {
     CheckConfig {
         /// The file (default: --config or /etc/otpgate/config.toml).
         path: Option<PathBuf>,
+        /// Also apply the module arguments of this PAM service (/etc/pam.d/NAME).
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Where PAM service files live.
+        #[arg(long, value_name = "DIR", default_value = "/etc/pam.d")]
+        pam_dir: PathBuf,
     },
     /// Migrate an existing enrollment from another tool.
     #[command(
@@ -118,6 +130,9 @@ enum Command {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Several authenticators per user: add, list, remove.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
     /// Print shell completions.
     #[command(after_help = "Example:\n  otpgate completions bash > /etc/bash_completion.d/otpgate")]
     Completions {
@@ -160,9 +175,14 @@ fn main() -> ExitCode {
             commands::recovery_codes(config, user.as_deref(), *count, *json)
         }
         Command::Disable { user } => commands::disable(config, user.as_deref()),
-        Command::Reset { user } => commands::reset(config, user),
+        Command::Reset { user, unlock } => commands::reset(config, user, *unlock),
+        Command::Device(cmd) => device::run(config, cmd),
         Command::Audit { json } => commands::audit(config, *json),
-        Command::CheckConfig { path } => commands::check_config(config, path.as_deref()),
+        Command::CheckConfig {
+            path,
+            service,
+            pam_dir,
+        } => commands::check_config(config, path.as_deref(), service.as_deref(), pam_dir),
         Command::Import {
             from: ImportFrom::GoogleAuthenticator { user, file, force },
         } => commands::import_google(config, user.as_deref(), file.as_deref(), *force),

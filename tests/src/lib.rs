@@ -365,9 +365,15 @@ impl PamRun {
         );
     }
 
+    /// Whether the user was shown `text` (PAM_TEXT_INFO goes to pamtester's
+    /// stdout, PAM_ERROR_MSG to its stderr).
+    pub fn said(&self, text: &str) -> bool {
+        self.stdout.contains(text) || self.stderr.contains(text)
+    }
+
     /// Whether the user was asked for a verification code.
     pub fn prompted(&self) -> bool {
-        self.stdout.contains("Verification code") || self.stderr.contains("Verification code")
+        self.said("Verification code")
     }
 }
 
@@ -566,4 +572,42 @@ pub fn cli_ok(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A throw-away group with some members, removed when dropped.
+pub struct TestGroup {
+    pub name: String,
+}
+
+impl TestGroup {
+    pub fn new(members: &[&TestUser]) -> Self {
+        let name = unique("ogg");
+        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+        let st = Command::new("groupadd")
+            .arg(&name)
+            .status()
+            .expect("groupadd");
+        assert!(st.success());
+        for m in members {
+            let st = Command::new("usermod")
+                .args(["-aG", &name, &m.name])
+                .status()
+                .expect("usermod");
+            assert!(st.success());
+        }
+        Self { name }
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("groupdel").arg(&self.name).output();
+    }
+}
+
+/// The HOTP code of `secret` (base32) at `counter`, 6 digits SHA1.
+pub fn hotp_at(secret: &str, counter: u64) -> String {
+    let s = otpgate_core::secret::Secret::from_base32(secret).unwrap();
+    otpgate_core::otp::hotp(&s, otpgate_core::otp::Algorithm::SHA1, 6, counter).to_string()
 }

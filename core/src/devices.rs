@@ -1,0 +1,173 @@
+//! Several authenticators per user: adding, removing and confirming devices.
+
+use crate::otp::{self, Algorithm};
+use crate::secret::Secret;
+use crate::userfile::{Device, DeviceKind, Enrollment, check_device_name};
+
+/// Most devices one enrollment may hold.
+pub const MAX_DEVICES: usize = 10;
+
+/// Adds a device, refusing duplicate names and more than [`MAX_DEVICES`].
+pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
+    check_device_name(&device.name)?;
+    if enrollment.devices.iter().any(|d| d.name == device.name) {
+        return Err(format!(
+            "a device named \"{}\" already exists; pick another name or remove it first",
+            device.name
+        ));
+    }
+    if enrollment.devices.len() >= MAX_DEVICES {
+        return Err(format!("at most {MAX_DEVICES} devices per user"));
+    }
+    enrollment.devices.push(device);
+    Ok(())
+}
+
+/// Removes a device. Removing the primary device promotes the next
+/// time-based one (the file's top level must be a TOTP device); the last
+/// TOTP device cannot be removed (use `otpgate disable`).
+pub fn remove(enrollment: &mut Enrollment, name: &str) -> Result<(), String> {
+    let idx = enrollment
+        .devices
+        .iter()
+        .position(|d| d.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = enrollment.devices.iter().map(|d| d.name.as_str()).collect();
+            format!("no device named \"{name}\"; devices: {}", names.join(", "))
+        })?;
+    if idx == 0 {
+        let next = enrollment
+            .devices
+            .iter()
+            .skip(1)
+            .position(|d| matches!(d.kind, DeviceKind::Totp(_)))
+            .ok_or_else(|| {
+                format!("\"{name}\" is the only time-based device; use `otpgate disable` to remove the whole enrollment, or add another app first")
+            })?;
+        let promoted = enrollment.devices.remove(next + 1);
+        enrollment.devices[0] = promoted;
+    } else {
+        enrollment.devices.remove(idx);
+    }
+    Ok(())
+}
+
+/// Finds the counter of an HOTP code within `lookahead` presses of `start`
+/// (used to confirm a new token and set its counter).
+pub fn hotp_counter(
+    secret: &Secret,
+    algorithm: Algorithm,
+    digits: u8,
+    start: u64,
+    lookahead: u32,
+    code: &str,
+) -> Option<u64> {
+    let code: String = code.chars().filter(char::is_ascii_digit).collect();
+    (start..=start.saturating_add(u64::from(lookahead)))
+        .find(|c| otp::codes_equal(&code, &otp::hotp(secret, algorithm, digits, *c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::TotpParams;
+
+    fn enrollment() -> Enrollment {
+        Enrollment::new(
+            Secret::from_bytes(vec![1; 20]).unwrap(),
+            TotpParams::DEFAULT,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn device(name: &str, kind: DeviceKind) -> Device {
+        Device {
+            name: name.into(),
+            secret: Secret::from_bytes(vec![2; 20]).unwrap(),
+            kind,
+            created: 1,
+        }
+    }
+
+    #[test]
+    fn add_checks_names_and_limits() {
+        let mut e = enrollment();
+        add(
+            &mut e,
+            device("backup", DeviceKind::Totp(TotpParams::DEFAULT)),
+        )
+        .unwrap();
+        assert!(
+            add(
+                &mut e,
+                device("backup", DeviceKind::Totp(TotpParams::DEFAULT))
+            )
+            .is_err()
+        );
+        assert!(
+            add(
+                &mut e,
+                device("bad name", DeviceKind::Totp(TotpParams::DEFAULT))
+            )
+            .is_err()
+        );
+        for i in 0..8 {
+            add(
+                &mut e,
+                device(&format!("d{i}"), DeviceKind::Totp(TotpParams::DEFAULT)),
+            )
+            .unwrap();
+        }
+        assert!(
+            add(
+                &mut e,
+                device("one-too-many", DeviceKind::Totp(TotpParams::DEFAULT))
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn removing_the_primary_promotes_a_totp_device() {
+        let mut e = enrollment();
+        let hotp = DeviceKind::Hotp {
+            algorithm: Algorithm::SHA1,
+            digits: 6,
+            initial: 0,
+        };
+        add(&mut e, device("yubikey", hotp)).unwrap();
+        assert!(
+            remove(&mut e, "default")
+                .unwrap_err()
+                .contains("only time-based")
+        );
+        add(
+            &mut e,
+            device("backup", DeviceKind::Totp(TotpParams::DEFAULT)),
+        )
+        .unwrap();
+        remove(&mut e, "default").unwrap();
+        assert_eq!(e.devices[0].name, "backup");
+        assert_eq!(e.devices.len(), 2);
+        let text = e.to_toml().unwrap();
+        let back = Enrollment::parse(text.as_bytes()).unwrap();
+        assert_eq!(back.devices[0].name, "backup");
+        assert!(
+            remove(&mut e, "nope")
+                .unwrap_err()
+                .contains("backup, yubikey")
+        );
+    }
+
+    #[test]
+    fn hotp_confirmation_finds_the_counter() {
+        let s = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        assert_eq!(
+            hotp_counter(&s, Algorithm::SHA1, 6, 0, 10, "969429"),
+            Some(3)
+        );
+        assert_eq!(hotp_counter(&s, Algorithm::SHA1, 6, 4, 10, "969429"), None);
+        assert_eq!(hotp_counter(&s, Algorithm::SHA1, 6, 0, 2, "969429"), None);
+    }
+}

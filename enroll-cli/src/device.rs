@@ -1,0 +1,248 @@
+//! `otpgate device add|list|remove`: several authenticators per user.
+
+use crate::enroll::{self, KeyView, now, read_secret, require_code_or_root};
+use crate::qr::{self, QrTarget};
+use crate::term;
+use clap::{Args, Subcommand};
+use otpgate_core::admin::{self, Caller};
+use otpgate_core::clock::format_utc;
+use otpgate_core::devices;
+use otpgate_core::otp::{Algorithm, TotpParams};
+use otpgate_core::report;
+use otpgate_core::secret::Secret;
+use otpgate_core::store::Location;
+use otpgate_core::uri;
+use otpgate_core::userfile::{Device, DeviceKind, Enrollment};
+use std::path::Path;
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Add an authenticator: another phone app (TOTP) or a hardware token (--hotp).
+    #[command(
+        after_help = "Examples:\n  otpgate device add backup-phone\n  otpgate device add yubikey --hotp --secret - < key.txt\n  sudo otpgate device add token1 --user alice --hotp --secret - --no-confirm --counter 0"
+    )]
+    Add(AddArgs),
+    /// List the authenticators of an enrollment.
+    List {
+        /// Act for this user (root only).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an authenticator (asks a current code unless root).
+    #[command(after_help = "Example:\n  otpgate device remove old-phone")]
+    Remove {
+        /// The device's name (see `otpgate device list`).
+        name: String,
+        /// Act for this user (root only).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    /// A name for the device: 1-32 letters, digits, '.', '_' or '-'.
+    name: String,
+    /// Act for this user (root only).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// A counter-based (RFC 4226 HOTP) hardware token, e.g. a YubiKey OATH-HOTP slot.
+    #[arg(long)]
+    hotp: bool,
+    /// The device's base32 secret ("-": from stdin). Required for --hotp;
+    /// for a TOTP app a new one is generated when omitted.
+    #[arg(long, value_name = "BASE32|-")]
+    secret: Option<String>,
+    /// HOTP: the token's current counter (default 0).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    counter: u64,
+    /// Code length, 6 to 8.
+    #[arg(long, value_name = "N")]
+    digits: Option<u8>,
+    /// TOTP: seconds per code.
+    #[arg(long, value_name = "SECONDS")]
+    period: Option<u64>,
+    /// HMAC hash: SHA1, SHA256 or SHA512.
+    #[arg(long, value_name = "NAME", value_parser = enroll::parse_algorithm)]
+    algorithm: Option<Algorithm>,
+    /// Where the QR code goes (TOTP): terminal, none, png=PATH or svg=PATH.
+    #[arg(long, value_name = "WHERE", value_parser = qr::parse_target, default_value = "terminal")]
+    qr: QrTarget,
+    /// Do not ask for a code from the new device (root only).
+    #[arg(long)]
+    no_confirm: bool,
+}
+
+fn enrolled(location: &Location, user: &str) -> Result<Enrollment, String> {
+    location.load().map_err(|e| e.to_string())?.ok_or_else(|| {
+        format!("{user} is not enrolled; run `otpgate enroll` first, then add more devices")
+    })
+}
+
+pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String> {
+    let caller = Caller::current()?;
+    let config = admin::load_config(config_path)?;
+    match cmd {
+        DeviceCommand::List { user, json } => {
+            let account = admin::target_account(&caller, user.as_deref(), "list devices")?;
+            let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+            enrolled(&location, &account.name)?;
+            let r = report::user_report(&config, &account);
+            if *json {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&r.devices).map_err(|e| e.to_string())?
+                );
+            } else {
+                outln!(
+                    "{:<16} {:<5} {:<7} {:<7} {:<8} ADDED",
+                    "NAME",
+                    "TYPE",
+                    "HASH",
+                    "DIGITS",
+                    "PERIOD"
+                );
+                for d in &r.devices {
+                    let period = d.period.map_or("-".to_string(), |p| format!("{p} s"));
+                    outln!(
+                        "{:<16} {:<5} {:<7} {:<7} {:<8} {}",
+                        d.name,
+                        d.kind,
+                        d.algorithm,
+                        d.digits,
+                        period,
+                        format_utc(d.created)
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeviceCommand::Remove { name, user } => {
+            let account = admin::target_account(&caller, user.as_deref(), "remove devices")?;
+            let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+            let mut enrollment = enrolled(&location, &account.name)?;
+            devices::remove(&mut enrollment, name)?;
+            require_code_or_root(&caller, &config, &location, "removing a device")?;
+            location.save(&enrollment).map_err(|e| e.to_string())?;
+            outln!(
+                "Removed device \"{name}\" of {}; its codes no longer work.",
+                account.name
+            );
+            Ok(())
+        }
+        DeviceCommand::Add(args) => add(&caller, &config, args),
+    }
+}
+
+fn add(
+    caller: &Caller,
+    config: &otpgate_core::config::Config,
+    args: &AddArgs,
+) -> Result<(), String> {
+    let account = admin::target_account(caller, args.user.as_deref(), "add devices")?;
+    if args.no_confirm && !caller.is_root() {
+        return Err("--no-confirm is for administrators (root); confirm with a code from the new device instead".into());
+    }
+    let location = Location::of(config, &account).map_err(|e| e.to_string())?;
+    let mut enrollment = enrolled(&location, &account.name)?;
+    otpgate_core::userfile::check_device_name(&args.name)?;
+    if enrollment.devices.iter().any(|d| d.name == args.name) {
+        return Err(format!(
+            "a device named \"{}\" already exists; pick another name or remove it first",
+            args.name
+        ));
+    }
+    // Proof of an existing device before a new one is shown or accepted.
+    require_code_or_root(caller, config, &location, "adding a device")?;
+    let now = now()?;
+    let algorithm = args.algorithm.unwrap_or(config.algorithm);
+    let digits = args.digits.unwrap_or(config.digits);
+    let device = if args.hotp {
+        let secret = match args.secret.as_deref() {
+            Some(s) => read_secret(s)?,
+            None => return Err("an HOTP token comes with its secret: pass --secret - and paste the token's base32 key".into()),
+        };
+        TotpParams::new(algorithm, digits, 30)?;
+        let mut initial = args.counter;
+        if !args.no_confirm {
+            initial = confirm_hotp(
+                &secret,
+                algorithm,
+                digits,
+                args.counter,
+                config.hotp_lookahead,
+            )?;
+        }
+        Device {
+            name: args.name.clone(),
+            secret,
+            kind: DeviceKind::Hotp {
+                algorithm,
+                digits,
+                initial,
+            },
+            created: now,
+        }
+    } else {
+        let params = TotpParams::new(algorithm, digits, args.period.unwrap_or(config.period))?;
+        let secret = match args.secret.as_deref() {
+            Some(s) => read_secret(s)?,
+            None => Secret::generate().map_err(|e| e.to_string())?,
+        };
+        let issuer = config.effective_issuer();
+        let key_uri = uri::totp_uri(&issuer, &account.name, &secret, &params);
+        let key = KeyView {
+            issuer: &issuer,
+            account: &account.name,
+            secret: &secret,
+            params: &params,
+            uri: &key_uri,
+        };
+        enroll::show_key(&mut std::io::stdout(), &args.qr, false, &key)?;
+        if !args.no_confirm {
+            enroll::confirm_totp(&secret, &params, config.window, "device not added")?;
+        }
+        Device {
+            name: args.name.clone(),
+            secret,
+            kind: DeviceKind::Totp(params),
+            created: now,
+        }
+    };
+    devices::add(&mut enrollment, device)?;
+    location.save(&enrollment).map_err(|e| e.to_string())?;
+    outln!(
+        "Added device \"{}\" for {}: its codes now work at login.",
+        args.name,
+        account.name
+    );
+    Ok(())
+}
+
+/// Asks for a code from the token and returns the counter after it.
+fn confirm_hotp(
+    secret: &Secret,
+    algorithm: Algorithm,
+    digits: u8,
+    start: u64,
+    lookahead: u32,
+) -> Result<u64, String> {
+    for attempt in 1..=3 {
+        let Some(code) = term::read_line(&format!(
+            "Code from the token (press its button) ({attempt} of 3): "
+        ))?
+        else {
+            break;
+        };
+        if let Some(c) = devices::hotp_counter(secret, algorithm, digits, start, lookahead, &code) {
+            return Ok(c + 1);
+        }
+        eprintln!(
+            "That code does not match the secret within {lookahead} presses of counter {start}; check the secret and --counter."
+        );
+    }
+    Err("device not added: no matching code from the token, and nothing was written".into())
+}
