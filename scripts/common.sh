@@ -29,3 +29,9 @@ find_cargo() {
         exit 1
     fi
 }
+
+install_cargo_deb() {
+    if ! cargo deb --version 2>/dev/null | grep -q '3\.8\.0'; then
+        cargo install cargo-deb --version 3.8.0 --locked
+    fi
+}

@@ -9,16 +9,14 @@ require_root install.sh "it installs packages and PAM files"
 apt_install build-essential pkg-config libpam0g-dev ca-certificates
 find_cargo install.sh
 
-cargo build --release --locked -p pam-otpgate -p otpgate
+install_cargo_deb
 
-MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
-install -D -m 0644 target/release/libpam_otpgate.so "/usr/lib/$MULTIARCH/security/pam_otpgate.so"
-install -D -m 0755 target/release/otpgate /usr/bin/otpgate
-install -d -m 0755 /etc/otpgate
-if [ ! -e /etc/otpgate/config.toml ]; then
-    install -m 0644 config/config.toml /etc/otpgate/config.toml
-fi
-install -d -m 0700 /var/lib/otpgate
+# Build the Debian package and install it with apt: files, conffile,
+# pam-auth-update profile (not enabled), man pages, completions.
+deb=$(bash scripts/build-deb.sh)
+apt-get install -y -qq --reinstall "./$deb" >/dev/null
 
-echo "otpgate installed: /usr/lib/$MULTIARCH/security/pam_otpgate.so, /usr/bin/otpgate, /etc/otpgate/config.toml"
-echo "Next: enroll (otpgate enroll), then enable the module for sshd or sudo as the README explains."
+echo "otpgate installed from $deb:"
+echo "  /usr/lib/x86_64-linux-gnu/security/pam_otpgate.so, /usr/bin/otpgate, /etc/otpgate/config.toml"
+echo "Nothing is switched on yet. Next: otpgate enroll, then 'pam-auth-update --enable otpgate'"
+echo "or one line in /etc/pam.d/sshd (see README). Keep a root shell open while you do."

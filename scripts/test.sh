@@ -7,9 +7,28 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 require_root test.sh "the end-to-end tests create users and load PAM modules"
 apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
-    passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator
+    passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator \
+    openssh-server openssh-client sudo lintian
 find_cargo test.sh
+install_cargo_deb
 
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace
+
+# The package: built, checked by lintian, installed; the end-to-end SSH and
+# sudo tests then use the installed module, and the package test walks it
+# through enable, remove and purge (leaving it installed).
+deb=$(bash scripts/build-deb.sh)
+lintian --fail-on error "$deb"
+dpkg -i "$deb" >/dev/null
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set -o pipefail
+OTPGATE_E2E_PACKAGE=1 OTPGATE_DEB="$PWD/$deb" cargo test --locked --workspace -- --include-ignored 2>&1 | tee "$log"
+
+# One closing line for the whole run (cargo prints one per test binary).
+passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+echo
+echo "tests: $passed passed, $failed failed"

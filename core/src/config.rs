@@ -373,10 +373,15 @@ mod tests {
     }
 
     #[test]
-    fn shipped_config_parses_to_defaults() {
+    fn shipped_config_is_the_defaults_but_for_a_safe_roll_out() {
         let text = include_str!("../../config/config.toml");
+        let shipped = Config::parse(text, "config.toml").unwrap();
+        assert_eq!(shipped.enforce, Enforce::Enrolled);
         assert_eq!(
-            Config::parse(text, "config.toml").unwrap(),
+            Config {
+                enforce: Enforce::All,
+                ..shipped
+            },
             Config::default()
         );
     }

@@ -206,3 +206,59 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The packaged man page and completions are generated from the clap
+    /// definition. Run with OTPGATE_REGENERATE=1 to rewrite them.
+    #[test]
+    fn packaged_man_page_and_completions_are_current() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging");
+        let mut files: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
+        // One page per command and subcommand, as clap_mangen::generate_to
+        // would write them (otpgate.1, otpgate-enroll.1, otpgate-device-add.1…).
+        fn pages(
+            cmd: clap::Command,
+            dir: &std::path::Path,
+            out: &mut Vec<(std::path::PathBuf, Vec<u8>)>,
+        ) {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+                pages(sub, dir, out);
+            }
+            let man = clap_mangen::Man::new(cmd).date("2026-11-22");
+            let mut buf = Vec::new();
+            man.render(&mut buf).unwrap();
+            out.push((dir.join(man.get_filename()), buf));
+        }
+        let mut cmd = Cli::command().disable_help_subcommand(true);
+        cmd.build();
+        pages(cmd, &root.join("man"), &mut files);
+        for (shell, name) in [
+            (clap_complete::Shell::Bash, "otpgate.bash"),
+            (clap_complete::Shell::Zsh, "_otpgate"),
+            (clap_complete::Shell::Fish, "otpgate.fish"),
+        ] {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "otpgate", &mut buf);
+            files.push((root.join("completions").join(name), buf));
+        }
+        for (path, want) in files {
+            if std::env::var_os("OTPGATE_REGENERATE").is_some() {
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "{} is stale: run OTPGATE_REGENERATE=1 cargo test -p otpgate",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -15,6 +15,8 @@ use std::sync::{Mutex, OnceLock};
 
 pub use otpgate_core;
 
+pub mod sshd;
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -92,7 +94,8 @@ pub struct World {
     pub state: PathBuf,
 }
 
-fn unique(prefix: &str) -> String {
+/// A name unique within this test run.
+pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
@@ -150,7 +153,7 @@ impl World {
     /// Writes a PAM service file.
     pub fn set_stack(&self, service: &str, lines: &[&str]) {
         let mut text = lines.join("\n");
-        text.push_str("\naccount required pam_permit.so\n");
+        text.push_str("\naccount required pam_permit.so\nsession required pam_permit.so\n");
         std::fs::write(self.svc.join(service), text).unwrap();
     }
 
@@ -299,7 +302,8 @@ impl Drop for World {
     }
 }
 
-fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
+/// Runs a command with `stdin` fed in, collecting its output.
+pub fn run_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -391,6 +395,19 @@ fn user_lock() -> &'static Mutex<()> {
 }
 
 impl TestUser {
+    /// Sets the user's login password (for pam_unix).
+    pub fn set_password(&self, password: &str) {
+        let out = run_with_stdin(
+            Command::new("chpasswd").arg("--crypt-method").arg("SHA512"),
+            format!("{}:{password}\n", self.name).as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "chpasswd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Creates a user with a home directory under `world`.
     pub fn new(world: &World) -> Self {
         let name = unique("ogt");

@@ -1,0 +1,183 @@
+//! Issue 5: the .deb's life on a real Debian system — install, enable with
+//! pam-auth-update, refuse removal while a hand-edited PAM file uses the
+//! module, remove, purge — checking after each step that PAM still works
+//! through the real /etc/pam.d/common-auth.
+//!
+//! It installs and removes the system package, so it only runs when asked:
+//! scripts/test.sh builds the .deb, sets OTPGATE_DEB and passes
+//! --include-ignored. It leaves the package installed, as it found it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use otpgate_tests::sshd::INSTALLED_MODULE;
+use otpgate_tests::*;
+use std::path::Path;
+use std::process::Command;
+
+const PASSWORD: &str = "Pkg-Test-Passw0rd";
+
+fn sh(cmd: &str) -> std::process::Output {
+    Command::new("sh").arg("-c").arg(cmd).output().unwrap()
+}
+
+fn ok(cmd: &str) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn common_auth() -> String {
+    std::fs::read_to_string("/etc/pam.d/common-auth").unwrap()
+}
+
+/// A PAM service that uses the system's common-auth, as login/sshd/sudo do.
+struct Service(&'static str);
+
+impl Service {
+    fn create(extra: &str) -> Self {
+        std::fs::write(
+            "/etc/pam.d/otpgate-pkg-test",
+            format!("@include common-auth\n{extra}account required pam_permit.so\n"),
+        )
+        .unwrap();
+        Self("otpgate-pkg-test")
+    }
+
+    fn login(&self, user: &str, input: &[&str]) -> bool {
+        let mut cmd = Command::new("pamtester");
+        cmd.args([self.0, user, "authenticate"]);
+        let mut text = input.join("\n");
+        text.push('\n');
+        run_with_stdin(&mut cmd, text.as_bytes()).status.success()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file("/etc/pam.d/otpgate-pkg-test");
+        // Never leave the module switched on for the machine after a failure.
+        let _ = sh("pam-auth-update --package --remove otpgate 2>/dev/null");
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+#[ignore = "installs and removes the system package; scripts/test.sh runs it with OTPGATE_DEB set"]
+fn install_enable_remove_purge_keep_pam_working() {
+    let deb = std::env::var("OTPGATE_DEB").expect("OTPGATE_DEB: path of the built .deb");
+    let w = World::new();
+    let plain = TestUser::new(&w);
+    plain.set_password(PASSWORD);
+    let user = TestUser::new(&w);
+    user.set_password(PASSWORD);
+    let service = Service::create("");
+
+    // Install: files in place, nothing switched on.
+    ok(&format!("dpkg -i {deb} >/dev/null"));
+    for f in [
+        INSTALLED_MODULE,
+        "/usr/bin/otpgate",
+        "/etc/otpgate/config.toml",
+        "/usr/share/pam-configs/otpgate",
+        "/usr/share/man/man1/otpgate.1.gz",
+        "/usr/share/man/man8/pam_otpgate.8.gz",
+        "/usr/share/man/man5/otpgate.toml.5.gz",
+        "/usr/share/bash-completion/completions/otpgate",
+        "/usr/share/zsh/vendor-completions/_otpgate",
+        "/usr/share/fish/vendor_completions.d/otpgate.fish",
+        "/usr/share/doc/otpgate/copyright",
+        "/usr/share/doc/otpgate/changelog.Debian.gz",
+    ] {
+        assert!(Path::new(f).exists(), "{f} missing");
+    }
+    assert!(ok("dpkg-query -W -f='${Conffiles}' otpgate").contains("/etc/otpgate/config.toml"));
+    assert!(
+        !common_auth().contains("pam_otpgate"),
+        "installing must not switch the module on"
+    );
+    assert!(service.login(&plain.name, &[PASSWORD]));
+
+    // Enable: enrolled users need the code; the shipped policy lets others in.
+    ok("pam-auth-update --enable otpgate");
+    let auth = common_auth();
+    let deny = auth.find("pam_deny.so").unwrap();
+    let ours = auth.find("pam_otpgate.so").expect("enabled in common-auth");
+    assert!(
+        ours > deny,
+        "the module must come after the password block: {auth}"
+    );
+    let out = Command::new("/usr/bin/otpgate")
+        .args([
+            "enroll",
+            "--user",
+            &user.name,
+            "--secret",
+            "-",
+            "--no-confirm",
+            "--qr",
+            "none",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(RFC_SECRET.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!service.login(&user.name, &[PASSWORD, &wrong_code(RFC_SECRET, now())]));
+    assert!(!service.login(&user.name, &["wrong password", &code_at(RFC_SECRET, now())]));
+    assert!(service.login(&user.name, &[PASSWORD, &code_at(RFC_SECRET, now())]));
+    assert!(
+        service.login(&plain.name, &[PASSWORD]),
+        "not enrolled: not locked out by installing"
+    );
+
+    // Removal is refused while a hand-edited PAM file still loads the module.
+    drop(service);
+    let service = Service::create("auth required pam_otpgate.so\n");
+    let out = sh("dpkg -r otpgate");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pam_otpgate.so is still used in"));
+    assert!(Path::new(INSTALLED_MODULE).exists());
+    drop(service);
+    let service = Service::create("");
+    ok("pam-auth-update --enable otpgate");
+
+    // Remove: the module leaves common-auth first; logins keep working;
+    // configuration, state and enrollments stay.
+    ok("dpkg -r otpgate >/dev/null");
+    assert!(!common_auth().contains("pam_otpgate"));
+    assert!(!Path::new(INSTALLED_MODULE).exists());
+    assert!(service.login(&user.name, &[PASSWORD]));
+    assert!(!service.login(&user.name, &["wrong password"]));
+    assert!(Path::new("/etc/otpgate/config.toml").exists());
+    assert!(user.secret_file().exists());
+
+    // Purge: configuration and state go; users' own enrollments stay.
+    ok("dpkg -P otpgate >/dev/null");
+    assert!(!Path::new("/etc/otpgate").exists());
+    assert!(!Path::new("/var/lib/otpgate").exists());
+    assert!(
+        user.secret_file().exists(),
+        "a user's home is not the package's to purge"
+    );
+    assert!(service.login(&plain.name, &[PASSWORD]));
+
+    // Leave it installed, as scripts/test.sh installed it.
+    ok(&format!("dpkg -i {deb} >/dev/null"));
+    assert!(Path::new(INSTALLED_MODULE).exists());
+}
