@@ -467,8 +467,40 @@ impl SafeDir {
         })();
         if result.is_err() {
             let _ = unlinkat(&dir, tmp, UnlinkatFlags::NoRemoveDir);
+        } else {
+            self.remove_stale_temps(&dir, name);
         }
         result
+    }
+
+    /// Removes temporary files of `name` left by writers that were killed
+    /// mid-write (their process no longer exists). Best effort: a failure
+    /// here never fails the write that already succeeded.
+    fn remove_stale_temps(&self, dir: &OwnedFd, name: &OsStr) {
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        let Ok(fd) = dir.try_clone() else { return };
+        let Ok(mut listing) = nix::dir::Dir::from_fd(fd) else {
+            return;
+        };
+        let stale: Vec<std::ffi::CString> = listing
+            .iter()
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name().to_str().ok()?;
+                let pid: i32 = file
+                    .strip_prefix(&prefix)?
+                    .split('-')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(Errno::ESRCH);
+                dead.then(|| entry.file_name().to_owned())
+            })
+            .collect();
+        for file in stale {
+            let _ = unlinkat(dir, file.as_c_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 
     /// Removes `name` (not following links) and syncs the directory. Missing is fine.

@@ -5,6 +5,7 @@
  *        null-resp  return PAM_SUCCESS with a response whose resp is NULL
  *        null-array return PAM_SUCCESS with no response array at all
  *        fail       return PAM_CONV_ERR
+ * USER "-" starts PAM without a user (PAM_USER unset): the module must ask.
  * Prints "rc=N" (the pam_authenticate result) and exits 0 only on PAM_SUCCESS.
  * Used by the end-to-end tests to prove that such replies deny (pam_u2f
  * CVE-2021-31924 was a NULL reply treated as a match).
@@ -41,7 +42,7 @@ int main(int argc, char **argv) {
     reply = argc > 4 ? argv[4] : NULL;
     struct pam_conv c = { conv, NULL };
     pam_handle_t *h = NULL;
-    int rc = pam_start(argv[1], argv[2], &c, &h);
+    int rc = pam_start(argv[1], strcmp(argv[2], "-") == 0 ? NULL : argv[2], &c, &h);
     if (rc != PAM_SUCCESS) { printf("pam_start=%d\n", rc); return 2; }
     rc = pam_authenticate(h, 0);
     printf("rc=%d\n", rc);

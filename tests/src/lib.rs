@@ -32,6 +32,7 @@ struct Built {
     module: PathBuf,
     cli: PathBuf,
     pamconv: PathBuf,
+    pamrace: PathBuf,
 }
 
 /// Builds the module, the CLI and the conversation helper once per test binary.
@@ -49,19 +50,23 @@ fn built() -> &'static Built {
             .expect("running cargo build");
         assert!(status.success(), "building the module and CLI failed");
         let dir = target_dir().join("debug");
-        let pamconv = dir.join("pamconv");
-        let status = Command::new("cc")
-            .args(["-O1", "-Wall", "-o"])
-            .arg(&pamconv)
-            .arg(workspace().join("tests/helpers/pamconv.c"))
-            .arg("-lpam")
-            .status()
-            .expect("running cc (install gcc and libpam0g-dev)");
-        assert!(status.success(), "compiling tests/helpers/pamconv.c failed");
+        let compile = |name: &str| {
+            let out = dir.join(name);
+            let status = Command::new("cc")
+                .args(["-O1", "-Wall", "-pthread", "-o"])
+                .arg(&out)
+                .arg(workspace().join(format!("tests/helpers/{name}.c")))
+                .arg("-lpam")
+                .status()
+                .expect("running cc (install gcc and libpam0g-dev)");
+            assert!(status.success(), "compiling tests/helpers/{name}.c failed");
+            out
+        };
         Built {
             module: dir.join("libpam_otpgate.so"),
             cli: dir.join("otpgate"),
-            pamconv,
+            pamconv: compile("pamconv"),
+            pamrace: compile("pamrace"),
         }
     })
 }
@@ -214,6 +219,23 @@ impl World {
                 .map(|h| usize::from(h.join().unwrap()))
                 .sum()
         })
+    }
+
+    /// Runs `n` threads in one process, each with its own PAM handle, all
+    /// authenticating at once with `reply`; returns (successes, failures).
+    pub fn thread_race(&self, user: &str, reply: &str, n: usize, at: u64) -> (usize, usize) {
+        let mut cmd = Command::new(&built().pamrace);
+        cmd.args(["otpgate-test", user, &n.to_string(), reply]);
+        self.pam_env(&mut cmd, at);
+        let out = run_with_stdin(&mut cmd, b"");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |k: &str| -> usize {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(k))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("pamrace printed {text:?}"))
+        };
+        (field("success="), field("failure="))
     }
 
     /// Runs the misbehaving-conversation helper (see tests/helpers/pamconv.c).

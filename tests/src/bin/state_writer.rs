@@ -1,0 +1,57 @@
+//! Test helper: rewrites a user's login state and secret file in a loop,
+//! printing the iteration number after each completed pair of writes, until
+//! killed. The crash-safety test SIGKILLs it at random points.
+//!
+//! usage: state_writer CONFIG USER
+
+use otpgate_core::config::{Config, Source};
+use otpgate_core::otp::TotpParams;
+use otpgate_core::secret::Secret;
+use otpgate_core::state::StateStore;
+use otpgate_core::store::Location;
+use otpgate_core::userfile::Enrollment;
+use std::io::Write;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(config), Some(user)) = (args.get(1), args.get(2)) else {
+        eprintln!("usage: state_writer CONFIG USER");
+        std::process::exit(2);
+    };
+    let config = Config::load(&Source::Explicit(config.into())).unwrap_or_else(|e| panic!("{e}"));
+    let account = otpgate_core::account::by_name(user)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no user {user}"));
+    let location = Location::of(&config, &account).unwrap_or_else(|e| panic!("{e}"));
+    let store = StateStore::open(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let make = |id: &str, byte: u8| {
+        let mut e = Enrollment::new(
+            Secret::from_bytes(vec![byte; 20]).unwrap_or_else(|e| panic!("{e}")),
+            TotpParams::DEFAULT,
+            1,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        e.id = id.into();
+        e
+    };
+    let enrollments = [
+        make("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1),
+        make("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", 2),
+    ];
+    let mut out = std::io::stdout();
+    for i in 1u64.. {
+        store
+            .update_for(&account.name, Some(account.gid), |s| {
+                s.last_success = Some(i);
+                s.failures = (0..(i % 7)).collect();
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        location
+            .save(&enrollments[(i % 2) as usize])
+            .unwrap_or_else(|e| panic!("{e}"));
+        if writeln!(out, "{i}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
+}
