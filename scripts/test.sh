@@ -15,6 +15,9 @@ install_cargo_deb
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
+# A short bounded fuzzing run of every parser (long runs: scripts/fuzz.sh 3600).
+bash scripts/fuzz.sh 20
+
 # The package: built, checked by lintian, installed; the end-to-end SSH and
 # sudo tests then use the installed module, and the package test walks it
 # through enable, remove and purge (leaving it installed).

@@ -1,0 +1,21 @@
+//! The config parser and module-argument overrides: never panic; whatever
+//! parses must also survive a round trip through the effective-values output.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use otpgate_core::config::Config;
+use otpgate_core::login::ModuleArgs;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    // The first line doubles as module arguments.
+    let (args_line, body) = text.split_once('\n').unwrap_or((text, ""));
+    if let Ok(config) = Config::parse(body, "fuzz") {
+        let again = Config::parse(&config.to_toml(), "fuzz").expect("effective values must parse");
+        assert_eq!(again, config);
+        let args: Vec<&str> = args_line.split_whitespace().collect();
+        if let Ok(parsed) = ModuleArgs::parse(&args) {
+            let _ = config.with_overrides(&parsed.overrides, "fuzz");
+        }
+    }
+});
