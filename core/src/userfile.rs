@@ -184,18 +184,18 @@ impl Enrollment {
         if text.trim().is_empty() {
             return Err(FormatError("the file is empty".into()));
         }
-        let probe: VersionProbe = toml::from_str(text).map_err(|e| toml_error(&e))?;
-        match probe.version {
-            Some(toml::Value::Integer(v)) if v == i64::from(FORMAT_VERSION) => {}
-            Some(toml::Value::Integer(v)) => {
-                return Err(FormatError(format!(
-                    "format version {v} is not supported (this otpgate reads version {FORMAT_VERSION}): upgrade otpgate or re-enroll"
-                )));
+        // One strict parse on the login path; the version probe only runs to
+        // explain a failure (a newer format fails with unknown keys first).
+        let raw: RawFile = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                Self::check_version(text)?;
+                return Err(toml_error(&e));
             }
-            Some(_) => return Err(FormatError("`version` must be an integer".into())),
-            None => return Err(FormatError("the `version` key is missing".into())),
+        };
+        if raw.version != FORMAT_VERSION {
+            return Err(unsupported_version(i64::from(raw.version)));
         }
-        let raw: RawFile = toml::from_str(text).map_err(|e| toml_error(&e))?;
         check_enrollment_id(&raw.enrollment_id)?;
         let params = TotpParams::new(raw.algorithm, raw.digits, raw.period).map_err(FormatError)?;
         let primary_name = raw
@@ -228,6 +228,16 @@ impl Enrollment {
             devices,
             recovery: raw.recovery,
         })
+    }
+
+    fn check_version(text: &str) -> Result<(), FormatError> {
+        let probe: VersionProbe = toml::from_str(text).map_err(|e| toml_error(&e))?;
+        match probe.version {
+            Some(toml::Value::Integer(v)) if v == i64::from(FORMAT_VERSION) => Ok(()),
+            Some(toml::Value::Integer(v)) => Err(unsupported_version(v)),
+            Some(_) => Err(FormatError("`version` must be an integer".into())),
+            None => Err(FormatError("the `version` key is missing".into())),
+        }
     }
 
     fn parse_device(d: RawDevice) -> Result<Device, FormatError> {
@@ -356,6 +366,12 @@ impl Enrollment {
             _ => None,
         }
     }
+}
+
+fn unsupported_version(v: i64) -> FormatError {
+    FormatError(format!(
+        "format version {v} is not supported (this otpgate reads version {FORMAT_VERSION}): upgrade otpgate or re-enroll"
+    ))
 }
 
 fn toml_error(e: &toml::de::Error) -> FormatError {
