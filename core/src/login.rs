@@ -373,7 +373,8 @@ pub fn authenticate(
             deny_line(&mut ctx, Level::Err, &why);
             Outcome::AuthInfoUnavail
         }
-        Plan::Exempt(_) => Outcome::Ignore,
+        // Decided before the prompt; never reached. Deny if it ever is.
+        Plan::Exempt(_) => Outcome::AuthErr,
         Plan::Enrolled {
             account,
             enrollment,

@@ -124,10 +124,15 @@ impl PamHooks for OtpGate {
                     Level::Err,
                     &format!("result=denied reason=\"could not get the user name ({code:?})\""),
                 );
-                return if code == PamResultCode::PAM_SUCCESS {
-                    PamResultCode::PAM_AUTH_ERR
-                } else {
-                    code
+                // Pass through the failure codes pam_get_user documents;
+                // anything else (PAM_SUCCESS without a name, PAM_IGNORE,
+                // PAM_CONV_AGAIN…) becomes a plain denial.
+                return match code {
+                    PamResultCode::PAM_CONV_ERR
+                    | PamResultCode::PAM_SYSTEM_ERR
+                    | PamResultCode::PAM_BUF_ERR
+                    | PamResultCode::PAM_ABORT => code,
+                    _ => PamResultCode::PAM_AUTH_ERR,
                 };
             }
         };
