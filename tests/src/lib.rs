@@ -81,6 +81,16 @@ pub fn cli_path() -> PathBuf {
     built().cli.clone()
 }
 
+/// pam_wrapper gives each process a configuration directory `/tmp/pam.X`
+/// chosen by `lstat` then `mkdir` (36 names): two processes started at once
+/// can share one and read each other's service files. Every process that
+/// runs under pam_wrapper therefore holds this lock; concurrency tests use
+/// threads inside one process instead ([`World::thread_race`]).
+pub fn pam_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const PAM_MATRIX: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so";
 
@@ -193,6 +203,7 @@ impl World {
         self.pam_env(&mut cmd, at);
         let mut stdin = input.join("\n");
         stdin.push('\n');
+        let _pam = pam_lock();
         PamRun::from(run_with_stdin(&mut cmd, stdin.as_bytes()))
     }
 
@@ -201,6 +212,7 @@ impl World {
         let mut cmd = Command::new("pamtester");
         cmd.args([service, user, op]);
         self.pam_env(&mut cmd, at);
+        let _pam = pam_lock();
         PamRun::from(run_with_stdin(&mut cmd, b""))
     }
 
@@ -209,25 +221,16 @@ impl World {
         self.pam("otpgate-test", user, &[code], at, None)
     }
 
-    /// Runs `n` logins at once with the same input; returns how many succeeded.
-    pub fn race(&self, user: &str, code: &str, n: usize, at: u64) -> usize {
-        std::thread::scope(|s| {
-            let runs: Vec<_> = (0..n)
-                .map(|_| s.spawn(|| self.login(user, code, at).success))
-                .collect();
-            runs.into_iter()
-                .map(|h| usize::from(h.join().unwrap()))
-                .sum()
-        })
-    }
-
     /// Runs `n` threads in one process, each with its own PAM handle, all
     /// authenticating at once with `reply`; returns (successes, failures).
     pub fn thread_race(&self, user: &str, reply: &str, n: usize, at: u64) -> (usize, usize) {
         let mut cmd = Command::new(&built().pamrace);
         cmd.args(["otpgate-test", user, &n.to_string(), reply]);
         self.pam_env(&mut cmd, at);
-        let out = run_with_stdin(&mut cmd, b"");
+        let out = {
+            let _pam = pam_lock();
+            run_with_stdin(&mut cmd, b"")
+        };
         let text = String::from_utf8_lossy(&out.stdout);
         let field = |k: &str| -> usize {
             text.split_whitespace()
@@ -246,6 +249,7 @@ impl World {
             cmd.arg(r);
         }
         self.pam_env(&mut cmd, at);
+        let _pam = pam_lock();
         PamRun::from(run_with_stdin(&mut cmd, b""))
     }
 

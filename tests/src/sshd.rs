@@ -144,7 +144,11 @@ impl Sshd {
         script.push_str("expect { timeout { puts \"\\nEXPECT-TIMEOUT at end\"; exit 3 } eof {} }\ncatch wait result\nexit [lindex $result 3]\n");
         let mut cmd = Command::new("expect");
         cmd.arg("-");
-        let out = run_with_stdin(&mut cmd, script.as_bytes());
+        // sshd's PAM runs under pam_wrapper in a new process per connection.
+        let out = {
+            let _pam = crate::pam_lock();
+            run_with_stdin(&mut cmd, script.as_bytes())
+        };
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         SshRun {
             logged_in: out.status.success() && text.contains("LOGGED-IN-OK\r\n"),

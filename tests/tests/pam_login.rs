@@ -384,7 +384,7 @@ fn parallel_logins_with_one_code_succeed_exactly_once() {
     let w = World::new();
     let u = enrolled(&w);
     let code = code_at(RFC_SECRET, T0);
-    assert_eq!(w.race(&u.name, &code, 16, T0), 1);
+    assert_eq!(w.thread_race(&u.name, &code, 16, T0), (1, 15));
     let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
     assert!(
         state.contains(&format!("last_step = {}", T0 / 30)),

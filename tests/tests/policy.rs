@@ -281,7 +281,10 @@ fn concurrent_wrong_codes_are_each_counted_once() {
     let w = World::new();
     let u = enrolled(&w);
     w.set_config("max_failures = 1000\nfailure_window = 3600\n");
-    assert_eq!(w.race(&u.name, &wrong_code(RFC_SECRET, T0), 20, T0), 0);
+    assert_eq!(
+        w.thread_race(&u.name, &wrong_code(RFC_SECRET, T0), 20, T0),
+        (0, 20)
+    );
     let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
     let line = state.lines().find(|l| l.starts_with("failures")).unwrap();
     assert_eq!(line.matches(&T0.to_string()).count(), 20, "{state}");
