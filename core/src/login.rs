@@ -425,19 +425,7 @@ fn before_prompt(
         }
     };
     if let Some(until) = state.locked_at(now) {
-        conv.error(&format!(
-            "Too many wrong codes: two-factor login is locked until {}.",
-            format_utc(until)
-        ));
-        deny_line(
-            ctx,
-            Level::Warning,
-            &format!(
-                "locked out until {} after too many wrong codes",
-                format_utc(until)
-            ),
-        );
-        return Some(Outcome::MaxTries);
+        return Some(deny_locked(until, conv, ctx));
     }
     if config.remember_minutes > 0
         && let Some(ip) = policy::rhost_ip(req.rhost)
@@ -691,10 +679,7 @@ fn verify(
     };
     let outcome = report(verdict, &input, conv, ctx);
     if let Some(until) = lock_started {
-        conv.error(&format!(
-            "Too many wrong codes: two-factor login is locked until {}.",
-            format_utc(until)
-        ));
+        conv.error(&locked_message(until));
         ctx.line(
             Level::Warning,
             &format!(
@@ -706,6 +691,27 @@ fn verify(
         );
     }
     outcome
+}
+
+fn locked_message(until: u64) -> String {
+    format!(
+        "Too many wrong codes: two-factor login is locked until {}.",
+        format_utc(until)
+    )
+}
+
+/// Refuses a locked-out user: tells them until when, logs it.
+fn deny_locked(until: u64, conv: &mut dyn Conversation, ctx: &mut Ctx) -> Outcome {
+    conv.error(&locked_message(until));
+    deny_line(
+        ctx,
+        Level::Warning,
+        &format!(
+            "locked out until {} after too many wrong codes",
+            format_utc(until)
+        ),
+    );
+    Outcome::MaxTries
 }
 
 /// Logs a verdict, tells the user what they need to know, and maps it to an outcome.
@@ -770,21 +776,7 @@ fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mu
             deny_line(ctx, Level::Notice, why);
             Outcome::AuthErr
         }
-        Verdict::Locked { until } => {
-            conv.error(&format!(
-                "Too many wrong codes: two-factor login is locked until {}.",
-                format_utc(until)
-            ));
-            deny_line(
-                ctx,
-                Level::Warning,
-                &format!(
-                    "locked out until {} after too many wrong codes",
-                    format_utc(until)
-                ),
-            );
-            Outcome::MaxTries
-        }
+        Verdict::Locked { until } => deny_locked(until, conv, ctx),
     }
 }
 

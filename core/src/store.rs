@@ -121,6 +121,41 @@ impl Location {
             .map_err(StoreError::Fs)
     }
 
+    /// Explains a failed save to the person at the terminal: a non-root user
+    /// cannot write a root-managed central store, and should be told whom to ask.
+    pub fn explain_save_error(&self, error: &StoreError, user: &str) -> String {
+        let denied = matches!(error, StoreError::Fs(FsError::PermissionDenied { .. }));
+        if denied && !self.in_home && !nix::unistd::geteuid().is_root() {
+            format!(
+                "{error}. The secret store {} is managed by root: ask an administrator to run `otpgate enroll --user {user}`",
+                self.path.display()
+            )
+        } else {
+            error.to_string()
+        }
+    }
+
+    /// Fails early (before a secret is shown) when a non-root caller cannot
+    /// write the secret file's directory, e.g. a root-managed central store.
+    pub fn check_writable(&self, user: &str) -> Result<(), String> {
+        if nix::unistd::geteuid().is_root() || self.in_home {
+            return Ok(());
+        }
+        let Some(dir) = self.path.parent() else {
+            return Ok(());
+        };
+        match nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Err(self
+                .explain_save_error(
+                    &StoreError::Fs(FsError::PermissionDenied {
+                        path: dir.to_path_buf(),
+                    }),
+                    user,
+                )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a file (or anything else) exists at the path.
     pub fn exists(&self) -> Result<bool, StoreError> {
         let _id = self.identity()?;

@@ -127,6 +127,7 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
         return Err("--no-confirm is for administrators (root); run `otpgate enroll` without it and type a code from your app".into());
     }
     let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    location.check_writable(&account.name)?;
     if admin::check_replace(&location, args.force, &account.name)? {
         require_code_or_root(&caller, &config, &location, "replacing the enrollment")?;
     }
@@ -160,7 +161,9 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
         confirm_totp(new.secret(), &new.params, config.window, "not enrolled")?;
     }
 
-    location.save(&new.enrollment).map_err(|e| e.to_string())?;
+    location
+        .save(&new.enrollment)
+        .map_err(|e| location.explain_save_error(&e, &account.name))?;
     if args.json {
         let codes: Vec<String> = new
             .recovery_codes

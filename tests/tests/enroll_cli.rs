@@ -592,3 +592,21 @@ fn import_reports_hotp_files_and_writes_nothing() {
         "does not exist",
     );
 }
+
+#[test]
+fn a_user_cannot_write_a_root_managed_store_and_is_told_whom_to_ask() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let store = w.dir.join("central");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
+    w.set_config(&format!("secret_path = \"{}/%u.toml\"\n", store.display()));
+    let out = w.otpgate_as(&u, &["enroll", "--qr", "none"], "");
+    assert_cli_error(
+        &out,
+        &format!(
+            "ask an administrator to run `otpgate enroll --user {}`",
+            u.name
+        ),
+    );
+}
