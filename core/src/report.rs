@@ -188,6 +188,28 @@ impl UserReport {
     }
 }
 
+/// The accounts `otpgate audit` reports on: every local account that can log
+/// in, plus every member (primary or supplementary) of `groups` (the
+/// config's `enforce_groups`), each once.
+pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
+    let all = parse_passwd(&passwd);
+    let mut out = login_accounts()?;
+    for name in groups {
+        let group = nix::unistd::Group::from_name(name)
+            .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
+            .ok_or_else(|| format!("enforce_groups: group \"{name}\" does not exist"))?;
+        for a in &all {
+            let member = a.gid == group.gid.as_raw() || group.mem.contains(&a.name);
+            if member && !out.iter().any(|o| o.name == a.name) {
+                out.push(a.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Local accounts that can log in: a shell listed in /etc/shells.
 pub fn login_accounts() -> Result<Vec<Account>, String> {
     let shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();

@@ -171,7 +171,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
-    let rows: Vec<UserReport> = report::login_accounts()?
+    let rows: Vec<UserReport> = report::audit_accounts(&config.enforce_groups)?
         .iter()
         .map(|a| report::user_report(&config, a))
         .collect();

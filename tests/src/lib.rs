@@ -421,8 +421,20 @@ fn user_lock() -> &'static Mutex<()> {
 }
 
 impl TestUser {
+    /// Changes the login shell (under the same lock as useradd: the shadow
+    /// tools refuse to run while another one holds /etc/passwd).
+    pub fn set_shell(&self, shell: &str) {
+        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+        let st = Command::new("usermod")
+            .args(["-s", shell, &self.name])
+            .status()
+            .expect("usermod");
+        assert!(st.success());
+    }
+
     /// Sets the user's login password (for pam_unix).
     pub fn set_password(&self, password: &str) {
+        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
         let out = run_with_stdin(
             Command::new("chpasswd").arg("--crypt-method").arg("SHA512"),
             format!("{}:{password}\n", self.name).as_bytes(),

@@ -465,6 +465,27 @@ fn audit_lists_login_accounts_with_their_state() {
     );
     let json = cli_ok(&w.otpgate(&["audit", "--json"], ""));
     assert!(json.contains(&format!("\"user\": \"{}\"", b.name)));
+    // A member of an enforced group is listed even without a login shell.
+    let d = TestUser::new(&w);
+    assert!(
+        std::process::Command::new("usermod")
+            .args(["-s", "/usr/sbin/nologin", &d.name])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let text = cli_ok(&w.otpgate(&["audit"], ""));
+    assert!(
+        !text.contains(&format!("{} ", d.name)),
+        "no login shell, not enforced: not listed"
+    );
+    let g = TestGroup::new(&[&d]);
+    w.set_config(&format!("enforce_groups = [\"{}\"]\n", g.name));
+    let text = cli_ok(&w.otpgate(&["audit"], ""));
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!("{} ", d.name))),
+        "{text}"
+    );
 }
 
 #[test]
