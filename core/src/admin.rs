@@ -8,6 +8,7 @@ use crate::recovery::{self, RecoveryCode};
 use crate::secret::Secret;
 use crate::store::Location;
 use crate::userfile::Enrollment;
+use zeroize::Zeroizing;
 
 /// Who runs the command.
 #[derive(Debug, Clone)]
@@ -122,11 +123,7 @@ impl NewEnrollment {
 
     /// Whether `code` is a current code of the new secret (the confirmation step).
     pub fn confirms(&self, code: &str, now: u64, window: u32) -> bool {
-        let code: String = code
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
-        otp::find_totp_step(self.secret(), &self.params, &code, now, window, None).is_some()
+        otp::typed_code_matches(self.secret(), &self.params, code, now, window)
     }
 }
 
@@ -145,16 +142,39 @@ pub fn check_replace(location: &Location, force: bool, user: &str) -> Result<boo
 /// Whether `code` is a current code of any TOTP device of `enrollment`
 /// (used to authorise changes by a non-root user).
 pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window: u32) -> bool {
-    let code: String = code
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
     enrollment.devices.iter().any(|d| match d.kind {
         crate::userfile::DeviceKind::Totp(p) => {
-            otp::find_totp_step(&d.secret, &p, &code, now, window, None).is_some()
+            otp::typed_code_matches(&d.secret, &p, code, now, window)
         }
         crate::userfile::DeviceKind::Hotp { .. } => false,
     })
+}
+
+/// Who may change an enrollment (replace it, add or remove a device, make
+/// new recovery codes, disable it): root, or the user with a current code
+/// from one of their devices. `existing` is the enrollment being changed;
+/// with none there is nothing to protect. `code` asks the user for a code
+/// and is only called when one is needed.
+pub fn authorize_change(
+    caller: &Caller,
+    existing: Option<&Enrollment>,
+    code: impl FnOnce() -> Result<Option<Zeroizing<String>>, String>,
+    now: u64,
+    window: u32,
+    what: &str,
+) -> Result<(), String> {
+    let Some(existing) = existing.filter(|_| !caller.is_root()) else {
+        return Ok(());
+    };
+    let code = code()?
+        .ok_or_else(|| format!("{what} needs a current code from your app; nothing was changed"))?;
+    if current_code_valid(existing, &code, now, window) {
+        Ok(())
+    } else {
+        Err(format!(
+            "that code is not valid; {what} refused and nothing was changed"
+        ))
+    }
 }
 
 /// The `pam_otpgate.so` argument lists in a PAM service file (one per line
@@ -224,6 +244,47 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!(found[0], ["window=0", "prompt=Sudo code: ", "debug"]);
         assert!(found[1].is_empty());
+    }
+
+    #[test]
+    fn changes_need_root_or_a_current_code() {
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        let e = Enrollment::new(secret.clone(), TotpParams::DEFAULT, 1).unwrap();
+        let now = 1_800_000_000;
+        let good = otp::totp(&secret, &TotpParams::DEFAULT, now).to_string();
+        let root = Caller {
+            uid: 0,
+            account: None,
+        };
+        let user = Caller {
+            uid: 1000,
+            account: None,
+        };
+        let never = || -> Result<Option<Zeroizing<String>>, String> { panic!("root is not asked") };
+        assert!(authorize_change(&root, Some(&e), never, now, 1, "x").is_ok());
+        assert!(authorize_change(&user, None, never, now, 1, "x").is_ok());
+        let spaced = format!("{} {}", &good[..3], &good[3..]);
+        assert!(
+            authorize_change(
+                &user,
+                Some(&e),
+                || Ok(Some(Zeroizing::new(spaced))),
+                now,
+                1,
+                "x"
+            )
+            .is_ok()
+        );
+        let err = authorize_change(
+            &user,
+            Some(&e),
+            || Ok(Some(Zeroizing::new("000000".into()))),
+            now,
+            1,
+            "adding a device",
+        );
+        assert!(err.unwrap_err().contains("adding a device refused"));
+        assert!(authorize_change(&user, Some(&e), || Ok(None), now, 1, "x").is_err());
     }
 
     #[test]

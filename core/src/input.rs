@@ -21,6 +21,16 @@ pub enum Input {
     Invalid(&'static str),
 }
 
+/// What a typed code is compared as: spaces and dashes removed (apps show
+/// "123 456", people type "123-456"). Wiped when dropped.
+pub fn compact(text: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        text.chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect(),
+    )
+}
+
 /// Classifies raw reply bytes from the conversation.
 pub fn classify(raw: &[u8]) -> Input {
     if raw.len() > MAX_INPUT_LEN {
@@ -32,11 +42,7 @@ pub fn classify(raw: &[u8]) -> Input {
     if text.contains('\0') {
         return Input::Invalid("the reply contains a NUL byte");
     }
-    let compact: Zeroizing<String> = Zeroizing::new(
-        text.chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect(),
-    );
+    let compact = compact(text);
     if compact.is_empty() {
         return Input::Empty;
     }

@@ -168,6 +168,21 @@ pub fn find_totp_step(
     found
 }
 
+/// Whether what someone typed is a code of this TOTP key near `now`
+/// (confirming a new app, or proving a device to the CLI). Spaces and
+/// dashes are ignored. Replay state is not consulted: the login path uses
+/// [`find_totp_step`] with the last accepted step instead.
+pub fn typed_code_matches(
+    secret: &Secret,
+    params: &TotpParams,
+    typed: &str,
+    now: u64,
+    window: u32,
+) -> bool {
+    let code = crate::input::compact(typed);
+    find_totp_step(secret, params, &code, now, window, None).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,21 +84,13 @@ pub fn require_code_or_root(
     location: &Location,
     what: &str,
 ) -> Result<(), String> {
-    if caller.is_root() {
-        return Ok(());
-    }
-    let Some(existing) = location.load().map_err(|e| e.to_string())? else {
-        return Ok(());
-    };
-    let code = term::read_line("Current code from your app: ")?
-        .ok_or_else(|| format!("{what} needs a current code from your app; nothing was changed"))?;
-    if admin::current_code_valid(&existing, &code, now()?, config.window) {
-        Ok(())
+    let existing = if caller.is_root() {
+        None
     } else {
-        Err(format!(
-            "that code is not valid; {what} refused and nothing was changed"
-        ))
-    }
+        location.load().map_err(|e| e.to_string())?
+    };
+    let ask = || term::read_line("Current code from your app: ");
+    admin::authorize_change(caller, existing.as_ref(), ask, now()?, config.window, what)
 }
 
 /// Prints recovery codes with the advice that goes with them.
@@ -269,12 +261,7 @@ pub fn confirm_totp(
         else {
             break;
         };
-        let code: String = code
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect();
-        if otpgate_core::otp::find_totp_step(secret, params, &code, now()?, window, None).is_some()
-        {
+        if otpgate_core::otp::typed_code_matches(secret, params, &code, now()?, window) {
             return Ok(());
         }
         eprintln!(
