@@ -310,6 +310,26 @@ impl World {
         );
     }
 
+    /// Enrolls `user` through the real CLI (root, new secret, `--json`) and
+    /// returns the `count` recovery codes it printed.
+    pub fn enroll_with_recovery(&self, user: &str, count: usize) -> Vec<String> {
+        let n = count.to_string();
+        let args = [
+            "enroll",
+            "--user",
+            user,
+            "--no-confirm",
+            "--json",
+            "--qr",
+            "none",
+            "--recovery-codes",
+            &n,
+        ];
+        let codes = recovery_codes_in(&cli_ok(&self.otpgate(&args, "")));
+        assert_eq!(codes.len(), count, "enroll printed {codes:?}");
+        codes
+    }
+
     /// The state file of `user`.
     pub fn state_file(&self, user: &str) -> PathBuf {
         self.state.join(format!("{user}.state"))

@@ -52,21 +52,7 @@ fn sixty_four_parallel_logins_with_one_recovery_code_succeed_once() {
     let w = World::new();
     let u = TestUser::new(&w);
     w.set_config("max_failures = 1000\n");
-    let out = w.otpgate(
-        &[
-            "enroll",
-            "--user",
-            &u.name,
-            "--no-confirm",
-            "--json",
-            "--qr",
-            "none",
-            "--recovery-codes",
-            "3",
-        ],
-        "",
-    );
-    let codes = recovery_codes_in(&cli_ok(&out));
+    let codes = w.enroll_with_recovery(&u.name, 3);
     assert_eq!(w.thread_race(&u.name, &codes[1], 64, T0), (1, 63));
     let status = cli_ok(&w.otpgate(&["status", "--user", &u.name], ""));
     assert!(status.contains("2 of 3 left"), "{status}");

@@ -197,19 +197,7 @@ fn a_recovery_code_works_once_when_logins_race() {
     let u = TestUser::new(&w);
     // The 11 losers are wrong codes; keep them from locking the user out.
     w.set_config("max_failures = 100\n");
-    let out = w.otpgate(
-        &[
-            "enroll",
-            "--user",
-            &u.name,
-            "--no-confirm",
-            "--json",
-            "--recovery-codes",
-            "2",
-        ],
-        "",
-    );
-    let codes = recovery_codes_in(&cli_ok(&out));
+    let codes = w.enroll_with_recovery(&u.name, 2);
     let code = &codes[0];
     assert_eq!(w.thread_race(&u.name, code, 12, T0), (1, 11));
     w.login(&u.name, &codes[1], T0).assert_ok();
@@ -379,18 +367,7 @@ fn status_shows_enrollment_use_and_file_problems() {
 fn recovery_codes_regeneration_revokes_the_old_set() {
     let w = World::new();
     let u = TestUser::new(&w);
-    let old = recovery_codes_in(&cli_ok(&w.otpgate(
-        &[
-            "enroll",
-            "--user",
-            &u.name,
-            "--no-confirm",
-            "--json",
-            "--recovery-codes",
-            "2",
-        ],
-        "",
-    )));
+    let old = w.enroll_with_recovery(&u.name, 2);
     let new = recovery_codes_in(&cli_ok(
         &w.otpgate(&["recovery-codes", "--user", &u.name, "--count", "4"], ""),
     ));

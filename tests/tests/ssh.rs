@@ -117,19 +117,7 @@ fn a_recovery_code_logs_in_once() {
     let w = World::new();
     let u = TestUser::new(&w);
     u.set_password(PASSWORD);
-    let out = w.otpgate(
-        &[
-            "enroll",
-            "--user",
-            &u.name,
-            "--no-confirm",
-            "--json",
-            "--qr",
-            "none",
-        ],
-        "",
-    );
-    let codes = recovery_codes_in(&cli_ok(&out));
+    let codes = w.enroll_with_recovery(&u.name, 10);
     let sshd = password_sshd(&w);
     let run = sshd.ssh(
         &u.name,
