@@ -156,25 +156,29 @@ impl Location {
         }
     }
 
-    /// Whether a file (or anything else) exists at the path.
-    pub fn exists(&self) -> Result<bool, StoreError> {
+    /// Runs `act` on the file's directory (with the right identity); a
+    /// missing directory means there is no file, which gives `missing`.
+    fn in_dir<T>(
+        &self,
+        missing: T,
+        act: impl FnOnce(&SafeDir, &std::ffi::OsStr) -> Result<T, FsError>,
+    ) -> Result<T, StoreError> {
         let _id = self.identity()?;
         let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
         match SafeDir::open(dir, self.trust()) {
-            Ok(dir) => dir.exists(name).map_err(StoreError::Fs),
-            Err(e) if e.is_not_found() => Ok(false),
+            Ok(dir) => act(&dir, name).map_err(StoreError::Fs),
+            Err(e) if e.is_not_found() => Ok(missing),
             Err(e) => Err(StoreError::Fs(e)),
         }
     }
 
+    /// Whether a file (or anything else) exists at the path.
+    pub fn exists(&self) -> Result<bool, StoreError> {
+        self.in_dir(false, |dir, name| dir.exists(name))
+    }
+
     /// Removes the file. Returns whether there was one.
     pub fn remove(&self) -> Result<bool, StoreError> {
-        let _id = self.identity()?;
-        let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
-        match SafeDir::open(dir, self.trust()) {
-            Ok(dir) => dir.remove(name).map_err(StoreError::Fs),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(StoreError::Fs(e)),
-        }
+        self.in_dir(false, |dir, name| dir.remove(name))
     }
 }

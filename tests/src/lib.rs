@@ -330,6 +330,25 @@ impl World {
         codes
     }
 
+    /// Runs `otpgate device add NAME --user USER --secret - --no-confirm
+    /// --qr none EXTRA…` as root with `secret` on stdin.
+    pub fn add_device(&self, user: &str, name: &str, secret: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "device",
+            "add",
+            name,
+            "--user",
+            user,
+            "--secret",
+            "-",
+            "--no-confirm",
+            "--qr",
+            "none",
+        ];
+        args.extend_from_slice(extra);
+        self.otpgate(&args, secret)
+    }
+
     /// The state file of `user`.
     pub fn state_file(&self, user: &str) -> PathBuf {
         self.state.join(format!("{user}.state"))

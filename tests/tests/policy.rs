@@ -295,21 +295,7 @@ fn a_second_device_works_is_named_and_can_be_removed() {
     let w = World::new();
     let u = enrolled(&w);
     let backup = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-    let out = w.otpgate(
-        &[
-            "device",
-            "add",
-            "backup-phone",
-            "--user",
-            &u.name,
-            "--secret",
-            "-",
-            "--no-confirm",
-            "--qr",
-            "none",
-        ],
-        backup,
-    );
+    let out = w.add_device(&u.name, "backup-phone", backup, &[]);
     cli_ok(&out);
     let run = w.login(&u.name, &code_at(backup, T0), T0);
     run.assert_ok();
@@ -325,19 +311,7 @@ fn a_second_device_works_is_named_and_can_be_removed() {
         "{list}"
     );
     assert_cli_error(
-        &w.otpgate(
-            &[
-                "device",
-                "add",
-                "backup-phone",
-                "--user",
-                &u.name,
-                "--secret",
-                "-",
-                "--no-confirm",
-            ],
-            backup,
-        ),
+        &w.add_device(&u.name, "backup-phone", backup, &[]),
         "already exists",
     );
     cli_ok(&w.otpgate(&["device", "remove", "backup-phone", "--user", &u.name], ""));
@@ -352,21 +326,7 @@ fn removing_the_lost_primary_phone_promotes_the_backup() {
     let w = World::new();
     let u = enrolled(&w);
     let backup = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-    cli_ok(&w.otpgate(
-        &[
-            "device",
-            "add",
-            "backup",
-            "--user",
-            &u.name,
-            "--secret",
-            "-",
-            "--no-confirm",
-            "--qr",
-            "none",
-        ],
-        backup,
-    ));
+    cli_ok(&w.add_device(&u.name, "backup", backup, &[]));
     cli_ok(&w.otpgate(&["device", "remove", "default", "--user", &u.name], ""));
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0)
         .assert_denied("wrong code");
@@ -401,22 +361,7 @@ const TOKEN: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 fn hotp_token_with_look_ahead_replay_refusal_and_resync() {
     let w = World::new();
     let u = enrolled(&w);
-    let out = w.otpgate(
-        &[
-            "device",
-            "add",
-            "yubikey",
-            "--user",
-            &u.name,
-            "--hotp",
-            "--secret",
-            "-",
-            "--no-confirm",
-            "--counter",
-            "0",
-        ],
-        TOKEN,
-    );
+    let out = w.add_device(&u.name, "yubikey", TOKEN, &["--hotp", "--counter", "0"]);
     cli_ok(&out);
     let run = w.login(&u.name, &hotp_at(TOKEN, 0), T0);
     run.assert_ok();
@@ -465,20 +410,7 @@ fn rfc4226_vectors_through_the_real_module() {
     let w = World::new();
     let u = enrolled(&w);
     // RFC 4226 Appendix D key; one login per counter 0..9.
-    cli_ok(&w.otpgate(
-        &[
-            "device",
-            "add",
-            "rfc",
-            "--user",
-            &u.name,
-            "--hotp",
-            "--secret",
-            "-",
-            "--no-confirm",
-        ],
-        RFC_SECRET,
-    ));
+    cli_ok(&w.add_device(&u.name, "rfc", RFC_SECRET, &["--hotp"]));
     let expected = [
         "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
         "520489",
