@@ -16,6 +16,14 @@ pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
             device.name
         ));
     }
+    if let DeviceKind::Hotp { initial, .. } = device.kind
+        && initial > crate::userfile::MAX_HOTP_COUNTER
+    {
+        return Err(format!(
+            "counter {initial} is beyond {}; check --counter",
+            crate::userfile::MAX_HOTP_COUNTER
+        ));
+    }
     if enrollment.devices.len() >= MAX_DEVICES {
         return Err(format!("at most {MAX_DEVICES} devices per user"));
     }

@@ -532,17 +532,19 @@ pub fn decide(
                 let pending = ds.resync_pending.take();
                 let found = (next..=ahead)
                     .find(|c| matches(*c))
-                    .or_else(|| pending.map(|p| p + 1).filter(|c| matches(*c)));
+                    .or_else(|| pending.map(|p| p.saturating_add(1)).filter(|c| matches(*c)));
                 if let Some(c) = found {
-                    ds.next_counter = Some(c + 1);
+                    ds.next_counter = Some(c.saturating_add(1));
                     return accept(state, &device.name, c, now);
                 }
-                if let Some(c) =
-                    (ahead + 1..=ahead.saturating_add(HOTP_RESYNC_WINDOW)).find(|c| matches(*c))
-                {
+                // Every range below is at most HOTP_RESYNC_WINDOW long, so a
+                // hostile counter cannot make a login compute more HMACs.
+                let beyond = ahead.saturating_add(1)..=ahead.saturating_add(HOTP_RESYNC_WINDOW);
+                let recent = next.saturating_sub(HOTP_RESYNC_WINDOW).max(initial)..next;
+                if let Some(c) = beyond.into_iter().find(|c| matches(*c)) {
                     ds.resync_pending = Some(c);
                     resync = Some(device.name.clone());
-                } else if (initial..next).any(matches) {
+                } else if recent.into_iter().any(matches) {
                     replayed.get_or_insert_with(|| device.name.clone());
                 }
             }
@@ -884,6 +886,62 @@ mod tests {
             decide10(&e, &mut st, &code(NOW), NOW, 1),
             Verdict::Device { .. }
         ));
+    }
+
+    #[test]
+    fn hotp_counters_at_the_top_of_the_range_cannot_overflow_or_hang() {
+        let mut e = enrollment("0123456789abcdef");
+        let secret = Secret::from_bytes(vec![7; 20]).unwrap();
+        for initial in [u64::MAX, u64::MAX - 5, u64::MAX - 200] {
+            e.devices.truncate(1);
+            e.devices.push(Device {
+                name: "tok".into(),
+                secret: secret.clone(),
+                kind: DeviceKind::Hotp {
+                    algorithm: otp::Algorithm::SHA1,
+                    digits: 6,
+                    initial,
+                },
+                created: 1,
+            });
+            let mut st = UserState::default();
+            let v = decide10(&e, &mut st, "000000", NOW, 1);
+            assert!(
+                matches!(v, Verdict::Wrong | Verdict::ResyncNeeded { .. }),
+                "{v:?}"
+            );
+            let code = otp::hotp(&secret, otp::Algorithm::SHA1, 6, initial).to_string();
+            let v = decide10(&e, &mut st, &code, NOW, 1);
+            assert!(matches!(v, Verdict::Device { .. }), "{initial}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn hotp_replay_check_looks_back_a_bounded_distance() {
+        let mut e = enrollment("0123456789abcdef");
+        let secret = Secret::from_bytes(vec![7; 20]).unwrap();
+        e.devices.push(Device {
+            name: "tok".into(),
+            secret: secret.clone(),
+            kind: DeviceKind::Hotp {
+                algorithm: otp::Algorithm::SHA1,
+                digits: 6,
+                initial: 0,
+            },
+            created: 1,
+        });
+        let mut st = UserState::default();
+        st.bind(&e.id);
+        st.devices.insert(
+            "tok".into(),
+            crate::state::DeviceState {
+                created: Some(1),
+                next_counter: Some(u64::MAX / 2),
+                ..Default::default()
+            },
+        );
+        // Without a bound this would compute 2^63 HMACs.
+        assert_eq!(decide10(&e, &mut st, "000000", NOW, 1), Verdict::Wrong);
     }
 
     #[test]

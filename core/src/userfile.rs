@@ -29,6 +29,9 @@ use zeroize::Zeroizing;
 pub const FORMAT_VERSION: u32 = 1;
 /// Files larger than this are refused before parsing.
 pub const MAX_FILE_SIZE: u64 = 64 * 1024;
+/// Largest HOTP counter accepted in a file (2^48: a token pressed every
+/// second for eight million years).
+pub const MAX_HOTP_COUNTER: u64 = 1 << 48;
 /// Name of the device described by the file's top-level keys.
 pub const PRIMARY_DEVICE: &str = "default";
 
@@ -248,6 +251,11 @@ impl Enrollment {
                 TotpParams::new(d.algorithm, d.digits, period)
                     .map_err(|e| FormatError(format!("{what}: {e}")))?,
             ),
+            ("hotp", None, Some(counter)) if counter > MAX_HOTP_COUNTER => {
+                return Err(FormatError(format!(
+                    "{what}: counter {counter} is beyond {MAX_HOTP_COUNTER}; no token gets there"
+                )));
+            }
             ("hotp", None, Some(counter)) => {
                 TotpParams::new(d.algorithm, d.digits, 30)
                     .map_err(|e| FormatError(format!("{what}: {e}")))?;
