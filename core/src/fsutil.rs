@@ -418,7 +418,9 @@ impl SafeDir {
     }
 
     /// Like [`Self::write_atomic`], also giving the file to group `gid`
-    /// before it becomes visible.
+    /// before it becomes visible. The temporary file has a unique name (for
+    /// writers that hold no lock); temporary files of killed writers are
+    /// removed afterwards.
     pub fn write_atomic_group(
         &self,
         name: &OsStr,
@@ -427,7 +429,6 @@ impl SafeDir {
         gid: Option<u32>,
     ) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
-        let path = self.path.join(name);
         let mut rnd = [0u8; 8];
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut rnd).map_err(|_| {
             FsError::Identity {
@@ -440,10 +441,47 @@ impl SafeDir {
             std::process::id(),
             u64::from_le_bytes(rnd)
         );
+        self.write_through(&dir, OsStr::new(&tmp_name), name, data, mode, gid)?;
+        self.remove_stale_temps(&dir, name);
+        Ok(())
+    }
+
+    /// [`Self::write_atomic_group`] for a writer that holds the file's lock:
+    /// one fixed temporary name, so whatever a killed writer left there is
+    /// stale and is replaced, and no directory listing is needed (the state
+    /// directory holds a file per user; the login path must not read it all).
+    pub fn write_atomic_locked(
+        &self,
+        name: &OsStr,
+        data: &[u8],
+        mode: u32,
+        gid: Option<u32>,
+    ) -> Result<(), FsError> {
+        let dir = self.writable_fd()?;
+        let tmp_name = format!(".{}.tmp", name.to_string_lossy());
         let tmp = OsStr::new(&tmp_name);
+        match unlinkat(&dir, tmp, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(io(&self.path.join(tmp), "removing", e)),
+        }
+        self.write_through(&dir, tmp, name, data, mode, gid)
+    }
+
+    /// Creates `tmp` (never through a link or over a file), writes, syncs,
+    /// renames it over `name` and syncs the directory; removes `tmp` on error.
+    fn write_through(
+        &self,
+        dir: &OwnedFd,
+        tmp: &OsStr,
+        name: &OsStr,
+        data: &[u8],
+        mode: u32,
+        gid: Option<u32>,
+    ) -> Result<(), FsError> {
+        let path = self.path.join(name);
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(&dir, tmp, flags, Mode::from_bits_truncate(mode & 0o600))
+        let fd = openat(dir, tmp, flags, Mode::from_bits_truncate(mode & 0o600))
             .map_err(|e| io(&path, "creating a temporary file for", e))?;
         let result = (|| {
             if let Some(gid) = gid {
@@ -462,13 +500,11 @@ impl SafeDir {
             })?;
             fsync(file.as_fd()).map_err(|e| io(&path, "syncing", e))?;
             drop(file);
-            renameat(&dir, tmp, &dir, name).map_err(|e| io(&path, "renaming into place", e))?;
-            fsync(&dir).map_err(|e| io(&self.path, "syncing directory", e))
+            renameat(dir, tmp, dir, name).map_err(|e| io(&path, "renaming into place", e))?;
+            fsync(dir).map_err(|e| io(&self.path, "syncing directory", e))
         })();
         if result.is_err() {
-            let _ = unlinkat(&dir, tmp, UnlinkatFlags::NoRemoveDir);
-        } else {
-            self.remove_stale_temps(&dir, name);
+            let _ = unlinkat(dir, tmp, UnlinkatFlags::NoRemoveDir);
         }
         result
     }

@@ -267,7 +267,7 @@ impl StateStore {
             })?;
             let mode = if gid.is_some() { 0o640 } else { 0o600 };
             self.dir
-                .write_atomic_group(&state_name, text.as_bytes(), mode, gid)?;
+                .write_atomic_locked(&state_name, text.as_bytes(), mode, gid)?;
         }
         Ok(result)
     }
@@ -353,6 +353,17 @@ mod tests {
         assert!(err.to_string().contains("stayed locked"), "{err}");
         drop(holder);
         short.update("carol", |_| ()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_writer_is_replaced() {
+        let dir = tmp("staletmp");
+        let store = StateStore::open(&dir).unwrap();
+        std::fs::write(dir.join(".erin.state.tmp"), "half a write").unwrap();
+        store.update("erin", |s| s.last_success = Some(7)).unwrap();
+        assert_eq!(store.read("erin").unwrap().last_success, Some(7));
+        assert!(!dir.join(".erin.state.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
