@@ -177,6 +177,25 @@ pub fn authorize_change(
     }
 }
 
+/// Why `account`, once not enrolled, would be denied by `config`'s policy
+/// (for the warning `otpgate disable` prints), or `None` if they would pass.
+pub fn denied_when_unenrolled(
+    config: &Config,
+    account: &Account,
+) -> Result<Option<String>, String> {
+    let needs_groups = !config.enforce_groups.is_empty() || !config.exempt_groups.is_empty();
+    let groups = if needs_groups {
+        crate::policy::group_names(account)?
+    } else {
+        Vec::new()
+    };
+    if crate::policy::exempt_group(config, &groups).is_some() {
+        return Ok(None);
+    }
+    let (required, why) = crate::policy::second_factor_required(config, &groups);
+    Ok(required.then_some(why))
+}
+
 /// The `pam_otpgate.so` argument lists in a PAM service file (one per line
 /// that loads the module), so `check-config --service` can show the
 /// effective policy of that service.

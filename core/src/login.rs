@@ -12,7 +12,7 @@ use crate::config::{Config, ConfigError, Source};
 use crate::input::{self, Input};
 use crate::otp;
 use crate::paths;
-use crate::policy::{self, Enforce};
+use crate::policy;
 use crate::recovery::{self, RecoveryCode};
 use crate::state::{StateStore, UserState};
 use crate::store::Location;
@@ -177,7 +177,7 @@ fn plan(config: &Config, req: &Request, ctx: &mut Ctx) -> Plan {
     } else {
         Vec::new()
     };
-    if let Some(g) = config.exempt_groups.iter().find(|g| groups.contains(g)) {
+    if let Some(g) = policy::exempt_group(config, &groups) {
         return Plan::Exempt(format!("member of exempt group {}", quote(g)));
     }
     if let Some(ip) = policy::rhost_ip(req.rhost)
@@ -211,13 +211,7 @@ fn plan(config: &Config, req: &Request, ctx: &mut Ctx) -> Plan {
             enrollment: Box::new(enrollment),
         },
         Ok(None) => {
-            let in_group = config.enforce_groups.iter().find(|g| groups.contains(g));
-            let (required, why) = match (in_group, config.enforce, config.nullok) {
-                (Some(g), _, _) => (true, format!("member of enforced group {}", quote(g))),
-                (None, Enforce::All, false) => (true, "enforce = \"all\"".to_string()),
-                (None, Enforce::All, true) => (false, "nullok is set".to_string()),
-                (None, Enforce::Enrolled, _) => (false, "enforce = \"enrolled\"".to_string()),
-            };
+            let (required, why) = policy::second_factor_required(config, &groups);
             Plan::NotEnrolled {
                 account: Box::new(account),
                 path: location.path,

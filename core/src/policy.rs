@@ -84,6 +84,30 @@ pub fn rhost_ip(rhost: Option<&str>) -> Option<IpAddr> {
     h.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
+/// Whether a user who is not enrolled must use a second factor (and is so
+/// denied), with the rule that decided it. `groups` are the user's groups
+/// (needed only when `enforce_groups` is set).
+pub fn second_factor_required(config: &crate::config::Config, groups: &[String]) -> (bool, String) {
+    let in_group = config.enforce_groups.iter().find(|g| groups.contains(g));
+    match (in_group, config.enforce, config.nullok) {
+        (Some(g), _, _) => (
+            true,
+            format!("member of enforced group \"{}\"", g.escape_debug()),
+        ),
+        (None, Enforce::All, false) => (true, "enforce = \"all\"".to_string()),
+        (None, Enforce::All, true) => (false, "nullok is set".to_string()),
+        (None, Enforce::Enrolled, _) => (false, "enforce = \"enrolled\"".to_string()),
+    }
+}
+
+/// The exempt group `groups` hits, if any.
+pub fn exempt_group<'c>(
+    config: &'c crate::config::Config,
+    groups: &[String],
+) -> Option<&'c String> {
+    config.exempt_groups.iter().find(|g| groups.contains(g))
+}
+
 /// The names of the groups `account` belongs to (primary and supplementary).
 pub fn group_names(account: &Account) -> Result<Vec<String>, String> {
     let user =
@@ -178,6 +202,40 @@ mod tests {
         assert_eq!(rhost_ip(Some("10.0.0.1.evil.example")), None);
         assert_eq!(rhost_ip(Some("")), None);
         assert_eq!(rhost_ip(None), None);
+    }
+
+    #[test]
+    fn who_must_use_a_second_factor() {
+        use crate::config::Config;
+        let groups = vec!["admins".to_string()];
+        let all = Config::default();
+        assert!(second_factor_required(&all, &[]).0);
+        let nullok = Config {
+            nullok: true,
+            ..Config::default()
+        };
+        assert!(!second_factor_required(&nullok, &[]).0);
+        let enrolled = Config {
+            enforce: Enforce::Enrolled,
+            ..Config::default()
+        };
+        assert!(!second_factor_required(&enrolled, &groups).0);
+        let grouped = Config {
+            enforce_groups: groups.clone(),
+            nullok: true,
+            ..enrolled.clone()
+        };
+        let (required, why) = second_factor_required(&grouped, &groups);
+        assert!(required && why.contains("admins"), "{why}");
+        let exempt = Config {
+            exempt_groups: groups.clone(),
+            ..Config::default()
+        };
+        assert_eq!(
+            exempt_group(&exempt, &groups).map(String::as_str),
+            Some("admins")
+        );
+        assert_eq!(exempt_group(&exempt, &[]), None);
     }
 
     #[test]

@@ -120,9 +120,9 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), Str
         account.name,
         location.path.display()
     );
-    if !config.nullok {
+    if let Some(why) = admin::denied_when_unenrolled(&config, &account)? {
         eprintln!(
-            "Warning: where pam_otpgate is required, {} can no longer log in (nullok is off) until they run `otpgate enroll` again.",
+            "Warning: where pam_otpgate is required, {} can no longer log in ({why}) until they run `otpgate enroll` again.",
             account.name
         );
     }

@@ -397,8 +397,16 @@ fn disable_by_the_user_needs_a_current_code() {
     assert!(u.secret_file().exists());
     let out = w.otpgate_as(&u, &["disable"], &format!("{}\n", code_at(RFC_SECRET, now)));
     cli_ok(&out);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("can no longer log in"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("can no longer log in (enforce = \"all\")")
+    );
     assert!(!u.secret_file().exists());
+    // Under enforce = "enrolled" nothing would deny them: no warning.
+    w.enroll(&u.name, RFC_SECRET);
+    w.set_config("enforce = \"enrolled\"\n");
+    let out = w.otpgate(&["disable", "--user", &u.name], "");
+    cli_ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("can no longer log in"));
 }
 
 #[test]
