@@ -156,6 +156,14 @@ fn interactive_enrollment_then_each_recovery_code_logs_in_once() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Enrolled"), "{text}");
+    // On a terminal the QR code is drawn black on white (ANSI), so it scans
+    // on dark and light themes alike; what the terminal got must decode.
+    assert!(text.contains("\x1b[30;47m"), "no colours on a terminal");
+    let screen = text.replace('\r', "");
+    assert_eq!(
+        decode_terminal_qr(&screen, &w.dir.join("pty.pgm")),
+        uri_in(&screen)
+    );
     let meta = std::fs::metadata(u.secret_file()).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.mode() & 0o777), (u.uid, 0o600));
