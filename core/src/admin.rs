@@ -196,74 +196,42 @@ pub fn denied_when_unenrolled(
     Ok(required.then_some(why))
 }
 
-/// The `pam_otpgate.so` argument lists in a PAM service file (one per line
-/// that loads the module), so `check-config --service` can show the
-/// effective policy of that service.
-pub fn module_args_in_pam_file(text: &str) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let mut words = split_pam_words(line).into_iter();
-        let Some(_stack) = words.next() else { continue };
-        let Some(_control) = words.next() else {
-            continue;
-        };
-        let Some(module) = words.next() else { continue };
-        if module.ends_with("pam_otpgate.so") {
-            out.push(words.collect());
-        }
-    }
-    out
+/// What `check-config --service` finds in a PAM service: its auth stack
+/// with includes followed (see [`crate::pamconf`]), the arguments of the
+/// first pam_otpgate line, how many there are, and whether a policy pass
+/// would lock users out.
+#[derive(Debug, Clone)]
+pub struct ServiceCheck {
+    pub stack: Vec<crate::pamconf::Entry>,
+    pub args: Vec<String>,
+    pub otpgate_lines: usize,
+    /// No other module can succeed: when otpgate passes a user by policy
+    /// (PAM_IGNORE), libpam denies the login.
+    pub ignore_denies: bool,
 }
 
-/// Splits a PAM line into words, keeping `[...]` groups (controls such as
-/// `[success=1 default=ignore]`, or bracketed arguments with spaces) whole.
-fn split_pam_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0;
-    for c in line.chars() {
-        match c {
-            '[' => {
-                depth += 1;
-                if depth > 1 || !cur.is_empty() {
-                    cur.push(c);
-                }
-            }
-            ']' if depth > 0 => {
-                depth -= 1;
-                if depth > 0 {
-                    cur.push(c);
-                }
-            }
-            c if c.is_whitespace() && depth == 0 => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    words
+/// Reads service `service` in `pam_dir` (normally /etc/pam.d).
+pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<ServiceCheck, String> {
+    crate::paths::check_user_name(service).map_err(|e| format!("--service: {e}"))?;
+    let stack = crate::pamconf::stack(pam_dir, service, "auth").map_err(|e| e.to_string())?;
+    let otpgate: Vec<&crate::pamconf::Entry> = stack.iter().filter(|e| e.is_otpgate()).collect();
+    let Some(first) = otpgate.first() else {
+        return Err(format!(
+            "pam_otpgate.so is not in the auth stack of {} (includes followed)",
+            pam_dir.join(service).display()
+        ));
+    };
+    Ok(ServiceCheck {
+        args: first.args.clone(),
+        otpgate_lines: otpgate.len(),
+        ignore_denies: !crate::pamconf::passes_without_otpgate(&stack),
+        stack,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_module_arguments_in_pam_files() {
-        let text = "# comment\n@include common-auth\nauth [success=1 default=ignore] pam_unix.so nullok\n\
-                    auth required pam_otpgate.so window=0 [prompt=Sudo code: ] debug # trailing\n\
-                    auth required /usr/lib/x86_64-linux-gnu/security/pam_otpgate.so\n";
-        let found = module_args_in_pam_file(text);
-        assert_eq!(found.len(), 2);
-        assert_eq!(found[0], ["window=0", "prompt=Sudo code: ", "debug"]);
-        assert!(found[1].is_empty());
-    }
 
     #[test]
     fn changes_need_root_or_a_current_code() {

@@ -24,6 +24,16 @@ pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
             crate::userfile::MAX_HOTP_COUNTER
         ));
     }
+    if let Some(same) = enrollment
+        .devices
+        .iter()
+        .find(|d| d.secret == device.secret)
+    {
+        return Err(format!(
+            "device \"{}\" already has this secret; one secret gives one device (a code must never count twice)",
+            same.name
+        ));
+    }
     if enrollment.devices.len() >= MAX_DEVICES {
         return Err(format!("at most {MAX_DEVICES} devices per user"));
     }
@@ -89,10 +99,15 @@ mod tests {
         .unwrap()
     }
 
+    /// A device with a secret of its own (derived from its name).
     fn device(name: &str, kind: DeviceKind) -> Device {
+        let mut bytes = vec![2u8; 20];
+        for (i, b) in name.bytes().enumerate() {
+            bytes[i % 20] ^= b;
+        }
         Device {
             name: name.into(),
-            secret: Secret::from_bytes(vec![2; 20]).unwrap(),
+            secret: Secret::from_bytes(bytes).unwrap(),
             kind,
             created: 1,
         }
@@ -134,6 +149,26 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_second_device_with_the_same_secret_is_refused() {
+        let mut e = enrollment();
+        let mut copy = device("copy", DeviceKind::Totp(TotpParams::DEFAULT));
+        copy.secret = e.devices[0].secret.clone();
+        let err = add(&mut e, copy.clone()).unwrap_err();
+        assert!(err.contains("already has this secret"), "{err}");
+        // Written by hand into the file, it is refused when read.
+        e.devices.push(copy);
+        assert!(e.to_toml().is_err());
+        e.devices.pop();
+        let mut text = e.to_toml().unwrap().to_string();
+        text.push_str(&format!(
+            "[[devices]]\nname = \"copy\"\ntype = \"hotp\"\nsecret = \"{}\"\nalgorithm = \"SHA1\"\ndigits = 6\ncounter = 0\ncreated = 1\n",
+            e.devices[0].secret.to_base32().as_str()
+        ));
+        let err = Enrollment::parse(text.as_bytes()).unwrap_err();
+        assert!(err.0.contains("same secret"), "{err}");
     }
 
     #[test]

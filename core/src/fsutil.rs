@@ -413,21 +413,9 @@ impl SafeDir {
 
     /// Replaces `name` atomically with `data` at `mode`: a reader sees the old
     /// file or the new one, never a mix, also after a crash or power loss.
+    /// The temporary file has a unique name (for writers that hold no lock);
+    /// temporary files of killed writers are removed afterwards.
     pub fn write_atomic(&self, name: &OsStr, data: &[u8], mode: u32) -> Result<(), FsError> {
-        self.write_atomic_group(name, data, mode, None)
-    }
-
-    /// Like [`Self::write_atomic`], also giving the file to group `gid`
-    /// before it becomes visible. The temporary file has a unique name (for
-    /// writers that hold no lock); temporary files of killed writers are
-    /// removed afterwards.
-    pub fn write_atomic_group(
-        &self,
-        name: &OsStr,
-        data: &[u8],
-        mode: u32,
-        gid: Option<u32>,
-    ) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
         let mut rnd = [0u8; 8];
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut rnd).map_err(|_| {
@@ -441,21 +429,23 @@ impl SafeDir {
             std::process::id(),
             u64::from_le_bytes(rnd)
         );
-        self.write_through(&dir, OsStr::new(&tmp_name), name, data, mode, gid)?;
+        self.write_through(&dir, OsStr::new(&tmp_name), name, data, mode, None)?;
         self.remove_stale_temps(&dir, name);
         Ok(())
     }
 
-    /// [`Self::write_atomic_group`] for a writer that holds the file's lock:
-    /// one fixed temporary name, so whatever a killed writer left there is
-    /// stale and is replaced, and no directory listing is needed (the state
-    /// directory holds a file per user; the login path must not read it all).
+    /// [`Self::write_atomic`] for a writer that holds the file's lock: one
+    /// fixed temporary name (`.NAME.tmp`), so whatever a killed writer left
+    /// there is stale and is replaced, and no directory listing is needed
+    /// (the state directory holds a file per user; the login path must not
+    /// read it all). `reader`, if given, is a uid granted read access by a
+    /// POSIX ACL before the file becomes visible (see [`grant_read`]).
     pub fn write_atomic_locked(
         &self,
         name: &OsStr,
         data: &[u8],
         mode: u32,
-        gid: Option<u32>,
+        reader: Option<u32>,
     ) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
         let tmp_name = format!(".{}.tmp", name.to_string_lossy());
@@ -464,7 +454,7 @@ impl SafeDir {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(io(&self.path.join(tmp), "removing", e)),
         }
-        self.write_through(&dir, tmp, name, data, mode, gid)
+        self.write_through(&dir, tmp, name, data, mode, reader)
     }
 
     /// Creates `tmp` (never through a link or over a file), writes, syncs,
@@ -476,7 +466,7 @@ impl SafeDir {
         name: &OsStr,
         data: &[u8],
         mode: u32,
-        gid: Option<u32>,
+        reader: Option<u32>,
     ) -> Result<(), FsError> {
         let path = self.path.join(name);
         let flags =
@@ -484,12 +474,11 @@ impl SafeDir {
         let fd = openat(dir, tmp, flags, Mode::from_bits_truncate(mode & 0o600))
             .map_err(|e| io(&path, "creating a temporary file for", e))?;
         let result = (|| {
-            if let Some(gid) = gid {
-                nix::unistd::fchown(&fd, None, Some(Gid::from_raw(gid)))
-                    .map_err(|e| io(&path, "setting the group of", e))?;
-            }
             fchmod(&fd, Mode::from_bits_truncate(mode))
                 .map_err(|e| io(&path, "setting the mode of", e))?;
+            if let Some(uid) = reader {
+                grant_read(&fd, uid, &path)?;
+            }
             let mut file = File::from(fd);
             file.write_all(data).map_err(|e| {
                 io(
@@ -592,6 +581,49 @@ impl SafeDir {
             path,
             seconds: timeout.as_secs(),
         })
+    }
+}
+
+/// Lets `uid` (and nobody else) read an open file of mode 0600 through a
+/// POSIX access ACL: `user::rw-, user:UID:r--, group::---, mask::r--,
+/// other::---`. The group entry stays empty, so a shared primary group
+/// (`users`, a directory-service group) reads nothing. On a file system
+/// without ACL support the file simply stays root's alone: the user's
+/// `otpgate status` then lacks the state, and nothing is exposed.
+pub fn grant_read(fd: &OwnedFd, uid: u32, path: &Path) -> Result<(), FsError> {
+    if uid == 0 {
+        return Ok(());
+    }
+    const VERSION: u32 = 2;
+    const UNDEFINED: u32 = u32::MAX;
+    // (tag, permissions, id), sorted by tag as the kernel requires.
+    let entries: [(u16, u16, u32); 5] = [
+        (0x01, 6, UNDEFINED), // ACL_USER_OBJ rw-
+        (0x02, 4, uid),       // ACL_USER uid r--
+        (0x04, 0, UNDEFINED), // ACL_GROUP_OBJ ---
+        (0x10, 4, UNDEFINED), // ACL_MASK r--
+        (0x20, 0, UNDEFINED), // ACL_OTHER ---
+    ];
+    let mut value = Vec::with_capacity(4 + entries.len() * 8);
+    value.extend_from_slice(&VERSION.to_le_bytes());
+    for (tag, perm, id) in entries {
+        value.extend_from_slice(&tag.to_le_bytes());
+        value.extend_from_slice(&perm.to_le_bytes());
+        value.extend_from_slice(&id.to_le_bytes());
+    }
+    match rustix::fs::fsetxattr(
+        fd,
+        "system.posix_acl_access",
+        &value,
+        rustix::fs::XattrFlags::empty(),
+    ) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
+        Err(e) => Err(io(
+            path,
+            "granting the user read access (ACL) to",
+            Errno::from_raw(e.raw_os_error()),
+        )),
     }
 }
 

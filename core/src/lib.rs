@@ -14,6 +14,7 @@ pub mod gauth;
 pub mod input;
 pub mod login;
 pub mod otp;
+pub mod pamconf;
 pub mod paths;
 pub mod policy;
 pub mod recovery;

@@ -14,7 +14,7 @@ use crate::otp;
 use crate::paths;
 use crate::policy;
 use crate::recovery::{self, RecoveryCode};
-use crate::state::{StateStore, UserState};
+use crate::state::{Limits, StateStore, UserState};
 use crate::store::Location;
 use crate::userfile::{DeviceKind, Enrollment};
 use std::path::PathBuf;
@@ -317,8 +317,13 @@ pub fn authenticate(
                 return Outcome::AuthInfoUnavail;
             }
         },
-        Plan::Enrolled { account, .. } => {
-            if let Some(outcome) = before_prompt(&config, account, req, now, conv, &mut ctx) {
+        Plan::Enrolled {
+            account,
+            enrollment,
+        } => {
+            if let Some(outcome) =
+                before_prompt(&config, account, enrollment, req, now, conv, &mut ctx)
+            {
                 return outcome;
             }
         }
@@ -345,6 +350,7 @@ pub fn authenticate(
 
     match plan {
         Plan::Unknown(why) => {
+            tell_unknown(&reply, conv);
             deny_line(&mut ctx, Level::Notice, &format!("unknown user: {why}"));
             Outcome::UserUnknown
         }
@@ -385,12 +391,22 @@ pub fn authenticate(
     }
 }
 
+/// The clock limits for reading this config's state (see [`UserState::clamp`]).
+fn limits(config: &Config) -> Limits {
+    Limits {
+        lockout_seconds: config.lockout_seconds,
+    }
+}
+
 /// The grace period's end if `now` is still inside it; records the first
-/// attempt (which starts the period) in the state.
+/// attempt (which starts the period) in the state. A first attempt stored
+/// while the clock was fast is pulled back to now, so the period never
+/// reaches further than `grace_period_days` from now.
 fn grace(config: &Config, account: &Account, now: u64) -> Result<Option<u64>, String> {
     let store = StateStore::open(&config.state_dir).map_err(|e| e.to_string())?;
     let first = store
-        .update_for(&account.name, Some(account.gid), |st| {
+        .update(account, |st| {
+            st.clamp(now, limits(config));
             *st.first_seen.get_or_insert(now)
         })
         .map_err(|e| e.to_string())?;
@@ -403,6 +419,7 @@ fn grace(config: &Config, account: &Account, now: u64) -> Result<Option<u64>, St
 fn before_prompt(
     config: &Config,
     account: &Account,
+    enrollment: &Enrollment,
     req: &Request,
     now: u64,
     conv: &mut dyn Conversation,
@@ -411,26 +428,29 @@ fn before_prompt(
     if config.remember_minutes == 0 && config.max_failures == 0 {
         return None;
     }
-    let state = match StateStore::open(&config.state_dir).and_then(|s| s.read(&account.name)) {
+    let mut state = match StateStore::open(&config.state_dir).and_then(|s| s.read(account)) {
         Ok(s) => s,
         Err(e) => {
             deny_line(ctx, Level::Err, &e.to_string());
             return Some(Outcome::AuthInfoUnavail);
         }
     };
+    state.clamp(now, limits(config));
     if let Some(until) = state.locked_at(now) {
         return Some(deny_locked(until, conv, ctx));
     }
-    if config.remember_minutes > 0
-        && let Some(ip) = policy::rhost_ip(req.rhost)
-        && state
-            .remembered
-            .get(&ip.to_string())
-            .is_some_and(|until| *until > now)
+    if let Some(ip) = policy::rhost_ip(req.rhost)
+        && state.remembered(
+            req.service,
+            &ip.to_string(),
+            &enrollment.credentials_fingerprint(),
+            now,
+            config.remember_minutes,
+        )
     {
         ctx.line(
             Level::Notice,
-            &format!("result=ignored reason=\"remembered: a good code came from {ip} within {} minutes\"", config.remember_minutes),
+            &format!("result=ignored reason=\"remembered: a good code came from {ip} on this service within {} minutes\"", config.remember_minutes),
         );
         return Some(Outcome::Ignore);
     }
@@ -456,11 +476,25 @@ pub enum Verdict {
     Unusable(&'static str),
     /// The second factor is locked until then.
     Locked { until: u64 },
+    /// The recovery codes could not be checked (a set otpgate did not write).
+    RecoveryBroken(String),
 }
 
 impl Verdict {
     fn accepted(&self) -> bool {
         matches!(self, Self::Device { .. } | Self::Recovery { .. })
+    }
+
+    /// Whether this counts toward the lockout (a guess, not a fault of ours).
+    fn counts_as_failure(&self) -> bool {
+        !matches!(
+            self,
+            Self::Device { .. }
+                | Self::Recovery { .. }
+                | Self::ResyncNeeded { .. }
+                | Self::Locked { .. }
+                | Self::RecoveryBroken(_)
+        )
     }
 }
 
@@ -468,8 +502,49 @@ impl Verdict {
 /// resynchronisation.
 pub const HOTP_RESYNC_WINDOW: u64 = 100;
 
+/// Maps version-1 state (filed under device names and the file's
+/// `enrollment_id`) onto this enrollment's secrets, once: a device's memory
+/// moves to its secret's fingerprint if the name and creation time still
+/// match, used recovery codes of the current set move to that set. Anything
+/// else belonged to devices or sets that no longer exist.
+pub fn adopt_legacy(enrollment: &Enrollment, state: &mut UserState) {
+    let Some(legacy) = state.legacy.take() else {
+        return;
+    };
+    for device in &enrollment.devices {
+        let Some(old) = legacy.devices.get(&device.name) else {
+            continue;
+        };
+        if old.created.is_some_and(|c| c != device.created) {
+            continue;
+        }
+        let mem = state
+            .devices
+            .entry(device.secret.fingerprint())
+            .or_default();
+        let old = old.memory();
+        mem.last_step = mem.last_step.max(old.last_step);
+        mem.next_counter = mem.next_counter.max(old.next_counter);
+        mem.resync_pending = mem.resync_pending.or(old.resync_pending);
+    }
+    if let Some(set) = &enrollment.recovery {
+        for hash in legacy
+            .used_recovery
+            .iter()
+            .filter(|h| set.hashes.contains(h))
+        {
+            if !state.recovery_used(&set.salt, hash) {
+                state.use_recovery(&set.salt, hash, state.last_success.unwrap_or(0));
+            }
+        }
+    }
+}
+
 /// Decides on a classified code against an enrollment and the user's state,
 /// updating the state for an accepted one. Pure: no I/O, fully unit-tested.
+///
+/// Replay memory is looked up by each device's secret fingerprint, never by
+/// a name or id from the user's file.
 pub fn decide(
     enrollment: &Enrollment,
     state: &mut UserState,
@@ -478,31 +553,21 @@ pub fn decide(
     window: u32,
     lookahead: u32,
 ) -> Verdict {
-    state.bind(&enrollment.id);
     let mut replayed = None;
     let mut resync = None;
     for device in &enrollment.devices {
         if usize::from(device.kind.digits()) != code.len() {
             continue;
         }
-        let ds = state.devices.entry(device.name.clone()).or_default();
-        if ds.created != Some(device.created) {
-            *ds = crate::state::DeviceState {
-                created: Some(device.created),
-                ..Default::default()
-            };
-        }
+        let fingerprint = device.secret.fingerprint();
+        let mut mem = state.devices.get(&fingerprint).cloned().unwrap_or_default();
         match device.kind {
             DeviceKind::Totp(params) => {
-                let last = state.devices.get(&device.name).and_then(|d| d.last_step);
                 if let Some(step) =
-                    otp::find_totp_step(&device.secret, &params, code, now, window, last)
+                    otp::find_totp_step(&device.secret, &params, code, now, window, mem.last_step)
                 {
-                    state
-                        .devices
-                        .entry(device.name.clone())
-                        .or_default()
-                        .last_step = Some(step);
+                    mem.last_step = Some(step);
+                    state.devices.insert(fingerprint, mem);
                     return accept(state, &device.name, step, now);
                 }
                 if replayed.is_none()
@@ -517,18 +582,18 @@ pub fn decide(
                 digits,
                 initial,
             } => {
-                let ds = state.devices.entry(device.name.clone()).or_default();
-                let next = ds.next_counter.unwrap_or(initial).max(initial);
+                let next = mem.next_counter.unwrap_or(initial).max(initial);
                 let matches = |c: u64| {
                     otp::codes_equal(code, &otp::hotp(&device.secret, algorithm, digits, c))
                 };
                 let ahead = next.saturating_add(u64::from(lookahead));
-                let pending = ds.resync_pending.take();
+                let pending = mem.resync_pending.take();
                 let found = (next..=ahead)
                     .find(|c| matches(*c))
                     .or_else(|| pending.map(|p| p.saturating_add(1)).filter(|c| matches(*c)));
                 if let Some(c) = found {
-                    ds.next_counter = Some(c.saturating_add(1));
+                    mem.next_counter = Some(c.saturating_add(1));
+                    state.devices.insert(fingerprint, mem);
                     return accept(state, &device.name, c, now);
                 }
                 // Every range below is at most HOTP_RESYNC_WINDOW long, so a
@@ -536,10 +601,17 @@ pub fn decide(
                 let beyond = ahead.saturating_add(1)..=ahead.saturating_add(HOTP_RESYNC_WINDOW);
                 let recent = next.saturating_sub(HOTP_RESYNC_WINDOW).max(initial)..next;
                 if let Some(c) = beyond.into_iter().find(|c| matches(*c)) {
-                    ds.resync_pending = Some(c);
+                    mem.resync_pending = Some(c);
+                    state.devices.insert(fingerprint, mem);
                     resync = Some(device.name.clone());
-                } else if recent.into_iter().any(matches) {
-                    replayed.get_or_insert_with(|| device.name.clone());
+                } else {
+                    if pending.is_some() {
+                        // A pending resync is used up by any other code.
+                        state.devices.insert(fingerprint, mem);
+                    }
+                    if recent.into_iter().any(matches) {
+                        replayed.get_or_insert_with(|| device.name.clone());
+                    }
                 }
             }
         }
@@ -560,30 +632,31 @@ fn accept(state: &mut UserState, device: &str, matched: u64, now: u64) -> Verdic
     }
 }
 
-/// Marks a recovery code (identified by its stored hash) as used.
+/// Marks a recovery code (identified by its stored hash) as used, filed
+/// under its set: used codes are remembered by what was used.
 pub fn decide_recovery(
     enrollment: &Enrollment,
     state: &mut UserState,
     matched_hash: Option<&str>,
     now: u64,
 ) -> Verdict {
-    state.bind(&enrollment.id);
     let (Some(set), Some(hash)) = (&enrollment.recovery, matched_hash) else {
         return Verdict::Wrong;
     };
-    if state.used_recovery.iter().any(|h| h == hash) {
+    if state.recovery_used(&set.salt, hash) {
         return Verdict::RecoveryUsed;
     }
-    state.used_recovery.push(hash.to_string());
+    state.use_recovery(&set.salt, hash, now);
     state.last_success = Some(now);
     state.last_method = Some("recovery code".into());
     Verdict::Recovery {
-        remaining: recovery::remaining(set, &state.used_recovery),
+        remaining: recovery::remaining(set, &state.used_in_set(&set.salt)),
     }
 }
 
 /// The stored hash a typed recovery (or imported scratch) code matches.
-/// Computed before taking the lock: the slow hash needs no state.
+/// Called under the lock and only after the lockout check, so a locked
+/// user's guesses cost no hash at all.
 fn recovery_hash(enrollment: &Enrollment, input: &Input) -> Result<Option<String>, String> {
     let code = match input {
         Input::Recovery(code) => Some(code.clone()),
@@ -593,6 +666,40 @@ fn recovery_hash(enrollment: &Enrollment, input: &Input) -> Result<Option<String
     match (&enrollment.recovery, code) {
         (Some(set), Some(code)) => recovery::find(set, &code),
         _ => Ok(None),
+    }
+}
+
+/// Checks one classified reply under the user's lock: the lockout first,
+/// then the devices, then (only if needed) one recovery-code hash.
+fn check_reply(
+    config: &Config,
+    enrollment: &Enrollment,
+    st: &mut UserState,
+    input: &Input,
+    now: u64,
+) -> Verdict {
+    if let Some(until) = st.locked_at(now) {
+        return Verdict::Locked { until };
+    }
+    let recovery = |st: &mut UserState| match recovery_hash(enrollment, input) {
+        Ok(hash) => decide_recovery(enrollment, st, hash.as_deref(), now),
+        Err(e) => Verdict::RecoveryBroken(e),
+    };
+    match input {
+        Input::Empty => Verdict::Unusable("empty code"),
+        Input::Invalid(why) => Verdict::Unusable(why),
+        Input::Code(code) => match decide(
+            enrollment,
+            st,
+            code,
+            now,
+            config.window,
+            config.hotp_lookahead,
+        ) {
+            Verdict::Wrong if enrollment.recovery.is_some() => recovery(st),
+            v => v,
+        },
+        Input::Recovery(_) => recovery(st),
     }
 }
 
@@ -608,13 +715,6 @@ fn verify(
     ctx: &mut Ctx,
 ) -> Outcome {
     let input = input::classify(reply);
-    let hash = match recovery_hash(enrollment, &input) {
-        Ok(h) => h,
-        Err(e) => {
-            deny_line(ctx, Level::Err, &format!("recovery codes unusable: {e}"));
-            return Outcome::AuthInfoUnavail;
-        }
-    };
     let store = match StateStore::open(&config.state_dir) {
         Ok(s) => s,
         Err(e) => {
@@ -623,40 +723,18 @@ fn verify(
         }
     };
     let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
+    let credentials = enrollment.credentials_fingerprint();
     let mut lock_started = None;
-    let verdict = store.update_for(&account.name, Some(account.gid), |st| {
-        st.bind(&enrollment.id);
-        if let Some(until) = st.locked_at(now) {
-            return Verdict::Locked { until };
-        }
-        let verdict = match &input {
-            Input::Empty => Verdict::Unusable("empty code"),
-            Input::Invalid(why) => Verdict::Unusable(why),
-            Input::Code(code) => {
-                match decide(
-                    enrollment,
-                    st,
-                    code,
-                    now,
-                    config.window,
-                    config.hotp_lookahead,
-                ) {
-                    Verdict::Wrong if hash.is_some() => {
-                        decide_recovery(enrollment, st, hash.as_deref(), now)
-                    }
-                    v => v,
-                }
-            }
-            Input::Recovery(_) => decide_recovery(enrollment, st, hash.as_deref(), now),
-        };
+    let verdict = store.update(account, |st| {
+        st.clamp(now, limits(config));
+        adopt_legacy(enrollment, st);
+        let verdict = check_reply(config, enrollment, st, &input, now);
         if verdict.accepted() {
             st.clear_failures();
-            st.remembered.retain(|_, until| *until > now);
             if let Some(ip) = remember_ip {
-                let until = now.saturating_add(u64::from(config.remember_minutes) * 60);
-                st.remembered.insert(ip.to_string(), until);
+                st.remember(req.service, &ip.to_string(), &credentials, now);
             }
-        } else if !matches!(verdict, Verdict::ResyncNeeded { .. }) {
+        } else if verdict.counts_as_failure() {
             lock_started = st.record_failure(
                 now,
                 config.max_failures,
@@ -710,6 +788,26 @@ fn deny_locked(until: u64, conv: &mut dyn Conversation, ctx: &mut Ctx) -> Outcom
     Outcome::MaxTries
 }
 
+/// What the user is told about a refused reply. The same words for a
+/// wrong code, whether or not the account exists or is enrolled.
+pub const WRONG_CODE: &str = "Wrong code.";
+/// A valid code whose time step (or counter) was already accepted.
+pub const CODE_USED: &str = "This code was already used; wait for the next one.";
+/// A recovery code that was already used.
+pub const RECOVERY_USED: &str = "This recovery code was already used; each works only once.";
+/// A reply that is no code at all.
+pub const NOT_A_CODE: &str =
+    "That is not a code: type the code from your authenticator app, or a recovery code.";
+
+/// What an unknown user is told: exactly what a known one would be for the
+/// same reply, so the answer reveals nothing about the account.
+fn tell_unknown(reply: &[u8], conv: &mut dyn Conversation) {
+    match input::classify(reply) {
+        Input::Code(_) | Input::Recovery(_) => conv.error(WRONG_CODE),
+        Input::Empty | Input::Invalid(_) => conv.error(NOT_A_CODE),
+    }
+}
+
 /// Logs a verdict, tells the user what they need to know, and maps it to an outcome.
 fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mut Ctx) -> Outcome {
     match verdict {
@@ -739,14 +837,17 @@ fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mu
             Outcome::Success
         }
         Verdict::Wrong if matches!(input, Input::Recovery(_)) => {
+            conv.error(WRONG_CODE);
             deny_line(ctx, Level::Notice, "wrong recovery code");
             Outcome::AuthErr
         }
         Verdict::Wrong => {
+            conv.error(WRONG_CODE);
             deny_line(ctx, Level::Notice, "wrong code");
             Outcome::AuthErr
         }
         Verdict::Replayed { device } => {
+            conv.error(CODE_USED);
             ctx.line(
                 Level::Notice,
                 &format!(
@@ -757,6 +858,7 @@ fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mu
             Outcome::AuthErr
         }
         Verdict::RecoveryUsed => {
+            conv.error(RECOVERY_USED);
             deny_line(ctx, Level::Notice, "recovery code already used");
             Outcome::AuthErr
         }
@@ -769,10 +871,15 @@ fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mu
             Outcome::AuthErr
         }
         Verdict::Unusable(why) => {
+            conv.error(NOT_A_CODE);
             deny_line(ctx, Level::Notice, why);
             Outcome::AuthErr
         }
         Verdict::Locked { until } => deny_locked(until, conv, ctx),
+        Verdict::RecoveryBroken(why) => {
+            deny_line(ctx, Level::Err, &format!("recovery codes unusable: {why}"));
+            Outcome::AuthInfoUnavail
+        }
     }
 }
 
@@ -814,7 +921,8 @@ mod tests {
                 matched: NOW / 30
             }
         );
-        assert_eq!(st.devices["default"].last_step, Some(NOW / 30));
+        let fp = e.devices[0].secret.fingerprint();
+        assert_eq!(st.devices[&fp].last_step, Some(NOW / 30));
         assert_eq!(st.last_success, Some(NOW));
         assert_eq!(
             decide10(&e, &mut st, &code(NOW), NOW, 1),
@@ -846,14 +954,62 @@ mod tests {
     }
 
     #[test]
-    fn a_new_enrollment_resets_replay_state() {
+    fn replay_memory_follows_the_secret_not_ids_or_names() {
         let mut st = UserState::default();
         assert!(matches!(
             decide10(&enrollment("aaaaaaaaaaaaaaaa"), &mut st, &code(NOW), NOW, 1),
             Verdict::Device { .. }
         ));
-        let v = decide10(&enrollment("bbbbbbbbbbbbbbbb"), &mut st, &code(NOW), NOW, 1);
-        assert!(matches!(v, Verdict::Device { .. }), "{v:?}");
+        // The same secret under another id and device name: still used.
+        let mut renamed = enrollment("bbbbbbbbbbbbbbbb");
+        renamed.devices[0].name = "phone".into();
+        renamed.devices[0].created = 99;
+        let v = decide10(&renamed, &mut st, &code(NOW), NOW, 1);
+        assert_eq!(
+            v,
+            Verdict::Replayed {
+                device: "phone".into()
+            }
+        );
+        // A genuinely new secret starts clean.
+        let fresh = Secret::from_bytes(vec![3; 20]).unwrap();
+        let mut new = enrollment("cccccccccccccccc");
+        new.devices[0].secret = fresh.clone();
+        let fresh_code = otp::totp(&fresh, &TotpParams::DEFAULT, NOW).to_string();
+        assert!(matches!(
+            decide10(&new, &mut st, &fresh_code, NOW, 1),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn version_one_memory_is_adopted_by_name_and_creation_time() {
+        let mut e = enrollment("0123456789abcdef");
+        let (codes, set) = recovery::generate_set(2, 1).unwrap();
+        e.recovery = Some(set.clone());
+        let mut st = UserState::parse(
+            format!(
+                "version = 1\nenrollment_id = \"x\"\nused_recovery = [\"{}\"]\n\
+                 [devices.default]\ncreated = 1\nlast_step = {}\n",
+                set.hashes[0],
+                NOW / 30
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        adopt_legacy(&e, &mut st);
+        assert!(st.legacy.is_none());
+        assert_eq!(
+            decide10(&e, &mut st, &code(NOW), NOW, 1),
+            Verdict::Replayed {
+                device: "default".into()
+            }
+        );
+        let h0 = recovery::find(&set, &codes[0]).unwrap();
+        assert_eq!(
+            decide_recovery(&e, &mut st, h0.as_deref(), NOW),
+            Verdict::RecoveryUsed
+        );
     }
 
     #[test]
@@ -925,11 +1081,9 @@ mod tests {
             created: 1,
         });
         let mut st = UserState::default();
-        st.bind(&e.id);
         st.devices.insert(
-            "tok".into(),
+            secret.fingerprint(),
             crate::state::DeviceState {
-                created: Some(1),
                 next_counter: Some(u64::MAX / 2),
                 ..Default::default()
             },

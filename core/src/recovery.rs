@@ -154,20 +154,21 @@ pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, String>
     Ok(set)
 }
 
-/// Validates a stored set: known KDF, bounded costs (a hostile file must not
-/// make the login process allocate gigabytes), well-formed salt and hashes.
+/// Validates a stored set: known KDF, exactly otpgate's own costs (a hostile
+/// file must not make the login process spend seconds and gigabytes), a
+/// well-formed salt and hashes.
 pub fn check_set(set: &RecoverySet) -> Result<(), String> {
     if set.kdf != "argon2id" {
         return Err(format!("recovery: kdf \"{}\" is not \"argon2id\"", set.kdf));
     }
-    if !(8..=262_144).contains(&set.m_cost)
-        || !(1..=10).contains(&set.t_cost)
-        || !(1..=4).contains(&set.p_cost)
-    {
-        return Err(
-            "recovery: Argon2 costs out of range (m_cost 8..262144, t_cost 1..10, p_cost 1..4)"
-                .into(),
-        );
+    // Only the parameters otpgate writes: the file is the user's, and the
+    // hash runs as root on the login path, outside the user's limits.
+    if (set.m_cost, set.t_cost, set.p_cost) != (M_COST, T_COST, P_COST) {
+        return Err(format!(
+            "recovery: Argon2 parameters m_cost={}, t_cost={}, p_cost={} are not the ones otpgate writes \
+             (m_cost={M_COST}, t_cost={T_COST}, p_cost={P_COST}); run `otpgate recovery-codes` to make a new set",
+            set.m_cost, set.t_cost, set.p_cost
+        ));
     }
     let salt = decode(&set.salt).map_err(|e| format!("recovery: salt: {e}"))?;
     if salt.len() < 8 {
@@ -202,8 +203,11 @@ pub fn find(set: &RecoverySet, code: &RecoveryCode) -> Result<Option<String>, St
 }
 
 /// How many codes of `set` are not in `used`.
-pub fn remaining(set: &RecoverySet, used: &[String]) -> usize {
-    set.hashes.iter().filter(|h| !used.contains(h)).count()
+pub fn remaining(set: &RecoverySet, used: &[&str]) -> usize {
+    set.hashes
+        .iter()
+        .filter(|h| !used.contains(&h.as_str()))
+        .count()
 }
 
 #[cfg(test)]
@@ -254,15 +258,23 @@ mod tests {
         }
         let other = RecoveryCode::generate().unwrap();
         assert_eq!(find(&set, &other).unwrap(), None);
-        assert_eq!(remaining(&set, &[set.hashes[1].clone()]), 2);
+        assert_eq!(remaining(&set, &[set.hashes[1].as_str()]), 2);
     }
 
     #[test]
     fn hostile_sets_are_refused() {
         let (_, set) = generate_set(1, 1).unwrap();
-        let mut s = set.clone();
-        s.m_cost = 4_000_000;
-        assert!(check_set(&s).is_err());
+        for (m, t, p) in [
+            (4_000_000, 2, 1),
+            (262_144, 10, 1),
+            (M_COST, 1, 1),
+            (8, 2, 1),
+        ] {
+            let mut s = set.clone();
+            (s.m_cost, s.t_cost, s.p_cost) = (m, t, p);
+            let e = check_set(&s).unwrap_err();
+            assert!(e.contains("otpgate recovery-codes"), "{e}");
+        }
         let mut s = set.clone();
         s.kdf = "md5".into();
         assert!(check_set(&s).is_err());

@@ -109,15 +109,13 @@ pub fn user_report(config: &Config, account: &Account) -> UserReport {
         })
         .collect();
     r.recovery_codes_total = enrollment.recovery.as_ref().map(|s| s.hashes.len());
-    match read_state(&config.state_dir, &account.name) {
+    match read_state(&config.state_dir, account) {
         Ok(state) => {
-            let same = state.enrollment_id == enrollment.id;
-            let used: &[String] = if same { &state.used_recovery } else { &[] };
             r.recovery_codes_left = Some(
                 enrollment
                     .recovery
                     .as_ref()
-                    .map_or(0, |s| recovery::remaining(s, used)),
+                    .map_or(0, |s| recovery::remaining(s, &state.used_in_set(&s.salt))),
             );
             r.last_success = state.last_success;
             r.last_method = state.last_method;
@@ -131,9 +129,9 @@ pub fn user_report(config: &Config, account: &Account) -> UserReport {
     r
 }
 
-fn read_state(dir: &Path, user: &str) -> Result<crate::state::UserState, String> {
+fn read_state(dir: &Path, account: &Account) -> Result<crate::state::UserState, String> {
     match StateStore::open_existing(dir) {
-        Ok(store) => store.read(user).map_err(|e| e.to_string()),
+        Ok(store) => store.read(account).map_err(|e| e.to_string()),
         Err(crate::state::StateError::Fs(e)) if e.is_not_found() => Ok(Default::default()),
         Err(e) => Err(e.to_string()),
     }

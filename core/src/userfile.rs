@@ -225,12 +225,50 @@ impl Enrollment {
         if let Some(r) = &raw.recovery {
             crate::recovery::check_set(r).map_err(FormatError)?;
         }
-        Ok(Self {
+        let enrollment = Self {
             id: raw.enrollment_id,
             created: raw.created,
             devices,
             recovery: raw.recovery,
-        })
+        };
+        enrollment.check_distinct_secrets()?;
+        Ok(enrollment)
+    }
+
+    /// Refuses two devices with one secret: their codes are the same codes,
+    /// and one code must never count twice (once per device).
+    pub fn check_distinct_secrets(&self) -> Result<(), FormatError> {
+        for (i, a) in self.devices.iter().enumerate() {
+            if let Some(b) = self.devices[..i].iter().find(|b| b.secret == a.secret) {
+                return Err(FormatError(format!(
+                    "devices \"{}\" and \"{}\" have the same secret; remove one of them",
+                    b.name, a.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A fingerprint of everything a user could authenticate with: the
+    /// enrollment id and time, each device (name, kind, secret fingerprint)
+    /// and the recovery set. A remembered address is trusted only while this
+    /// stays the same, so any change of devices, secret or recovery codes
+    /// ends every trust window (an edit by hand only ends it sooner).
+    pub fn credentials_fingerprint(&self) -> String {
+        let mut text = format!("{}/{}", self.id, self.created);
+        for d in &self.devices {
+            text.push_str(&format!(
+                "/{}:{}:{:?}:{}",
+                d.name,
+                d.created,
+                d.kind,
+                d.secret.fingerprint()
+            ));
+        }
+        if let Some(r) = &self.recovery {
+            text.push_str(&format!("/recovery:{}:{}", r.salt, r.created));
+        }
+        crate::secret::digest_hex(text.as_bytes())
     }
 
     fn check_version(text: &str) -> Result<(), FormatError> {
@@ -291,6 +329,7 @@ impl Enrollment {
 
     /// Serializes to the file format (the result holds secrets: it is wiped on drop).
     pub fn to_toml(&self) -> Result<Zeroizing<String>, FormatError> {
+        self.check_distinct_secrets()?;
         let (primary, others) = self
             .devices
             .split_first()

@@ -2,6 +2,7 @@
 //! check-config, import.
 
 use crate::enroll::{print_recovery_codes, require_code_or_root};
+use otpgate_core::account::Account;
 use otpgate_core::admin::{self, Caller};
 use otpgate_core::clock::{Clock, SystemClock, format_utc};
 use otpgate_core::config::{Config, Source};
@@ -70,8 +71,15 @@ pub fn recovery_codes(
     require_code_or_root(&caller, &config, &location, "making new recovery codes")?;
     let n = count.unwrap_or(config.recovery_codes);
     let (codes, set) = recovery::generate_set(n, now()?)?;
-    enrollment.recovery = Some(set);
+    let revoked = enrollment.recovery.replace(set).map(|old| old.salt);
     location.save(&enrollment).map_err(|e| e.to_string())?;
+    if let (true, Some(salt)) = (caller.is_root(), revoked) {
+        // The used codes of the revoked set can never matter again. (A user
+        // cannot write the state; logins keep at most a few sets.)
+        StateStore::open(&config.state_dir)
+            .and_then(|s| s.update(&account, |st| st.forget_recovery_set(&salt)))
+            .map_err(|e| e.to_string())?;
+    }
     if json {
         let codes: Vec<String> = codes.iter().map(|c| c.display().to_string()).collect();
         outln!(
@@ -88,9 +96,9 @@ pub fn recovery_codes(
     Ok(())
 }
 
-fn remove_state(config: &Config, user: &str) -> Result<bool, String> {
+fn remove_state(config: &Config, account: &Account) -> Result<bool, String> {
     match StateStore::open_existing(&config.state_dir) {
-        Ok(store) => store.remove(user).map_err(|e| e.to_string()),
+        Ok(store) => store.remove(account).map_err(|e| e.to_string()),
         Err(otpgate_core::state::StateError::Fs(e)) if e.is_not_found() => Ok(false),
         Err(e) => Err(e.to_string()),
     }
@@ -113,7 +121,7 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), Str
     require_code_or_root(&caller, &config, &location, "disabling 2FA")?;
     location.remove().map_err(|e| e.to_string())?;
     if caller.is_root() {
-        remove_state(&config, &account.name)?;
+        remove_state(&config, &account)?;
     }
     outln!(
         "2FA disabled for {}: {} removed.",
@@ -134,26 +142,54 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(),
     require_root(&caller, "reset")?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, Some(user), "reset")?;
+    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
     if unlock {
-        let store = StateStore::open(&config.state_dir).map_err(|e| e.to_string())?;
-        let was = store
-            .update_for(&account.name, Some(account.gid), |st| {
-                let was = st.locked_until;
+        let now = now()?;
+        // An unreadable enrollment must not stop the unlock: then only the
+        // lock and counters go, and the replay memory stays whole.
+        let enrollment = location.load().ok().flatten();
+        let store = StateStore::open(&config.state_dir)
+            .map_err(|e| e.to_string())?
+            .for_repair();
+        let (was, dropped) = store
+            .update(&account, |st| {
+                st.clamp(
+                    now,
+                    otpgate_core::state::Limits {
+                        lockout_seconds: config.lockout_seconds,
+                    },
+                );
+                let was = st.locked_at(now);
                 st.clear_failures();
-                was
+                // Compacted only when too large to be read at login, which
+                // is the one case where forgetting is better than refusing.
+                let too_large = st.too_large();
+                let dropped = enrollment.as_ref().filter(|_| too_large).map_or(0, |e| {
+                    otpgate_core::login::adopt_legacy(e, st);
+                    let devices: Vec<String> =
+                        e.devices.iter().map(|d| d.secret.fingerprint()).collect();
+                    st.compact(
+                        &devices,
+                        e.recovery.as_ref().map(|r| r.salt.as_str()),
+                        Some(&e.credentials_fingerprint()),
+                    )
+                });
+                (was, dropped)
             })
             .map_err(|e| e.to_string())?;
         match was {
-            Some(t) if t > now()? => {
-                outln!("Unlocked {user} (was locked until {}).", format_utc(t))
-            }
-            _ => outln!("{user} was not locked; wrong-code counters cleared."),
+            Some(t) => outln!("Unlocked {user} (was locked until {}).", format_utc(t)),
+            None => outln!("{user} was not locked; wrong-code counters cleared."),
+        }
+        if dropped > 0 {
+            outln!(
+                "Compacted the login state: {dropped} entries of old devices, recovery sets or addresses removed."
+            );
         }
         return Ok(());
     }
-    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
     let had_file = location.remove().map_err(|e| e.to_string())?;
-    let had_state = remove_state(&config, &account.name)?;
+    let had_state = remove_state(&config, &account)?;
     if !had_file && !had_state {
         return Err(format!(
             "{user} is not enrolled and has no login state; nothing to reset"
@@ -231,35 +267,43 @@ pub fn check_config(
     let path = positional.or(config_path);
     let mut source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
     let mut overrides = Vec::new();
+    let mut warning = None;
     if let Some(service) = service {
-        otpgate_core::paths::check_user_name(service).map_err(|e| format!("--service: {e}"))?;
-        let file = pam_dir.join(service);
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        let lines = admin::module_args_in_pam_file(&text);
-        let args = match lines.as_slice() {
-            [] => return Err(format!("pam_otpgate.so is not used in {}", file.display())),
-            [one] => one,
-            [first, ..] => {
-                eprintln!(
-                    "note: {} loads pam_otpgate.so {} times; showing the first",
-                    file.display(),
-                    lines.len()
-                );
-                first
-            }
-        };
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let found = admin::check_service(pam_dir, service)?;
+        outln!(
+            "# auth stack of PAM service {service} ({}), includes followed:",
+            pam_dir.join(service).display()
+        );
+        for e in &found.stack {
+            outln!(
+                "#   {}{}:{}: {}",
+                if e.is_otpgate() { "-> " } else { "   " },
+                e.file.display(),
+                e.line,
+                e.show()
+            );
+        }
+        if found.otpgate_lines > 1 {
+            eprintln!(
+                "note: the stack loads pam_otpgate.so {} times; showing the first",
+                found.otpgate_lines
+            );
+        }
+        if found.ignore_denies {
+            warning = Some(format!(
+                "warning: in PAM service {service} no module but pam_otpgate.so can succeed, so a user otpgate passes \
+                 without a code (exempt, remembered, grace period, not enrolled under enforce = \"enrolled\") is denied \
+                 by libpam. Add `auth required pam_permit.so` after the pam_otpgate.so line \
+                 (see /usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code)."
+            ));
+        }
+        let refs: Vec<&str> = found.args.iter().map(String::as_str).collect();
         let parsed = otpgate_core::login::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
         if path.is_none() {
             source = parsed.source;
         }
         overrides = parsed.overrides;
-        outln!(
-            "# PAM service {service} ({}): arguments {:?}",
-            file.display(),
-            args
-        );
+        outln!("# pam_otpgate.so arguments: {:?}", found.args);
     }
     let config = Config::load(&source)
         .and_then(|c| c.with_overrides(&overrides, "module arguments"))
@@ -278,6 +322,9 @@ pub fn check_config(
         config.effective_issuer()
     );
     out!("{}", config.to_toml());
+    if let Some(w) = warning {
+        eprintln!("{w}");
+    }
     Ok(())
 }
 

@@ -349,9 +349,9 @@ impl World {
         self.otpgate(&args, secret)
     }
 
-    /// The state file of `user`.
-    pub fn state_file(&self, user: &str) -> PathBuf {
-        self.state.join(format!("{user}.state"))
+    /// The state file of `user` (one per uid).
+    pub fn state_file(&self, user: &TestUser) -> PathBuf {
+        self.state.join(format!("{}.state", user.uid))
     }
 }
 

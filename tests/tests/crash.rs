@@ -24,7 +24,7 @@ fn sixty_four_parallel_logins_with_one_code_succeed_once() {
         w.thread_race(&u.name, &code_at(RFC_SECRET, T0), 64, T0),
         (1, 63)
     );
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
     let failures = state.lines().find(|l| l.starts_with("failures")).unwrap();
     assert_eq!(
         failures.matches(&T0.to_string()).count(),
@@ -42,7 +42,7 @@ fn sixty_four_parallel_wrong_codes_are_each_counted_once() {
         w.thread_race(&u.name, &wrong_code(RFC_SECRET, T0), 64, T0),
         (0, 64)
     );
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
     let failures = state.lines().find(|l| l.starts_with("failures")).unwrap();
     assert_eq!(failures.matches(&T0.to_string()).count(), 64, "{state}");
 }
@@ -109,7 +109,7 @@ fn sigkill_during_writes_never_corrupts_or_loses_anything() {
         // Everything the writer reported before it died (it may have run ahead of our reads).
         let reported = completed + lines.map_while(Result::ok).count() as u64;
 
-        let state = std::fs::read(w.state_file(&u.name)).unwrap();
+        let state = std::fs::read(w.state_file(&u)).unwrap();
         let parsed = otpgate_core::state::UserState::parse(&state).unwrap_or_else(|e| {
             panic!(
                 "round {round}: state corrupt: {e}: {}",
@@ -174,7 +174,7 @@ fn disk_full_denies_with_a_clear_log_line_and_keeps_the_old_state() {
     let _tiny = TinyFs(mnt.clone());
     w.set_config(&format!("state_dir = \"{}/state\"\n", mnt.display()));
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
-    let state_file = mnt.join("state").join(format!("{}.state", u.name));
+    let state_file = mnt.join("state").join(format!("{}.state", u.uid));
     let before = std::fs::read(&state_file).unwrap();
 
     // Fill the file system to the last byte.

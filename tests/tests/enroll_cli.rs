@@ -423,13 +423,13 @@ fn admin_reset_removes_enrollment_and_state() {
     let u = TestUser::new(&w);
     w.enroll(&u.name, RFC_SECRET);
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
-    assert!(w.state_file(&u.name).exists());
+    assert!(w.state_file(&u).exists());
     let text = cli_ok(&w.otpgate(&["reset", "--user", &u.name], ""));
     assert!(
         text.contains("enrollment removed") && text.contains("login state cleared"),
         "{text}"
     );
-    assert!(!u.secret_file().exists() && !w.state_file(&u.name).exists());
+    assert!(!u.secret_file().exists() && !w.state_file(&u).exists());
     w.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
         .assert_denied("not enrolled");
 }

@@ -368,14 +368,10 @@ fn state_that_cannot_be_trusted_or_written_denies_a_right_code() {
         .assert_denied("is not a directory");
     // A corrupt state file denies (and says how to reset) instead of starting over.
     w.set_config("");
-    std::fs::write(w.state_file(&u.name), "version = 1\nlast_step = \"x\"\n").unwrap();
-    std::fs::set_permissions(
-        w.state_file(&u.name),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
+    std::fs::write(w.state_file(&u), "version = 2\nlast_step = \"x\"\n").unwrap();
+    std::fs::set_permissions(w.state_file(&u), std::fs::Permissions::from_mode(0o600)).unwrap();
     w.login(&u.name, &code, T0).assert_denied("is corrupt");
-    std::fs::remove_file(w.state_file(&u.name)).unwrap();
+    std::fs::remove_file(w.state_file(&u)).unwrap();
     w.login(&u.name, &code, T0).assert_ok();
 }
 
@@ -385,7 +381,7 @@ fn parallel_logins_with_one_code_succeed_exactly_once() {
     let u = enrolled(&w);
     let code = code_at(RFC_SECRET, T0);
     assert_eq!(w.thread_race(&u.name, &code, 16, T0), (1, 15));
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
     assert!(
         state.contains(&format!("last_step = {}", T0 / 30)),
         "{state}"

@@ -261,7 +261,7 @@ fn lockout_cannot_be_triggered_without_the_password() {
                 .success
         );
     }
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap_or_default();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap_or_default();
     assert!(
         !state.contains("failures") && !state.contains("locked_until"),
         "{state}"
@@ -285,7 +285,7 @@ fn concurrent_wrong_codes_are_each_counted_once() {
         w.thread_race(&u.name, &wrong_code(RFC_SECRET, T0), 20, T0),
         (0, 20)
     );
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
     let line = state.lines().find(|l| l.starts_with("failures")).unwrap();
     assert_eq!(line.matches(&T0.to_string()).count(), 20, "{state}");
 }
@@ -408,7 +408,9 @@ fn hotp_token_added_with_a_confirmation_code_sets_the_counter() {
 #[test]
 fn rfc4226_vectors_through_the_real_module() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = TestUser::new(&w);
+    // The app gets another secret: one secret makes one device.
+    w.enroll(&u.name, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
     // RFC 4226 Appendix D key; one login per counter 0..9.
     cli_ok(&w.add_device(&u.name, "rfc", RFC_SECRET, &["--hotp"]));
     let expected = [

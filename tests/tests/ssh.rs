@@ -63,7 +63,7 @@ fn password_and_right_code_runs_a_command_wrong_code_is_refused() {
         "{}",
         sshd.log()
     );
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
     assert!(
         state.contains("failures = ["),
         "the wrong code was counted: {state}"
@@ -105,7 +105,7 @@ fn the_same_code_twice_is_refused_the_second_time() {
         &[("Password:", PASSWORD), ("Verification code:", &code)],
     );
     assert!(!run.logged_in, "{run:#?}");
-    let state = std::fs::read_to_string(w.state_file(&u.name)).unwrap();
+    let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
     assert!(
         state.contains("failures = ["),
         "the replay was counted as a failure: {state}"

@@ -42,7 +42,7 @@ fn main() {
     let mut out = std::io::stdout();
     for i in 1u64.. {
         store
-            .update_for(&account.name, Some(account.gid), |s| {
+            .update(&account, |s| {
                 s.last_success = Some(i);
                 s.failures = (0..(i % 7)).collect();
             })
