@@ -63,7 +63,7 @@ pub fn target_account(
 pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
     let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
     Config::load(&source).map_err(|e| {
-        format!("{e}\nFix the file (see otpgate.toml(5)), then run `otpgate check-config`.")
+        format!("{e}; fix the file (see otpgate.toml(5)), then run `otpgate check-config`")
     })
 }
 
@@ -277,14 +277,13 @@ mod tests {
     #[test]
     fn only_root_names_other_users() {
         let root = Caller::current().unwrap();
-        if root.is_root() {
-            assert_eq!(target_account(&root, Some("root"), "x").unwrap().uid, 0);
-            assert!(
-                target_account(&root, Some("no-such-user-og"), "x")
-                    .unwrap_err()
-                    .contains("no such user")
-            );
-        }
+        assert!(root.is_root(), "this test must run as root (CI does)");
+        assert_eq!(target_account(&root, Some("root"), "x").unwrap().uid, 0);
+        assert!(
+            target_account(&root, Some("no-such-user-og"), "x")
+                .unwrap_err()
+                .contains("no such user")
+        );
         let nobody = Caller {
             uid: 65534,
             account: crate::account::by_uid(65534).unwrap(),

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod devices;
+pub mod escape;
 pub mod fsutil;
 pub mod gauth;
 pub mod input;

@@ -3,6 +3,7 @@
 use crate::account::Account;
 use crate::clock::format_utc;
 use crate::config::Config;
+use crate::escape::for_terminal;
 use crate::recovery;
 use crate::state::StateStore;
 use crate::store::Location;
@@ -140,10 +141,12 @@ fn read_state(dir: &Path, account: &Account) -> Result<crate::state::UserState, 
 impl UserReport {
     /// Human-readable lines for `otpgate status`.
     pub fn to_text(&self) -> String {
-        let mut out = format!("User:            {} (uid {})\n", self.user, self.uid);
-        out.push_str(&format!("Secret file:     {}\n", self.secret_file));
+        // Every string here may come from the user's file or account entry.
+        let e = for_terminal;
+        let mut out = format!("User:            {} (uid {})\n", e(&self.user), self.uid);
+        out.push_str(&format!("Secret file:     {}\n", e(&self.secret_file)));
         if let Some(p) = &self.problem {
-            out.push_str(&format!("Problem:         {p}\n"));
+            out.push_str(&format!("Problem:         {}\n", e(p)));
         }
         if !self.enrolled {
             if self.problem.is_none() {
@@ -158,9 +161,9 @@ impl UserReport {
             let period = d.period.map_or(String::new(), |p| format!(", {p} s"));
             out.push_str(&format!(
                 "Device:          {} ({}, {}, {} digits{period})\n",
-                d.name,
-                d.kind.to_uppercase(),
-                d.algorithm,
+                e(&d.name),
+                e(&d.kind.to_uppercase()),
+                e(&d.algorithm),
                 d.digits
             ));
         }
@@ -173,14 +176,14 @@ impl UserReport {
         }
         match (self.last_success, &self.last_method) {
             (Some(t), Some(m)) => {
-                out.push_str(&format!("Last success:    {} ({m})\n", format_utc(t)))
+                out.push_str(&format!("Last success:    {} ({})\n", format_utc(t), e(m)))
             }
             (Some(t), None) => out.push_str(&format!("Last success:    {}\n", format_utc(t))),
             _ if self.note.is_none() => out.push_str("Last success:    never\n"),
             _ => {}
         }
         if let Some(n) = &self.note {
-            out.push_str(&format!("Note:            {n}\n"));
+            out.push_str(&format!("Note:            {}\n", e(n)));
         }
         out
     }

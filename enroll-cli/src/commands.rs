@@ -6,6 +6,7 @@ use otpgate_core::account::Account;
 use otpgate_core::admin::{self, Caller};
 use otpgate_core::clock::{Clock, SystemClock, format_utc};
 use otpgate_core::config::{Config, Source};
+use otpgate_core::escape::for_terminal;
 use otpgate_core::fsutil::{self, FsIdentity, Trust};
 use otpgate_core::gauth::GoogleFile;
 use otpgate_core::otp::TotpParams;
@@ -235,7 +236,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
         };
         outln!(
             "{:<20} {:<9} {:<24} {:<9} {:<24} {}",
-            r.user,
+            for_terminal(&r.user),
             if r.enrolled {
                 "yes"
             } else if r.problem.is_some() {
@@ -246,7 +247,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
             when(r.enrolled_since),
             recovery,
             when(r.last_success),
-            r.problem.as_deref().unwrap_or("")
+            for_terminal(r.problem.as_deref().unwrap_or(""))
         );
     }
     let enrolled = rows.iter().filter(|r| r.enrolled).count();
@@ -280,7 +281,7 @@ pub fn check_config(
                 if e.is_otpgate() { "-> " } else { "   " },
                 e.file.display(),
                 e.line,
-                e.show()
+                for_terminal(&e.show())
             );
         }
         if found.otpgate_lines > 1 {
@@ -365,18 +366,19 @@ pub fn import_google(
         enrollment.recovery = Some(recovery::hash_set(&codes, now)?);
     }
     location.save(&enrollment).map_err(|e| e.to_string())?;
+    let shown = path.display().to_string();
     outln!(
         "Imported {} into {} for {}: the app's existing entry keeps working.",
-        path.display(),
-        location.path.display(),
-        account.name
+        for_terminal(&shown),
+        for_terminal(&location.path.display().to_string()),
+        for_terminal(&account.name)
     );
     for note in google.notes(config.window) {
-        outln!("Note: {note}");
+        outln!("Note: {}", for_terminal(&note));
     }
     outln!(
         "{} was left in place; remove it once pam_google_authenticator is out of the PAM stack.",
-        path.display()
+        for_terminal(&shown)
     );
     Ok(())
 }

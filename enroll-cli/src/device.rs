@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use otpgate_core::admin::{self, Caller};
 use otpgate_core::clock::format_utc;
 use otpgate_core::devices;
+use otpgate_core::escape::for_terminal;
 use otpgate_core::otp::{Algorithm, TotpParams};
 use otpgate_core::report;
 use otpgate_core::secret::Secret;
@@ -109,9 +110,9 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String
                     let period = d.period.map_or("-".to_string(), |p| format!("{p} s"));
                     outln!(
                         "{:<16} {:<5} {:<7} {:<7} {:<8} {}",
-                        d.name,
-                        d.kind,
-                        d.algorithm,
+                        for_terminal(&d.name),
+                        for_terminal(&d.kind),
+                        for_terminal(&d.algorithm),
                         d.digits,
                         period,
                         format_utc(d.created)

@@ -201,7 +201,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("otpgate: {message}");
+            // One line, and nothing from a file or account acts on the terminal.
+            eprintln!("otpgate: {}", otpgate_core::escape::for_terminal(&message));
             ExitCode::FAILURE
         }
     }

@@ -3,10 +3,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 use zeroize::Zeroizing;
 
-/// Prints `prompt` on stderr and reads one line from stdin (the terminal or a
-/// pipe). `None` at end of input.
+/// Prints `prompt` on stderr (only when stdin is a terminal: a script that
+/// pipes a code in gets no prompt text mixed into its error output) and
+/// reads one line from stdin. `None` at end of input.
 pub fn read_line(prompt: &str) -> Result<Option<Zeroizing<String>>, String> {
-    if !prompt.is_empty() {
+    if !prompt.is_empty() && interactive() {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
     }
