@@ -428,14 +428,24 @@ fn before_prompt(
     if config.remember_minutes == 0 && config.max_failures == 0 {
         return None;
     }
-    let mut state = match StateStore::open(&config.state_dir).and_then(|s| s.read(account)) {
+    // A snapshot; only a clock fault (times in the future) makes it a write.
+    let state = StateStore::open(&config.state_dir).and_then(|store| {
+        let mut state = store.read(account)?;
+        if state.clamp(now, limits(config)) {
+            state = store.update(account, |st| {
+                st.clamp(now, limits(config));
+                st.clone()
+            })?;
+        }
+        Ok(state)
+    });
+    let state = match state {
         Ok(s) => s,
         Err(e) => {
             deny_line(ctx, Level::Err, &e.to_string());
             return Some(Outcome::AuthInfoUnavail);
         }
     };
-    state.clamp(now, limits(config));
     if let Some(until) = state.locked_at(now) {
         return Some(deny_locked(until, conv, ctx));
     }

@@ -238,7 +238,11 @@ impl UserState {
     /// fast) back to `now`: a lockout then lasts at most `lockout_seconds`
     /// from now, a grace period at most its days from now, a remembered
     /// address at most its minutes from now, and old failures expire.
-    pub fn clamp(&mut self, now: u64, limits: Limits) {
+    /// Returns whether anything changed: the caller must then write the
+    /// state, or the clamp would be redone from the stored time at every
+    /// read and never end.
+    pub fn clamp(&mut self, now: u64, limits: Limits) -> bool {
+        let before = self.clone();
         if let Some(until) = self.locked_until {
             self.locked_until = Some(until.min(now.saturating_add(limits.lockout_seconds)));
         }
@@ -251,6 +255,7 @@ impl UserState {
         for r in &mut self.remembered {
             r.at = r.at.min(now);
         }
+        *self != before
     }
 
     /// Whether the second factor is locked at `now`, and until when.
@@ -818,12 +823,11 @@ mod tests {
             ..UserState::default()
         };
         s.remember("sshd", "192.0.2.1", "c", 9 * day);
-        s.clamp(
-            day,
-            Limits {
-                lockout_seconds: 900,
-            },
-        );
+        let limits = Limits {
+            lockout_seconds: 900,
+        };
+        assert!(s.clamp(day, limits), "a clamp reports a change to write");
+        assert!(!s.clamp(day + 10, limits), "once written, nothing moves");
         assert_eq!(s.locked_at(day), Some(day + 900));
         assert_eq!(s.failures, vec![day, day]);
         assert_eq!(s.first_seen, Some(day));
