@@ -4,6 +4,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+log=$(mktemp)
+# Always close with one summary line, also when a step before or during the
+# tests fails (a failed step counts as one failure and is named above it).
+summary() {
+    local rc=$?
+    local passed failed
+    passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
+    failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        echo "test.sh: a step failed before or outside the test binaries (exit $rc)" >&2
+        failed=1
+    fi
+    rm -f "$log"
+    echo
+    echo "tests: $passed passed, $failed failed"
+    if [ "$rc" -eq 0 ] && [ "$failed" -ne 0 ]; then rc=1; fi
+    exit "$rc"
+}
+trap summary EXIT
+
 . scripts/common.sh
 require_root test.sh "the end-to-end tests create users and load PAM modules"
 apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
@@ -25,13 +45,6 @@ deb=$(bash scripts/build-deb.sh)
 lintian --fail-on error "$deb"
 dpkg -i "$deb" >/dev/null
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-set -o pipefail
-OTPGATE_E2E_PACKAGE=1 OTPGATE_DEB="$PWD/$deb" cargo test --locked --workspace -- --include-ignored 2>&1 | tee "$log"
-
-# One closing line for the whole run (cargo prints one per test binary).
-passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
-failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
-echo
-echo "tests: $passed passed, $failed failed"
+# Every test binary runs, whatever fails before it; summary() counts them.
+OTPGATE_E2E_PACKAGE=1 OTPGATE_DEB="$PWD/$deb" \
+    cargo test --locked --workspace --no-fail-fast -- --include-ignored 2>&1 | tee "$log"

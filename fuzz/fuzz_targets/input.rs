@@ -25,5 +25,11 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = otpgate_core::policy::rhost_ip(Some(text));
         let _ = text.parse::<otpgate_core::policy::Cidr>();
+        // PAM service lines as libpam splits them, and terminal escaping.
+        for (_, line) in otpgate_core::pamconf::logical_lines(text) {
+            let _ = otpgate_core::pamconf::words(&line);
+        }
+        let shown = otpgate_core::escape::for_terminal(text);
+        assert!(!shown.chars().any(|c| c.is_control()));
     }
 });

@@ -273,6 +273,20 @@ impl World {
         run_with_stdin(&mut cmd, stdin.as_bytes())
     }
 
+    /// Runs the `otpgate` CLI with the clock frozen at `at` (libfaketime),
+    /// so it sees the same time as the logins of a test.
+    pub fn otpgate_at(&self, at: u64, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = Command::new(cli_path());
+        cmd.arg("--config").arg(&self.config).args(args);
+        let stamp = otpgate_core::clock::format_utc(at).replace(" UTC", "");
+        cmd.env("LD_PRELOAD", FAKETIME_LIB)
+            .env("TZ", "UTC")
+            .env("FAKETIME", stamp)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_DONT_RESET", "1");
+        run_with_stdin(&mut cmd, stdin.as_bytes())
+    }
+
     /// Runs the CLI as `user` (via setpriv), with this world's config.
     pub fn otpgate_as(&self, user: &TestUser, args: &[&str], stdin: &str) -> Output {
         let mut cmd = Command::new("setpriv");
@@ -407,7 +421,66 @@ impl From<Output> for PamRun {
     }
 }
 
+/// A PAM return code as pamtester reports it (it prints `pam_strerror`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PamCode {
+    Success,
+    AuthErr,
+    UserUnknown,
+    AuthInfoUnavail,
+    MaxTries,
+    ConvErr,
+    PermDenied,
+    Abort,
+}
+
+impl PamCode {
+    /// libpam's `pam_strerror` text for the code.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Success => "Success",
+            Self::AuthErr => "Authentication failure",
+            Self::UserUnknown => "User not known to the underlying authentication module",
+            Self::AuthInfoUnavail => "Authentication service cannot retrieve authentication info",
+            Self::MaxTries => "Have exhausted maximum number of retries for service",
+            Self::ConvErr => "Conversation error",
+            Self::PermDenied => "Permission denied",
+            Self::Abort => "Critical error - immediate abort",
+        }
+    }
+}
+
 impl PamRun {
+    /// The PAM code the transaction ended with, read from pamtester's
+    /// closing `pamtester: <pam_strerror>` line (exit 0 is success).
+    pub fn code(&self) -> Option<PamCode> {
+        if self.success {
+            return Some(PamCode::Success);
+        }
+        let last = self
+            .stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("pamtester: "))?;
+        [
+            PamCode::AuthErr,
+            PamCode::UserUnknown,
+            PamCode::AuthInfoUnavail,
+            PamCode::MaxTries,
+            PamCode::ConvErr,
+            PamCode::PermDenied,
+            PamCode::Abort,
+        ]
+        .into_iter()
+        .find(|c| last.trim() == c.text())
+    }
+
+    /// Asserts the PAM return code.
+    #[track_caller]
+    pub fn assert_code(&self, code: PamCode) {
+        assert_eq!(self.code(), Some(code), "{self:#?}");
+    }
+
     /// Asserts the transaction was denied and a module log line contains `reason`.
     #[track_caller]
     pub fn assert_denied(&self, reason: &str) {
@@ -446,12 +519,14 @@ impl PamRun {
     }
 }
 
-/// A throw-away local account, removed (with its home) when dropped.
+/// A throw-away local account, removed (with its home, unless it is an
+/// alias sharing another account's home) when dropped.
 pub struct TestUser {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
     pub home: PathBuf,
+    owns_home: bool,
 }
 
 fn user_lock() -> &'static Mutex<()> {
@@ -487,6 +562,48 @@ impl TestUser {
 
     /// Creates a user with a home directory under `world`.
     pub fn new(world: &World) -> Self {
+        Self::create(world, &[])
+    }
+
+    /// Creates a user whose primary group is `gid` (a group shared with
+    /// another user, as `users` or a directory-service group is).
+    pub fn in_group(world: &World, gid: u32) -> Self {
+        Self::create(world, &["--gid", &gid.to_string()])
+    }
+
+    /// A second account name for this account's uid, gid and home (a
+    /// `toor`/`root`-style alias).
+    pub fn alias(&self) -> Self {
+        let name = unique("oga");
+        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+        let out = Command::new("useradd")
+            .args(["--non-unique", "--no-create-home", "--shell", "/bin/sh"])
+            .args([
+                "--uid",
+                &self.uid.to_string(),
+                "--gid",
+                &self.gid.to_string(),
+            ])
+            .arg("--home-dir")
+            .arg(&self.home)
+            .arg(&name)
+            .output()
+            .expect("running useradd");
+        assert!(
+            out.status.success(),
+            "useradd: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self {
+            name,
+            uid: self.uid,
+            gid: self.gid,
+            home: self.home.clone(),
+            owns_home: false,
+        }
+    }
+
+    fn create(world: &World, extra: &[&str]) -> Self {
         let name = unique("ogt");
         let home = world.dir.join("home").join(&name);
         std::fs::create_dir_all(world.dir.join("home")).unwrap();
@@ -498,7 +615,9 @@ impl TestUser {
         {
             let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
             let out = Command::new("useradd")
-                .args(["--create-home", "--shell", "/bin/sh", "--home-dir"])
+                .args(["--create-home", "--shell", "/bin/sh"])
+                .args(extra)
+                .arg("--home-dir")
                 .arg(&home)
                 .arg(&name)
                 .output()
@@ -515,6 +634,7 @@ impl TestUser {
             uid: account.uid,
             gid: account.gid,
             home,
+            owns_home: true,
         }
     }
 
@@ -527,10 +647,12 @@ impl TestUser {
 impl Drop for TestUser {
     fn drop(&mut self) {
         let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
-        let _ = Command::new("userdel")
-            .args(["--force", "--remove"])
-            .arg(&self.name)
-            .output();
+        let mut cmd = Command::new("userdel");
+        cmd.arg("--force");
+        if self.owns_home {
+            cmd.arg("--remove");
+        }
+        let _ = cmd.arg(&self.name).output();
     }
 }
 
@@ -642,7 +764,8 @@ pub fn recovery_codes_in(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Asserts a CLI run failed with a one-line message containing `text`.
+/// Asserts a CLI run failed with exactly one line on stderr, starting with
+/// `otpgate:` and containing `text`.
 #[track_caller]
 pub fn assert_cli_error(out: &Output, text: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
@@ -651,9 +774,27 @@ pub fn assert_cli_error(out: &Output, text: &str) {
         "expected failure, got success: {err}"
     );
     assert!(err.contains(text), "stderr lacks {text:?}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("otpgate: "),
+        "not one `otpgate: ...` line: {err:?}"
+    );
     assert!(
         !err.contains("panicked") && !err.contains("Os {"),
         "not a clean error: {err}"
+    );
+}
+
+/// Asserts a command-line usage error: exit code 2 and clap's `error:` line
+/// naming `text` (clap adds a usage hint below it).
+#[track_caller]
+pub fn assert_usage_error(out: &Output, text: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "usage errors exit 2: {err}");
+    let first = err.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("error: ") && first.contains(text),
+        "first line is not clap's error naming {text:?}: {err}"
     );
 }
 

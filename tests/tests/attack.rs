@@ -93,26 +93,45 @@ fn symlink_swapped_in_for_the_directory_is_never_followed() {
         std::os::unix::fs::chown(p, Some(u.uid), Some(u.gid)).unwrap();
     }
     // Swap the directory itself: rename the real dir aside and a link in.
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = AtomicBool::new(false);
+    let in_flight = AtomicBool::new(false);
+    let swaps_during_logins = AtomicUsize::new(0);
     let aside = u.home.join(".config/otpgate-real");
     let link = u.home.join(".config/otpgate-link");
     symlink(&decoy_dir, &link).unwrap();
     std::thread::scope(|s| {
         s.spawn(|| {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let _ = std::fs::rename(&dir, &aside);
-                let _ = std::fs::rename(&link, &dir);
+                let swapped = std::fs::rename(&link, &dir).is_ok();
+                if swapped && in_flight.load(Ordering::SeqCst) {
+                    swaps_during_logins.fetch_add(1, Ordering::SeqCst);
+                }
                 let _ = std::fs::rename(&dir, &link);
                 let _ = std::fs::rename(&aside, &dir);
             }
         });
         let mut successes = 0;
+        let mut link_denials = 0;
         for i in 0..60u64 {
             let at = T0 + 30 * i;
-            successes += usize::from(w.login(&u.name, &code_at(OTHER, at), at).success);
+            in_flight.store(true, Ordering::SeqCst);
+            let run = w.login(&u.name, &code_at(OTHER, at), at);
+            in_flight.store(false, Ordering::SeqCst);
+            successes += usize::from(run.success);
+            link_denials += usize::from(run.syslog.iter().any(|l| l.contains("symbolic link")));
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(successes, 0);
+        stop.store(true, Ordering::SeqCst);
+        assert_eq!(successes, 0, "a symlinked decoy directory was followed");
+        assert!(
+            swaps_during_logins.load(Ordering::SeqCst) > 0,
+            "the link was never in place while a login ran; the test proves nothing"
+        );
+        assert!(
+            link_denials > 0,
+            "no login ever met the link; the test proves nothing"
+        );
     });
 }
 

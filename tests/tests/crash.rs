@@ -132,22 +132,51 @@ fn sigkill_during_writes_never_corrupts_or_loses_anything() {
         last_seen = n;
     }
     assert!(last_seen > 0);
-    // Temporary files of killed writers are cleaned up by later writes.
-    for dir in [
-        w.state.clone(),
-        u.secret_file().parent().unwrap().to_path_buf(),
-    ] {
-        let stale = std::fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-            .count();
-        assert!(
-            stale <= 1,
-            "{stale} temporary files left in {}",
-            dir.display()
-        );
-    }
+    // What a killed writer can leave: the state's one fixed temporary name
+    // (replaced by the next locked write) and at most one uniquely named
+    // temporary of the secret file (removed by later writes). Nothing else.
+    let state_tmp = format!(".{}.state.tmp", u.uid);
+    let state_names = names_in(&w.state);
+    let allowed = [
+        format!("{}.state", u.uid),
+        format!("{}.lock", u.uid),
+        state_tmp.clone(),
+    ];
+    assert!(
+        state_names.iter().all(|n| allowed.contains(n)),
+        "unexpected files in the state directory: {state_names:?}"
+    );
+    let secret_dir = u.secret_file().parent().unwrap().to_path_buf();
+    let secret_names = names_in(&secret_dir);
+    let temps: Vec<&String> = secret_names
+        .iter()
+        .filter(|n| n.starts_with(".secret.toml.tmp-"))
+        .collect();
+    assert!(temps.len() <= 1, "{secret_names:?}");
+    assert_eq!(
+        secret_names.len(),
+        1 + temps.len(),
+        "only the secret file and a temporary: {secret_names:?}"
+    );
+    // The next login's locked write replaces a stale temporary file.
+    let at = T0 + 3600;
+    w.login(&u.name, &code_at(RFC_SECRET, at), at);
+    assert!(
+        !names_in(&w.state).contains(&state_tmp),
+        "{:?}",
+        names_in(&w.state)
+    );
+}
+
+/// The names of the entries of `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// A tiny tmpfs, unmounted on drop.
@@ -193,13 +222,9 @@ fn disk_full_denies_with_a_clear_log_line_and_keeps_the_old_state() {
         before,
         "the old state is intact"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(mnt.join("state"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
-        .collect();
-    assert!(
-        leftovers.is_empty(),
+    assert_eq!(
+        names_in(&mnt.join("state")),
+        [format!("{}.lock", u.uid), format!("{}.state", u.uid)],
         "a failed write removes its temporary file"
     );
 

@@ -311,7 +311,7 @@ fn permission_and_flag_errors_are_one_clear_line() {
         ),
         "not valid base32",
     );
-    assert_cli_error(
+    assert_usage_error(
         &w.otpgate(
             &["enroll", "--user", &u.name, "--no-confirm", "--qr", "gif=x"],
             "",

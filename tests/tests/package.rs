@@ -98,6 +98,7 @@ fn install_enable_remove_purge_keep_pam_working() {
         "/usr/share/fish/vendor_completions.d/otpgate.fish",
         "/usr/share/doc/otpgate/copyright",
         "/usr/share/doc/otpgate/changelog.Debian.gz",
+        "/usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code",
     ] {
         assert!(Path::new(f).exists(), "{f} missing");
     }
@@ -117,6 +118,20 @@ fn install_enable_remove_purge_keep_pam_working() {
         ours > deny,
         "the module must come after the password block: {auth}"
     );
+    // check-config finds the module through sshd's `@include common-auth`
+    // and sees the password modules around it: no lockout warning.
+    let out = Command::new("/usr/bin/otpgate")
+        .args(["check-config", "--service", "sshd"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        text.contains("/etc/pam.d/common-auth") && text.contains("-> "),
+        "{text}"
+    );
+    assert!(!err.contains("warning"), "{err}");
     let out = Command::new("/usr/bin/otpgate")
         .args([
             "enroll",

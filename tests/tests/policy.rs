@@ -220,6 +220,7 @@ fn wrong_codes_lock_the_second_factor_until_the_lockout_ends() {
     // Even the right code is refused while locked, without a prompt.
     let run = w.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30);
     run.assert_denied("locked out until");
+    run.assert_code(PamCode::MaxTries);
     assert!(!run.prompted());
     // After the lockout the right code works and clears the counter.
     w.login(&u.name, &code_at(RFC_SECRET, T0 + 603), T0 + 603)
@@ -239,13 +240,19 @@ fn admin_unlock_ends_a_lockout_and_keeps_the_enrollment() {
     w.login(&u.name, &bad, T0);
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0)
         .assert_denied("locked out");
-    let text = cli_ok(&w.otpgate(&["reset", "--user", &u.name, "--unlock"], ""));
-    assert!(
-        text.contains("Unlocked") || text.contains("was not locked"),
-        "{text}"
+    // The CLI runs at the same (frozen) time as the logins.
+    let text = cli_ok(&w.otpgate_at(T0 + 1, &["reset", "--user", &u.name, "--unlock"], ""));
+    let until = otpgate_core::clock::format_utc(T0 + 900);
+    assert_eq!(
+        text.trim(),
+        format!("Unlocked {} (was locked until {until}).", u.name)
     );
     assert!(u.secret_file().exists());
-    w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    w.login(&u.name, &code_at(RFC_SECRET, T0), T0 + 1)
+        .assert_ok();
+    // Unlocking an unlocked user says so.
+    let text = cli_ok(&w.otpgate_at(T0 + 2, &["reset", "--user", &u.name, "--unlock"], ""));
+    assert!(text.contains("was not locked"), "{text}");
 }
 
 #[test]

@@ -266,3 +266,72 @@ fn sudo_with_the_module_asks_for_the_code() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }
+
+/// The shipped key + code fragment (config/pam.d/sshd-key-and-code) as the
+/// whole auth stack of sshd, with the module under test and this config.
+fn shipped_key_and_code_stack(w: &World) -> Vec<String> {
+    let text = std::fs::read_to_string(workspace().join("config/pam.d/sshd-key-and-code")).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("auth"))
+        .map(|l| l.replace("auth required pam_otpgate.so", &module_line(w)))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    lines
+}
+
+#[test]
+fn key_and_code_with_the_shipped_stack_lets_policy_passes_log_in() {
+    let w = World::new();
+    let u = user_with_password(&w, true);
+    let fresh = user_with_password(&w, false);
+    let lines = shipped_key_and_code_stack(&w);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let sshd = Sshd::start(
+        &w,
+        "keypermit",
+        &refs,
+        &format!(
+            "Match User {},{}\n    AuthenticationMethods publickey,keyboard-interactive\n",
+            u.name, fresh.name
+        ),
+    );
+    let (key, public) = keypair(&w.dir, "userkey");
+    sshd.authorize(&u.name, &public);
+    sshd.authorize(&fresh.name, &public);
+    let key_only = |user: &TestUser| {
+        let run = sshd.ssh(&user.name, Some(&key), &[]);
+        assert!(!run.text.contains("Verification code"), "{run:#?}");
+        run
+    };
+
+    // Exempt network (sshd's PAM_RHOST is 127.0.0.1): the key alone.
+    w.set_config("exempt_networks = [\"127.0.0.0/8\"]\n");
+    let run = key_only(&u);
+    assert!(run.logged_in, "exempt: {run:#?}\n{}", sshd.log());
+
+    // Remembered address: key + code once, then the key alone.
+    w.set_config("remember_minutes = 10\n");
+    let run = sshd.ssh(
+        &u.name,
+        Some(&key),
+        &[("Verification code:", &code_at(RFC_SECRET, now()))],
+    );
+    assert!(run.logged_in, "code: {run:#?}\n{}", sshd.log());
+    let run = key_only(&u);
+    assert!(run.logged_in, "remembered: {run:#?}\n{}", sshd.log());
+
+    // Not enrolled under enforce = "enrolled": the key alone.
+    w.set_config("enforce = \"enrolled\"\n");
+    let run = key_only(&fresh);
+    assert!(run.logged_in, "unenrolled: {run:#?}\n{}", sshd.log());
+
+    // And an enrolled user without a remembered address still needs the code.
+    w.set_config("");
+    let run = sshd.ssh(
+        &u.name,
+        Some(&key),
+        &[("Verification code:", &wrong_code(RFC_SECRET, now()))],
+    );
+    assert!(!run.logged_in, "{run:#?}");
+}
