@@ -1,27 +1,30 @@
-//! otpgate's decisions: configuration, the secret store, OTP and
-//! recovery-code checks, and login policy.
+//! otpgate's decisions: configuration, policy, OTP and recovery-code
+//! checks, lockout, and the store seam with its engines.
 //!
 //! No FFI and no terminal here: `pam-module` and `enroll-cli` only translate
-//! between the outside world and this crate, so every rule is unit-tested here.
+//! between the outside world and this crate, so every rule is unit-tested
+//! here. The map:
+//!
+//! | module | one job |
+//! |---|---|
+//! | [`auth`] | the login flow: ports (outcome, request, conversation, log), the gate before the prompt, verifying a reply, what the user is told |
+//! | [`policy`] | who must use a second factor, who is exempt |
+//! | [`lockout`] | failure counting, the lock, the trust window, clock clamps |
+//! | [`config`] | the config file, module arguments, PAM service files as libpam reads them |
+//! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, what users type |
+//! | [`enrollment`] | the enrollment model, its versioned file format, devices, imports |
+//! | [`store`] | the seam where enrollments and login state live, and its engines |
+//! | [`sys`] | the OS boundary: link-free file access, atomic writes, locks, fs identity, accounts, clock |
+//! | [`admin`] | decisions behind the CLI's commands: who may change what, enrolling, reports |
 
-pub mod account;
+#![forbid(unsafe_code)]
+
 pub mod admin;
-pub mod clock;
+pub mod auth;
 pub mod config;
-pub mod devices;
-pub mod escape;
-pub mod fsutil;
-pub mod gauth;
-pub mod input;
-pub mod login;
+pub mod enrollment;
+pub mod lockout;
 pub mod otp;
-pub mod pamconf;
-pub mod paths;
 pub mod policy;
-pub mod recovery;
-pub mod report;
-pub mod secret;
-pub mod state;
 pub mod store;
-pub mod uri;
-pub mod userfile;
+pub mod sys;

@@ -1,7 +1,7 @@
 //! Who must use a second factor, and who is exempt: enforcement mode and
 //! groups, exempt groups and networks (CIDRs matched against PAM_RHOST).
 
-use crate::account::Account;
+use crate::sys::account::Account;
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::net::IpAddr;
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn root_is_in_group_root() {
-        let root = crate::account::by_name("root").unwrap().unwrap();
+        let root = crate::sys::account::by_name("root").unwrap().unwrap();
         assert!(group_names(&root).unwrap().contains(&"root".to_string()));
         assert!(check_groups("enforce_groups", &["root".into()]).is_ok());
         assert!(check_groups("enforce_groups", &["no-such-group-og".into()]).is_err());

@@ -2,19 +2,19 @@
 //! check-config, import.
 
 use crate::enroll::{print_recovery_codes, require_code_or_root};
-use otpgate_core::account::Account;
+use otpgate_core::admin::escape::for_terminal;
+use otpgate_core::admin::report::{self, UserReport};
 use otpgate_core::admin::{self, Caller};
-use otpgate_core::clock::{Clock, SystemClock, format_utc};
 use otpgate_core::config::{Config, Source};
-use otpgate_core::escape::for_terminal;
-use otpgate_core::fsutil::{self, FsIdentity, Trust};
-use otpgate_core::gauth::GoogleFile;
+use otpgate_core::enrollment::Enrollment;
+use otpgate_core::enrollment::gauth::GoogleFile;
 use otpgate_core::otp::TotpParams;
-use otpgate_core::recovery::{self, RecoveryCode};
-use otpgate_core::report::{self, UserReport};
-use otpgate_core::state::StateStore;
-use otpgate_core::store::Location;
-use otpgate_core::userfile::Enrollment;
+use otpgate_core::otp::recovery::{self, RecoveryCode};
+use otpgate_core::store::files::Location;
+use otpgate_core::store::state::StateStore;
+use otpgate_core::sys::account::Account;
+use otpgate_core::sys::clock::{Clock, SystemClock, format_utc};
+use otpgate_core::sys::fs::{self, FsIdentity, Trust};
 use std::path::Path;
 
 fn now() -> Result<u64, String> {
@@ -100,7 +100,7 @@ pub fn recovery_codes(
 fn remove_state(config: &Config, account: &Account) -> Result<bool, String> {
     match StateStore::open_existing(&config.state_dir) {
         Ok(store) => store.remove(account).map_err(|e| e.to_string()),
-        Err(otpgate_core::state::StateError::Fs(e)) if e.is_not_found() => Ok(false),
+        Err(otpgate_core::store::state::StateError::Fs(e)) if e.is_not_found() => Ok(false),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -156,7 +156,7 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(),
             .update(&account, |st| {
                 st.clamp(
                     now,
-                    otpgate_core::state::Limits {
+                    otpgate_core::store::state::Limits {
                         lockout_seconds: config.lockout_seconds,
                     },
                 );
@@ -166,7 +166,7 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(),
                 // is the one case where forgetting is better than refusing.
                 let too_large = st.too_large();
                 let dropped = enrollment.as_ref().filter(|_| too_large).map_or(0, |e| {
-                    otpgate_core::login::adopt_legacy(e, st);
+                    otpgate_core::auth::adopt_legacy(e, st);
                     let devices: Vec<String> =
                         e.devices.iter().map(|d| d.secret.fingerprint()).collect();
                     st.compact(
@@ -299,7 +299,7 @@ pub fn check_config(
             ));
         }
         let refs: Vec<&str> = found.args.iter().map(String::as_str).collect();
-        let parsed = otpgate_core::login::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
+        let parsed = otpgate_core::auth::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
         if path.is_none() {
             source = parsed.source;
         }
@@ -344,7 +344,7 @@ pub fn import_google(
     );
     let text = {
         let _id = FsIdentity::become_user(account.uid, account.gid).map_err(|e| e.to_string())?;
-        fsutil::read_private_file(&path, Trust { owner: account.uid }, 64 * 1024)
+        fs::read_private_file(&path, Trust { owner: account.uid }, 64 * 1024)
             .map_err(|e| format!("cannot import: {e}"))?
     };
     let text = std::str::from_utf8(&text).map_err(|_| format!("{} is not text", path.display()))?;

@@ -4,16 +4,16 @@ use crate::enroll::{self, KeyView, now, read_secret, require_code_or_root};
 use crate::qr::{self, QrTarget};
 use crate::term;
 use clap::{Args, Subcommand};
+use otpgate_core::admin::escape::for_terminal;
+use otpgate_core::admin::report;
 use otpgate_core::admin::{self, Caller};
-use otpgate_core::clock::format_utc;
-use otpgate_core::devices;
-use otpgate_core::escape::for_terminal;
+use otpgate_core::enrollment::devices;
+use otpgate_core::enrollment::{Device, DeviceKind, Enrollment};
+use otpgate_core::otp::secret::Secret;
+use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
-use otpgate_core::report;
-use otpgate_core::secret::Secret;
-use otpgate_core::store::Location;
-use otpgate_core::uri;
-use otpgate_core::userfile::{Device, DeviceKind, Enrollment};
+use otpgate_core::store::files::Location;
+use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
 #[derive(Subcommand)]
@@ -149,7 +149,7 @@ fn add(
     }
     let location = Location::of(config, &account).map_err(|e| e.to_string())?;
     let mut enrollment = enrolled(&location, &account.name)?;
-    otpgate_core::userfile::check_device_name(&args.name)?;
+    otpgate_core::enrollment::check_device_name(&args.name)?;
     if enrollment.devices.iter().any(|d| d.name == args.name) {
         return Err(format!(
             "a device named \"{}\" already exists; pick another name or remove it first",

@@ -202,7 +202,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             // One line, and nothing from a file or account acts on the terminal.
-            eprintln!("otpgate: {}", otpgate_core::escape::for_terminal(&message));
+            eprintln!(
+                "otpgate: {}",
+                otpgate_core::admin::escape::for_terminal(&message)
+            );
             ExitCode::FAILURE
         }
     }

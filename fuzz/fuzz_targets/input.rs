@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otpgate_core::input::{Input, MAX_INPUT_LEN, classify};
-use otpgate_core::recovery::RecoveryCode;
-use otpgate_core::secret::Secret;
+use otpgate_core::otp::input::{Input, MAX_INPUT_LEN, classify};
+use otpgate_core::otp::recovery::RecoveryCode;
+use otpgate_core::otp::secret::Secret;
 
 fuzz_target!(|data: &[u8]| {
     match classify(data) {
@@ -26,10 +26,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = otpgate_core::policy::rhost_ip(Some(text));
         let _ = text.parse::<otpgate_core::policy::Cidr>();
         // PAM service lines as libpam splits them, and terminal escaping.
-        for (_, line) in otpgate_core::pamconf::logical_lines(text) {
-            let _ = otpgate_core::pamconf::words(&line);
+        for (_, line) in otpgate_core::config::pamfile::logical_lines(text) {
+            let _ = otpgate_core::config::pamfile::words(&line);
         }
-        let shown = otpgate_core::escape::for_terminal(text);
+        let shown = otpgate_core::admin::escape::for_terminal(text);
         assert!(!shown.chars().any(|c| c.is_control()));
     }
 });

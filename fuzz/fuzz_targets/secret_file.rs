@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otpgate_core::state::UserState;
-use otpgate_core::userfile::Enrollment;
+use otpgate_core::store::state::UserState;
+use otpgate_core::enrollment::Enrollment;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(e) = Enrollment::parse(data) {
@@ -19,6 +19,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = UserState::parse(data);
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = otpgate_core::gauth::GoogleFile::parse(text);
+        let _ = otpgate_core::enrollment::gauth::GoogleFile::parse(text);
     }
 });

@@ -1,8 +1,8 @@
 //! `pam_otpgate.so`: asks for a verification code after the password step.
 //!
-//! This crate only translates between libpam and `otpgate_core::login`:
+//! This crate only translates between libpam and `otpgate_core::auth`:
 //! module arguments, PAM items and the conversation go in, an
-//! [`Outcome`](otpgate_core::login::Outcome) comes out and becomes a PAM
+//! [`Outcome`](otpgate_core::auth::Outcome) comes out and becomes a PAM
 //! return code. Every hook runs inside pam-bindings' `catch_unwind` guard
 //! (a panic becomes PAM_ABORT, a denial), and the release profile keeps
 //! `panic = "unwind"` so that guard works.
@@ -15,8 +15,8 @@
 
 mod ffi;
 
-use otpgate_core::clock::SystemClock;
-use otpgate_core::login::{self, Conversation, Level, Log, Outcome, Request};
+use otpgate_core::auth::{Conversation, Level, Log, Outcome, Request};
+use otpgate_core::sys::clock::SystemClock;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{RHost, Service};
@@ -150,8 +150,13 @@ impl PamHooks for OtpGate {
             conv: pamh.get_item::<Conv>().ok().flatten(),
             silent: flags & PAM_SILENT != 0,
         };
-        let outcome =
-            login::authenticate(&args, &request, &mut conv, &mut Syslog(pamh), &SystemClock);
+        let outcome = otpgate_core::auth::authenticate(
+            &args,
+            &request,
+            &mut conv,
+            &mut Syslog(pamh),
+            &SystemClock,
+        );
         to_pam(outcome)
     }
 

@@ -255,7 +255,7 @@ impl World {
 
     /// The environment that puts a command under pam_wrapper and libfaketime.
     pub fn pam_env(&self, cmd: &mut Command, at: u64) {
-        let stamp = otpgate_core::clock::format_utc(at).replace(" UTC", "");
+        let stamp = otpgate_core::sys::clock::format_utc(at).replace(" UTC", "");
         cmd.env("LD_PRELOAD", format!("libpam_wrapper.so {FAKETIME_LIB}"))
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", &self.svc)
@@ -278,7 +278,7 @@ impl World {
     pub fn otpgate_at(&self, at: u64, args: &[&str], stdin: &str) -> Output {
         let mut cmd = Command::new(cli_path());
         cmd.arg("--config").arg(&self.config).args(args);
-        let stamp = otpgate_core::clock::format_utc(at).replace(" UTC", "");
+        let stamp = otpgate_core::sys::clock::format_utc(at).replace(" UTC", "");
         cmd.env("LD_PRELOAD", FAKETIME_LIB)
             .env("TZ", "UTC")
             .env("FAKETIME", stamp)
@@ -628,7 +628,7 @@ impl TestUser {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let account = otpgate_core::account::by_name(&name).unwrap().unwrap();
+        let account = otpgate_core::sys::account::by_name(&name).unwrap().unwrap();
         Self {
             name,
             uid: account.uid,
@@ -658,7 +658,7 @@ impl Drop for TestUser {
 
 /// The TOTP code of the RFC test key (or `secret`) at `at`, default parameters.
 pub fn code_at(secret: &str, at: u64) -> String {
-    let s = otpgate_core::secret::Secret::from_base32(secret).unwrap();
+    let s = otpgate_core::otp::secret::Secret::from_base32(secret).unwrap();
     otpgate_core::otp::totp(&s, &otpgate_core::otp::TotpParams::DEFAULT, at).to_string()
 }
 
@@ -843,6 +843,6 @@ impl Drop for TestGroup {
 
 /// The HOTP code of `secret` (base32) at `counter`, 6 digits SHA1.
 pub fn hotp_at(secret: &str, counter: u64) -> String {
-    let s = otpgate_core::secret::Secret::from_base32(secret).unwrap();
+    let s = otpgate_core::otp::secret::Secret::from_base32(secret).unwrap();
     otpgate_core::otp::hotp(&s, otpgate_core::otp::Algorithm::SHA1, 6, counter).to_string()
 }

@@ -110,7 +110,7 @@ fn sigkill_during_writes_never_corrupts_or_loses_anything() {
         let reported = completed + lines.map_while(Result::ok).count() as u64;
 
         let state = std::fs::read(w.state_file(&u)).unwrap();
-        let parsed = otpgate_core::state::UserState::parse(&state).unwrap_or_else(|e| {
+        let parsed = otpgate_core::store::state::UserState::parse(&state).unwrap_or_else(|e| {
             panic!(
                 "round {round}: state corrupt: {e}: {}",
                 String::from_utf8_lossy(&state)
@@ -126,7 +126,7 @@ fn sigkill_during_writes_never_corrupts_or_loses_anything() {
             "round {round}: {n} is more than one write past {reported}"
         );
         let file = std::fs::read(u.secret_file()).unwrap();
-        let e = otpgate_core::userfile::Enrollment::parse(&file)
+        let e = otpgate_core::enrollment::Enrollment::parse(&file)
             .unwrap_or_else(|e| panic!("round {round}: enrollment corrupt or lost: {e}"));
         assert!(ids.contains(&e.id.as_str()), "round {round}: {}", e.id);
         last_seen = n;

@@ -67,7 +67,7 @@ fn grace_period_counts_from_the_first_attempt() {
     w.set_config("enforce = \"all\"\ngrace_period_days = 7\n");
     let run = w.login(&u.name, "", T0);
     run.assert_ok();
-    let deadline = otpgate_core::clock::format_utc(T0 + 7 * DAY);
+    let deadline = otpgate_core::sys::clock::format_utc(T0 + 7 * DAY);
     assert!(
         run.stdout.contains(&format!(
             "2FA required from {deadline}: run `otpgate enroll`"
@@ -215,7 +215,7 @@ fn wrong_codes_lock_the_second_factor_until_the_lockout_ends() {
     let run = w.login(&u.name, &bad, T0 + 2);
     run.assert_denied("wrong code");
     run.assert_logged("lockout: 3 wrong codes within 300 s");
-    let until = otpgate_core::clock::format_utc(T0 + 602);
+    let until = otpgate_core::sys::clock::format_utc(T0 + 602);
     assert!(run.said(&format!("locked until {until}")), "{run:#?}");
     // Even the right code is refused while locked, without a prompt.
     let run = w.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30);
@@ -242,7 +242,7 @@ fn admin_unlock_ends_a_lockout_and_keeps_the_enrollment() {
         .assert_denied("locked out");
     // The CLI runs at the same (frozen) time as the logins.
     let text = cli_ok(&w.otpgate_at(T0 + 1, &["reset", "--user", &u.name, "--unlock"], ""));
-    let until = otpgate_core::clock::format_utc(T0 + 900);
+    let until = otpgate_core::sys::clock::format_utc(T0 + 900);
     assert_eq!(
         text.trim(),
         format!("Unlocked {} (was locked until {until}).", u.name)

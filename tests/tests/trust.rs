@@ -672,7 +672,7 @@ fn a_lockout_from_a_fast_clock_ends_lockout_seconds_after_the_fix() {
     // Clock fixed: the lock lasts at most 900 s from now, not a day.
     let run = w.login(&u.name, &code_at(RFC_SECRET, T0 + 200), T0 + 200);
     run.assert_code(PamCode::MaxTries);
-    let until = otpgate_core::clock::format_utc(T0 + 200 + 900);
+    let until = otpgate_core::sys::clock::format_utc(T0 + 200 + 900);
     assert!(run.said(&format!("locked until {until}")), "{run:#?}");
     w.login(&u.name, &code_at(RFC_SECRET, T0 + 1101), T0 + 1101)
         .assert_ok();

@@ -2,7 +2,7 @@
 //! against sets of 1, 10 and 100 stored hashes. Run in release mode by
 //! scripts/bench.sh; prints one line per set size.
 
-use otpgate_core::recovery::{self, RecoveryCode};
+use otpgate_core::otp::recovery::{self, RecoveryCode};
 use std::time::Instant;
 
 fn main() {

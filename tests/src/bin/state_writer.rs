@@ -5,11 +5,11 @@
 //! usage: state_writer CONFIG USER
 
 use otpgate_core::config::{Config, Source};
+use otpgate_core::enrollment::Enrollment;
 use otpgate_core::otp::TotpParams;
-use otpgate_core::secret::Secret;
-use otpgate_core::state::StateStore;
-use otpgate_core::store::Location;
-use otpgate_core::userfile::Enrollment;
+use otpgate_core::otp::secret::Secret;
+use otpgate_core::store::files::Location;
+use otpgate_core::store::state::StateStore;
 use std::io::Write;
 
 fn main() {
@@ -19,7 +19,7 @@ fn main() {
         std::process::exit(2);
     };
     let config = Config::load(&Source::Explicit(config.into())).unwrap_or_else(|e| panic!("{e}"));
-    let account = otpgate_core::account::by_name(user)
+    let account = otpgate_core::sys::account::by_name(user)
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no user {user}"));

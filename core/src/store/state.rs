@@ -5,7 +5,7 @@
 //! value the user controls:
 //!
 //! * replay memory (last accepted TOTP step, next HOTP counter) is filed under
-//!   each device secret's keyed fingerprint ([`crate::secret::Secret::fingerprint`]),
+//!   each device secret's keyed fingerprint ([`crate::otp::secret::Secret::fingerprint`]),
 //!   so it survives any edit of ids, names or files, and a new secret starts
 //!   clean by construction;
 //! * used recovery codes are filed under their set's salt and remembered by
@@ -23,9 +23,9 @@
 //! read once and converted; their device memory is kept under `legacy` until
 //! a login maps it onto the secrets it belongs to.
 
-use crate::account::Account;
-use crate::fsutil::{FsError, SafeDir, Trust};
-use crate::paths::state_stem;
+use crate::sys::account::Account;
+use crate::sys::fs::{FsError, SafeDir, Trust};
+use crate::sys::paths::state_stem;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -85,7 +85,7 @@ pub struct Remembered {
     pub address: String,
     /// When the good code was typed.
     pub at: u64,
-    /// [`crate::userfile::Enrollment::credentials_fingerprint`] then.
+    /// [`crate::enrollment::Enrollment::credentials_fingerprint`] then.
     pub credentials: String,
 }
 

@@ -6,7 +6,7 @@
 //! [steps…], TOTP_AUTH, HOTP_COUNTER n, STEP_SIZE n), then 8-digit scratch
 //! codes, one per line.
 
-use crate::secret::Secret;
+use crate::otp::secret::Secret;
 
 /// What an imported file holds.
 #[derive(Debug)]

@@ -5,18 +5,18 @@
 //! one-to-one onto a PAM return code. Every error path ends in a denial and a
 //! log line saying why; only "not enrolled + nullok" yields `Ignore`.
 
-use crate::account::{self, Account};
-use crate::clock::Clock;
-use crate::clock::format_utc;
 use crate::config::{Config, ConfigError, Source};
-use crate::input::{self, Input};
+use crate::enrollment::{DeviceKind, Enrollment};
 use crate::otp;
-use crate::paths;
+use crate::otp::input::{self, Input};
+use crate::otp::recovery::{self, RecoveryCode};
 use crate::policy;
-use crate::recovery::{self, RecoveryCode};
-use crate::state::{Limits, StateStore, UserState};
-use crate::store::Location;
-use crate::userfile::{DeviceKind, Enrollment};
+use crate::store::files::Location;
+use crate::store::state::{Limits, StateStore, UserState};
+use crate::sys::account::{self, Account};
+use crate::sys::clock::Clock;
+use crate::sys::clock::format_utc;
+use crate::sys::paths;
 use std::path::PathBuf;
 use zeroize::Zeroizing;
 
@@ -896,10 +896,10 @@ fn report(verdict: Verdict, input: &Input, conv: &mut dyn Conversation, ctx: &mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::FixedClock;
+    use crate::enrollment::Device;
     use crate::otp::TotpParams;
-    use crate::secret::Secret;
-    use crate::userfile::Device;
+    use crate::otp::secret::Secret;
+    use crate::sys::clock::FixedClock;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -1093,7 +1093,7 @@ mod tests {
         let mut st = UserState::default();
         st.devices.insert(
             secret.fingerprint(),
-            crate::state::DeviceState {
+            crate::store::state::DeviceState {
                 next_counter: Some(u64::MAX / 2),
                 ..Default::default()
             },

@@ -16,12 +16,15 @@
 //! ```
 //!
 //! The module only ever reads this file; everything that changes at login
-//! lives in the root-owned state directory (see [`crate::state`]). One parser
+//! lives in the root-owned state directory (see [`crate::store::state`]). One parser
 //! serves both reading and the CLI's rewriting (oath-toolkit CVE-2013-7322 was
 //! two parsers that disagreed).
 
+pub mod devices;
+pub mod gauth;
+
+use crate::otp::secret::Secret;
 use crate::otp::{Algorithm, TotpParams};
-use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -77,7 +80,7 @@ impl DeviceKind {
 }
 
 /// Hashed recovery codes, all sharing one salt so that checking a typed code
-/// costs one slow hash whatever the number of codes (see [`crate::recovery`]).
+/// costs one slow hash whatever the number of codes (see [`crate::otp::recovery`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecoverySet {
@@ -223,7 +226,7 @@ impl Enrollment {
             devices.push(device);
         }
         if let Some(r) = &raw.recovery {
-            crate::recovery::check_set(r).map_err(FormatError)?;
+            crate::otp::recovery::check_set(r).map_err(FormatError)?;
         }
         let enrollment = Self {
             id: raw.enrollment_id,
@@ -268,7 +271,7 @@ impl Enrollment {
         if let Some(r) = &self.recovery {
             text.push_str(&format!("/recovery:{}:{}", r.salt, r.created));
         }
-        crate::secret::digest_hex(text.as_bytes())
+        crate::otp::secret::digest_hex(text.as_bytes())
     }
 
     fn check_version(text: &str) -> Result<(), FormatError> {

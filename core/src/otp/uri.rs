@@ -4,7 +4,7 @@
 //! omits the period, which breaks apps when it is not 30).
 
 use crate::otp::TotpParams;
-use crate::secret::Secret;
+use crate::otp::secret::Secret;
 use zeroize::Zeroizing;
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.

@@ -1,13 +1,16 @@
 //! Decisions behind the `otpgate` commands: who may act on whose enrollment,
 //! and how a new enrollment is put together. The CLI only does the terminal.
 
-use crate::account::{self, Account};
+pub mod escape;
+pub mod report;
+
 use crate::config::{Config, Source};
+use crate::enrollment::Enrollment;
+use crate::otp::recovery::{self, RecoveryCode};
+use crate::otp::secret::Secret;
 use crate::otp::{self, Algorithm, TotpParams};
-use crate::recovery::{self, RecoveryCode};
-use crate::secret::Secret;
-use crate::store::Location;
-use crate::userfile::Enrollment;
+use crate::store::files::Location;
+use crate::sys::account::{self, Account};
 use zeroize::Zeroizing;
 
 /// Who runs the command.
@@ -47,7 +50,7 @@ pub fn target_account(
             )
         });
     };
-    crate::paths::check_user_name(name).map_err(|e| format!("--user {name:?}: {e}"))?;
+    crate::sys::paths::check_user_name(name).map_err(|e| format!("--user {name:?}: {e}"))?;
     let account = account::by_name(name)?.ok_or_else(|| {
         format!("no such user: {name}; check the name with `getent passwd {name}`")
     })?;
@@ -143,10 +146,10 @@ pub fn check_replace(location: &Location, force: bool, user: &str) -> Result<boo
 /// (used to authorise changes by a non-root user).
 pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window: u32) -> bool {
     enrollment.devices.iter().any(|d| match d.kind {
-        crate::userfile::DeviceKind::Totp(p) => {
+        crate::enrollment::DeviceKind::Totp(p) => {
             otp::typed_code_matches(&d.secret, &p, code, now, window)
         }
-        crate::userfile::DeviceKind::Hotp { .. } => false,
+        crate::enrollment::DeviceKind::Hotp { .. } => false,
     })
 }
 
@@ -197,12 +200,12 @@ pub fn denied_when_unenrolled(
 }
 
 /// What `check-config --service` finds in a PAM service: its auth stack
-/// with includes followed (see [`crate::pamconf`]), the arguments of the
+/// with includes followed (see [`crate::config::pamfile`]), the arguments of the
 /// first pam_otpgate line, how many there are, and whether a policy pass
 /// would lock users out.
 #[derive(Debug, Clone)]
 pub struct ServiceCheck {
-    pub stack: Vec<crate::pamconf::Entry>,
+    pub stack: Vec<crate::config::pamfile::Entry>,
     pub args: Vec<String>,
     pub otpgate_lines: usize,
     /// No other module can succeed: when otpgate passes a user by policy
@@ -212,9 +215,11 @@ pub struct ServiceCheck {
 
 /// Reads service `service` in `pam_dir` (normally /etc/pam.d).
 pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<ServiceCheck, String> {
-    crate::paths::check_user_name(service).map_err(|e| format!("--service: {e}"))?;
-    let stack = crate::pamconf::stack(pam_dir, service, "auth").map_err(|e| e.to_string())?;
-    let otpgate: Vec<&crate::pamconf::Entry> = stack.iter().filter(|e| e.is_otpgate()).collect();
+    crate::sys::paths::check_user_name(service).map_err(|e| format!("--service: {e}"))?;
+    let stack =
+        crate::config::pamfile::stack(pam_dir, service, "auth").map_err(|e| e.to_string())?;
+    let otpgate: Vec<&crate::config::pamfile::Entry> =
+        stack.iter().filter(|e| e.is_otpgate()).collect();
     let Some(first) = otpgate.first() else {
         return Err(format!(
             "pam_otpgate.so is not in the auth stack of {} (includes followed)",
@@ -224,7 +229,7 @@ pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<Service
     Ok(ServiceCheck {
         args: first.args.clone(),
         otpgate_lines: otpgate.len(),
-        ignore_denies: !crate::pamconf::passes_without_otpgate(&stack),
+        ignore_denies: !crate::config::pamfile::passes_without_otpgate(&stack),
         stack,
     })
 }
@@ -286,7 +291,7 @@ mod tests {
         );
         let nobody = Caller {
             uid: 65534,
-            account: crate::account::by_uid(65534).unwrap(),
+            account: crate::sys::account::by_uid(65534).unwrap(),
         };
         assert!(
             target_account(&nobody, Some("root"), "enroll")

@@ -1,7 +1,12 @@
 //! One-time-password arithmetic (RFC 4226 HOTP, RFC 6238 TOTP) over totp-rs,
 //! plus the window search with replay refusal that totp-rs leaves to callers.
 
-use crate::secret::Secret;
+pub mod input;
+pub mod recovery;
+pub mod secret;
+pub mod uri;
+
+use crate::otp::secret::Secret;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -179,7 +184,7 @@ pub fn typed_code_matches(
     now: u64,
     window: u32,
 ) -> bool {
-    let code = crate::input::compact(typed);
+    let code = crate::otp::input::compact(typed);
     find_totp_step(secret, params, &code, now, window, None).is_some()
 }
 

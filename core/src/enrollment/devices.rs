@@ -1,8 +1,8 @@
 //! Several authenticators per user: adding, removing and confirming devices.
 
+use crate::enrollment::{Device, DeviceKind, Enrollment, check_device_name};
+use crate::otp::secret::Secret;
 use crate::otp::{self, Algorithm};
-use crate::secret::Secret;
-use crate::userfile::{Device, DeviceKind, Enrollment, check_device_name};
 
 /// Most devices one enrollment may hold.
 pub const MAX_DEVICES: usize = 10;
@@ -17,11 +17,11 @@ pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
         ));
     }
     if let DeviceKind::Hotp { initial, .. } = device.kind
-        && initial > crate::userfile::MAX_HOTP_COUNTER
+        && initial > crate::enrollment::MAX_HOTP_COUNTER
     {
         return Err(format!(
             "counter {initial} is beyond {}; check --counter",
-            crate::userfile::MAX_HOTP_COUNTER
+            crate::enrollment::MAX_HOTP_COUNTER
         ));
     }
     if let Some(same) = enrollment

@@ -1,7 +1,7 @@
 //! What the user typed at the prompt, classified before any secret is touched.
 
 use crate::otp::DIGITS_RANGE;
-use crate::recovery::RecoveryCode;
+use crate::otp::recovery::RecoveryCode;
 use zeroize::Zeroizing;
 
 /// Longest reply looked at; anything longer is refused unread (a 10 000

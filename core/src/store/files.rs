@@ -7,11 +7,11 @@
 //! `/var/lib/otpgate/%u.toml`) is opened as the caller and must be owned by
 //! root or the user.
 
-use crate::account::Account;
 use crate::config::Config;
-use crate::fsutil::{self, FsError, FsIdentity, SafeDir, Trust};
-use crate::paths;
-use crate::userfile::{Enrollment, FormatError, MAX_FILE_SIZE};
+use crate::enrollment::{Enrollment, FormatError, MAX_FILE_SIZE};
+use crate::sys::account::Account;
+use crate::sys::fs::{self, FsError, FsIdentity, SafeDir, Trust};
+use crate::sys::paths;
 use std::path::PathBuf;
 
 /// Why an enrollment could not be loaded or saved.
@@ -94,7 +94,7 @@ impl Location {
                 other => StoreError::Fs(other),
             })?;
         }
-        match fsutil::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE) {
+        match fs::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE) {
             Ok(bytes) => Enrollment::parse(&bytes)
                 .map(Some)
                 .map_err(|error| StoreError::Format {
@@ -115,7 +115,7 @@ impl Location {
             error,
         })?;
         let _id = self.identity()?;
-        let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
+        let (dir, name) = fs::split(&self.path).map_err(StoreError::Fs)?;
         let dir = SafeDir::create_all(dir, self.trust(), 0o700).map_err(StoreError::Fs)?;
         dir.write_atomic(name, text.as_bytes(), 0o600)
             .map_err(StoreError::Fs)
@@ -164,7 +164,7 @@ impl Location {
         act: impl FnOnce(&SafeDir, &std::ffi::OsStr) -> Result<T, FsError>,
     ) -> Result<T, StoreError> {
         let _id = self.identity()?;
-        let (dir, name) = fsutil::split(&self.path).map_err(StoreError::Fs)?;
+        let (dir, name) = fs::split(&self.path).map_err(StoreError::Fs)?;
         match SafeDir::open(dir, self.trust()) {
             Ok(dir) => act(&dir, name).map_err(StoreError::Fs),
             Err(e) if e.is_not_found() => Ok(missing),

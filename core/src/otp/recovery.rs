@@ -7,8 +7,8 @@
 //! log2(codes) ≈ 3.3 bits against an offline attack on a stolen file, leaving
 //! more than 56 bits.
 
-use crate::secret::{Secret, base32_encode};
-use crate::userfile::RecoverySet;
+use crate::enrollment::RecoverySet;
+use crate::otp::secret::{Secret, base32_encode};
 use rand::TryRng;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -59,7 +59,7 @@ impl RecoveryCode {
     }
 
     /// An 8-digit google-authenticator scratch code, kept as a recovery
-    /// code when a file is imported (see [`crate::gauth`]).
+    /// code when a file is imported (see [`crate::enrollment::gauth`]).
     pub fn from_scratch(digits: &str) -> Option<Self> {
         (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
             .then(|| Self(Zeroizing::new(digits.to_string())))

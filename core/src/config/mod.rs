@@ -1,10 +1,12 @@
 //! `/etc/otpgate/config.toml`: strict parsing, range checks, module-argument
 //! overrides, and the built-in defaults used when the file is absent.
 
-use crate::fsutil::{self, FsError, Trust};
+pub mod pamfile;
+
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
-use crate::paths;
 use crate::policy::{Cidr, Enforce};
+use crate::sys::fs::{self, FsError, Trust};
+use crate::sys::paths;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -79,7 +81,7 @@ impl Default for Config {
             nullok: false,
             prompt: "Verification code: ".into(),
             debug: false,
-            recovery_codes: crate::recovery::DEFAULT_COUNT,
+            recovery_codes: crate::otp::recovery::DEFAULT_COUNT,
             enforce: Enforce::All,
             enforce_groups: Vec::new(),
             grace_period_days: 0,
@@ -256,13 +258,13 @@ impl Config {
             .map_err(|e| err(source, format!("key `secret_path`: {e}")))?;
         paths::check_plain_absolute(&self.state_dir)
             .map_err(|e| err(source, format!("key `state_dir`: {e}")))?;
-        if self.recovery_codes > crate::recovery::MAX_COUNT {
+        if self.recovery_codes > crate::otp::recovery::MAX_COUNT {
             return Err(err(
                 source,
                 format!(
                     "key `recovery_codes`: {} is out of range; allowed: 0 to {}",
                     self.recovery_codes,
-                    crate::recovery::MAX_COUNT
+                    crate::otp::recovery::MAX_COUNT
                 ),
             ));
         }
@@ -337,8 +339,8 @@ impl Config {
 }
 
 fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
-    let (dir, name) = fsutil::split(path)?;
-    let dir = fsutil::SafeDir::open(dir, trust)?;
+    let (dir, name) = fs::split(path)?;
+    let dir = fs::SafeDir::open(dir, trust)?;
     let bytes = dir.read_config(name, MAX_CONFIG_SIZE)?;
     String::from_utf8(bytes.to_vec()).map_err(|_| FsError::BadPath {
         path: path.into(),
@@ -374,7 +376,7 @@ mod tests {
 
     #[test]
     fn shipped_config_is_the_defaults_but_for_a_safe_roll_out() {
-        let text = include_str!("../../config/config.toml");
+        let text = include_str!("../../../config/config.toml");
         let shipped = Config::parse(text, "config.toml").unwrap();
         assert_eq!(shipped.enforce, Enforce::Enrolled);
         assert_eq!(
@@ -388,7 +390,7 @@ mod tests {
 
     #[test]
     fn shipped_config_names_every_key() {
-        let text = include_str!("../../config/config.toml");
+        let text = include_str!("../../../config/config.toml");
         let table = toml::Table::try_from(Config::default()).unwrap();
         for key in table.keys() {
             assert!(

@@ -1,13 +1,13 @@
 //! What `otpgate status` and `otpgate audit` show about a user.
 
-use crate::account::Account;
-use crate::clock::format_utc;
+use crate::admin::escape::for_terminal;
 use crate::config::Config;
-use crate::escape::for_terminal;
-use crate::recovery;
-use crate::state::StateStore;
-use crate::store::Location;
-use crate::userfile::DeviceKind;
+use crate::enrollment::DeviceKind;
+use crate::otp::recovery;
+use crate::store::files::Location;
+use crate::store::state::StateStore;
+use crate::sys::account::Account;
+use crate::sys::clock::format_utc;
 use serde::Serialize;
 use std::path::Path;
 
@@ -130,10 +130,10 @@ pub fn user_report(config: &Config, account: &Account) -> UserReport {
     r
 }
 
-fn read_state(dir: &Path, account: &Account) -> Result<crate::state::UserState, String> {
+fn read_state(dir: &Path, account: &Account) -> Result<crate::store::state::UserState, String> {
     match StateStore::open_existing(dir) {
         Ok(store) => store.read(account).map_err(|e| e.to_string()),
-        Err(crate::state::StateError::Fs(e)) if e.is_not_found() => Ok(Default::default()),
+        Err(crate::store::state::StateError::Fs(e)) if e.is_not_found() => Ok(Default::default()),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -266,7 +266,7 @@ mod tests {
             secret_path: "/nonexistent-otpgate/%u.toml".into(),
             ..Config::default()
         };
-        let root = crate::account::by_name("root").unwrap().unwrap();
+        let root = crate::sys::account::by_name("root").unwrap().unwrap();
         let r = user_report(&config, &root);
         assert!(!r.enrolled);
         assert!(r.to_text().contains("otpgate enroll"));

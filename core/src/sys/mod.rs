@@ -1,0 +1,7 @@
+//! The operating-system boundary: everything that touches files, accounts,
+//! file-system identity or the clock. Decisions never live here.
+
+pub mod account;
+pub mod clock;
+pub mod fs;
+pub mod paths;
