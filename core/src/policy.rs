@@ -84,12 +84,19 @@ pub fn rhost_ip(rhost: Option<&str>) -> Option<IpAddr> {
     h.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
-/// Whether a user who is not enrolled must use a second factor (and is so
-/// denied), with the rule that decided it. `groups` are the user's groups
-/// (needed only when `enforce_groups` is set).
-pub fn second_factor_required(config: &crate::config::Config, groups: &[String]) -> (bool, String) {
+/// Whether an unenrolled user must use a second factor, and why (for the
+/// log and for `otpgate disable`'s warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub required: bool,
+    pub why: String,
+}
+
+/// Whether an unenrolled user in `groups` must use a second factor. One rule
+/// for the login flow, `otpgate disable` and `otpgate audit`.
+pub fn second_factor_required(config: &crate::config::Config, groups: &[String]) -> Requirement {
     let in_group = config.enforce_groups.iter().find(|g| groups.contains(g));
-    match (in_group, config.enforce, config.nullok) {
+    let (required, why) = match (in_group, config.enforce, config.nullok) {
         (Some(g), _, _) => (
             true,
             format!("member of enforced group \"{}\"", g.escape_debug()),
@@ -97,7 +104,40 @@ pub fn second_factor_required(config: &crate::config::Config, groups: &[String])
         (None, Enforce::All, false) => (true, "enforce = \"all\"".to_string()),
         (None, Enforce::All, true) => (false, "nullok is set".to_string()),
         (None, Enforce::Enrolled, _) => (false, "enforce = \"enrolled\"".to_string()),
+    };
+    Requirement { required, why }
+}
+
+/// The account's group names, looked up only when the policy names groups
+/// (a lookup failure must deny, so it is not done for nothing).
+pub fn groups_if_needed(
+    config: &crate::config::Config,
+    account: &Account,
+) -> Result<Vec<String>, String> {
+    if config.exempt_groups.is_empty() && config.enforce_groups.is_empty() {
+        Ok(Vec::new())
+    } else {
+        group_names(account)
     }
+}
+
+/// Why this login is exempt from the second factor (an exempt group, or a
+/// remote address in an exempt network), if it is.
+pub fn exemption(
+    config: &crate::config::Config,
+    groups: &[String],
+    rhost: Option<&str>,
+) -> Option<String> {
+    if let Some(g) = exempt_group(config, groups) {
+        return Some(format!("member of exempt group \"{}\"", g.escape_debug()));
+    }
+    let ip = rhost_ip(rhost)?;
+    config
+        .exempt_networks
+        .iter()
+        .zip(config.exempt_cidrs())
+        .find(|(_, c)| c.contains(ip))
+        .map(|(net, _)| format!("remote address in exempt network {net}"))
 }
 
 /// The exempt group `groups` hits, if any.
@@ -209,24 +249,24 @@ mod tests {
         use crate::config::Config;
         let groups = vec!["admins".to_string()];
         let all = Config::default();
-        assert!(second_factor_required(&all, &[]).0);
+        assert!(second_factor_required(&all, &[]).required);
         let nullok = Config {
             nullok: true,
             ..Config::default()
         };
-        assert!(!second_factor_required(&nullok, &[]).0);
+        assert!(!second_factor_required(&nullok, &[]).required);
         let enrolled = Config {
             enforce: Enforce::Enrolled,
             ..Config::default()
         };
-        assert!(!second_factor_required(&enrolled, &groups).0);
+        assert!(!second_factor_required(&enrolled, &groups).required);
         let grouped = Config {
             enforce_groups: groups.clone(),
             nullok: true,
             ..enrolled.clone()
         };
-        let (required, why) = second_factor_required(&grouped, &groups);
-        assert!(required && why.contains("admins"), "{why}");
+        let r = second_factor_required(&grouped, &groups);
+        assert!(r.required && r.why.contains("admins"), "{}", r.why);
         let exempt = Config {
             exempt_groups: groups.clone(),
             ..Config::default()

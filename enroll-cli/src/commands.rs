@@ -1,27 +1,15 @@
 //! The other subcommands: status, recovery-codes, disable, reset, audit,
 //! check-config, import.
 
-use crate::enroll::{print_recovery_codes, require_code_or_root};
+use crate::enroll::{ask_current_code, now, print_recovery_codes};
 use otpgate_core::admin::escape::for_terminal;
 use otpgate_core::admin::report::{self, UserReport};
-use otpgate_core::admin::{self, Caller};
+use otpgate_core::admin::{self, Caller, import, unlock};
 use otpgate_core::config::{Config, Source};
-use otpgate_core::enrollment::Enrollment;
-use otpgate_core::enrollment::gauth::GoogleFile;
-use otpgate_core::otp::TotpParams;
-use otpgate_core::otp::recovery::{self, RecoveryCode};
-use otpgate_core::store::files::Location;
-use otpgate_core::store::state::StateStore;
-use otpgate_core::sys::account::Account;
-use otpgate_core::sys::clock::{Clock, SystemClock, format_utc};
-use otpgate_core::sys::fs::{self, FsIdentity, Trust};
+use otpgate_core::otp::recovery;
+use otpgate_core::store::{self, Store, StoreExt};
+use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
-
-fn now() -> Result<u64, String> {
-    SystemClock
-        .now()
-        .ok_or_else(|| "the system clock is set before 1970".to_string())
-}
 
 fn require_root(caller: &Caller, what: &str) -> Result<(), String> {
     if caller.is_root() {
@@ -33,20 +21,31 @@ fn require_root(caller: &Caller, what: &str) -> Result<(), String> {
     }
 }
 
-fn load_enrolled(location: &Location, user: &str) -> Result<Enrollment, String> {
-    location.load().map_err(|e| e.to_string())?.ok_or_else(|| {
-        format!(
-            "{user} is not enrolled ({} does not exist); run `otpgate enroll` first",
-            location.path.display()
-        )
-    })
+/// The root-or-current-code rule, asking on the terminal.
+fn authorize(
+    caller: &Caller,
+    config: &Config,
+    store: &dyn Store,
+    account: &otpgate_core::sys::account::Account,
+    what: &str,
+) -> Result<(), String> {
+    admin::require_code_or_root(
+        caller,
+        config,
+        store,
+        account,
+        ask_current_code,
+        now()?,
+        what,
+    )
 }
 
 pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> Result<(), String> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "show the status")?;
-    let r = report::user_report(&config, &account);
+    let store = store::open(&config);
+    let r = report::user_report(store.as_ref(), &account);
     if json {
         outln!(
             "{}",
@@ -67,19 +66,25 @@ pub fn recovery_codes(
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "make recovery codes")?;
-    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
-    let mut enrollment = load_enrolled(&location, &account.name)?;
-    require_code_or_root(&caller, &config, &location, "making new recovery codes")?;
+    let store = store::open(&config);
+    let mut enrollment = store.load_enrolled(&account)?;
+    authorize(
+        &caller,
+        &config,
+        store.as_ref(),
+        &account,
+        "making new recovery codes",
+    )?;
     let n = count.unwrap_or(config.recovery_codes);
     let (codes, set) = recovery::generate_set(n, now()?)?;
     let revoked = enrollment.recovery.replace(set).map(|old| old.salt);
-    location.save(&enrollment).map_err(|e| e.to_string())?;
+    store
+        .save(&account, &enrollment)
+        .map_err(|e| e.to_string())?;
     if let (true, Some(salt)) = (caller.is_root(), revoked) {
         // The used codes of the revoked set can never matter again. (A user
         // cannot write the state; logins keep at most a few sets.)
-        StateStore::open(&config.state_dir)
-            .and_then(|s| s.update(&account, |st| st.forget_recovery_set(&salt)))
-            .map_err(|e| e.to_string())?;
+        unlock::forget_recovery_set(store.as_ref(), &account, &salt)?;
     }
     if json {
         let codes: Vec<String> = codes.iter().map(|c| c.display().to_string()).collect();
@@ -97,37 +102,29 @@ pub fn recovery_codes(
     Ok(())
 }
 
-fn remove_state(config: &Config, account: &Account) -> Result<bool, String> {
-    match StateStore::open_existing(&config.state_dir) {
-        Ok(store) => store.remove(account).map_err(|e| e.to_string()),
-        Err(otpgate_core::store::state::StateError::Fs(e)) if e.is_not_found() => Ok(false),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), String> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "disable 2FA")?;
-    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    let store = store::open(&config);
+    let location = store.location(&account).map_err(|e| e.to_string())?;
     // A broken file can still be removed (often the very reason to disable),
     // so only its existence is required here.
-    if !location.exists().map_err(|e| e.to_string())? {
+    if !store.exists(&account).map_err(|e| e.to_string())? {
         return Err(format!(
-            "{} is not enrolled ({} does not exist); nothing to disable",
-            account.name,
-            location.path.display()
+            "{} is not enrolled ({location} does not exist); nothing to disable",
+            account.name
         ));
     }
-    require_code_or_root(&caller, &config, &location, "disabling 2FA")?;
-    location.remove().map_err(|e| e.to_string())?;
+    authorize(&caller, &config, store.as_ref(), &account, "disabling 2FA")?;
+    store.remove(&account).map_err(|e| e.to_string())?;
     if caller.is_root() {
-        remove_state(&config, &account)?;
+        store.remove_state(&account).map_err(|e| e.to_string())?;
     }
     outln!(
         "2FA disabled for {}: {} removed.",
         account.name,
-        location.path.display()
+        for_terminal(&location)
     );
     if let Some(why) = admin::denied_when_unenrolled(&config, &account)? {
         eprintln!(
@@ -143,54 +140,32 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(),
     require_root(&caller, "reset")?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, Some(user), "reset")?;
-    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
+    let store = store::open(&config);
     if unlock {
-        let now = now()?;
         // An unreadable enrollment must not stop the unlock: then only the
         // lock and counters go, and the replay memory stays whole.
-        let enrollment = location.load().ok().flatten();
-        let store = StateStore::open(&config.state_dir)
-            .map_err(|e| e.to_string())?
-            .for_repair();
-        let (was, dropped) = store
-            .update(&account, |st| {
-                st.clamp(
-                    now,
-                    otpgate_core::store::state::Limits {
-                        lockout_seconds: config.lockout_seconds,
-                    },
-                );
-                let was = st.locked_at(now);
-                st.clear_failures();
-                // Compacted only when too large to be read at login, which
-                // is the one case where forgetting is better than refusing.
-                let too_large = st.too_large();
-                let dropped = enrollment.as_ref().filter(|_| too_large).map_or(0, |e| {
-                    otpgate_core::auth::adopt_legacy(e, st);
-                    let devices: Vec<String> =
-                        e.devices.iter().map(|d| d.secret.fingerprint()).collect();
-                    st.compact(
-                        &devices,
-                        e.recovery.as_ref().map(|r| r.salt.as_str()),
-                        Some(&e.credentials_fingerprint()),
-                    )
-                });
-                (was, dropped)
-            })
-            .map_err(|e| e.to_string())?;
-        match was {
+        let enrollment = store.load(&account).ok().flatten();
+        let done = unlock::unlock(
+            store.as_ref(),
+            &config,
+            &account,
+            enrollment.as_ref(),
+            now()?,
+        )?;
+        match done.was_locked_until {
             Some(t) => outln!("Unlocked {user} (was locked until {}).", format_utc(t)),
             None => outln!("{user} was not locked; wrong-code counters cleared."),
         }
-        if dropped > 0 {
+        if done.compacted > 0 {
             outln!(
-                "Compacted the login state: {dropped} entries of old devices, recovery sets or addresses removed."
+                "Compacted the login state: {} entries of old devices, recovery sets or addresses removed.",
+                done.compacted
             );
         }
         return Ok(());
     }
-    let had_file = location.remove().map_err(|e| e.to_string())?;
-    let had_state = remove_state(&config, &account)?;
+    let had_file = store.remove(&account).map_err(|e| e.to_string())?;
+    let had_state = store.remove_state(&account).map_err(|e| e.to_string())?;
     if !had_file && !had_state {
         return Err(format!(
             "{user} is not enrolled and has no login state; nothing to reset"
@@ -208,9 +183,10 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
+    let store = store::open(&config);
     let rows: Vec<UserReport> = report::audit_accounts(&config.enforce_groups)?
         .iter()
-        .map(|a| report::user_report(&config, a))
+        .map(|a| report::user_report(store.as_ref(), a))
         .collect();
     if json {
         outln!(
@@ -266,14 +242,14 @@ pub fn check_config(
     pam_dir: &Path,
 ) -> Result<(), String> {
     let path = positional.or(config_path);
-    let mut source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
-    let mut overrides = Vec::new();
-    let mut warning = None;
-    if let Some(service) = service {
-        let found = admin::check_service(pam_dir, service)?;
+    let service = match service {
+        Some(name) => Some((name, admin::check_service(pam_dir, name)?)),
+        None => None,
+    };
+    if let Some((name, found)) = &service {
         outln!(
-            "# auth stack of PAM service {service} ({}), includes followed:",
-            pam_dir.join(service).display()
+            "# auth stack of PAM service {name} ({}), includes followed:",
+            pam_dir.join(name).display()
         );
         for e in &found.stack {
             outln!(
@@ -290,41 +266,29 @@ pub fn check_config(
                 found.otpgate_lines
             );
         }
-        if found.ignore_denies {
-            warning = Some(format!(
-                "warning: in PAM service {service} no module but pam_otpgate.so can succeed, so a user otpgate passes \
-                 without a code (exempt, remembered, grace period, not enrolled under enforce = \"enrolled\") is denied \
-                 by libpam. Add `auth required pam_permit.so` after the pam_otpgate.so line \
-                 (see /usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code)."
-            ));
-        }
-        let refs: Vec<&str> = found.args.iter().map(String::as_str).collect();
-        let parsed = otpgate_core::auth::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
-        if path.is_none() {
-            source = parsed.source;
-        }
-        overrides = parsed.overrides;
         outln!("# pam_otpgate.so arguments: {:?}", found.args);
     }
-    let config = Config::load(&source)
-        .and_then(|c| c.with_overrides(&overrides, "module arguments"))
-        .map_err(|e| e.to_string())?;
-    config
-        .check_system()
-        .map_err(|e| format!("{}: {e}", source.path().display()))?;
-    let shown = source.path().display();
-    if matches!(source, Source::Default) && !source.path().exists() {
+    let effective = admin::effective_config(path, service.as_ref().map(|(_, s)| s))?;
+    let shown = effective.source.path().display();
+    if matches!(effective.source, Source::Default) && !effective.source.path().exists() {
         outln!("# {shown} does not exist: built-in defaults apply");
     } else {
         outln!("# {shown}: OK");
     }
     outln!(
         "# effective values (issuer \"\" means the host name: {})",
-        config.effective_issuer()
+        effective.config.effective_issuer()
     );
-    out!("{}", config.to_toml());
-    if let Some(w) = warning {
-        eprintln!("{w}");
+    out!("{}", effective.config.to_toml());
+    if let Some((name, found)) = &service
+        && found.ignore_denies
+    {
+        eprintln!(
+            "warning: in PAM service {name} no module but pam_otpgate.so can succeed, so a user otpgate passes \
+             without a code (exempt, remembered, grace period, not enrolled under enforce = \"enrolled\") is denied \
+             by libpam. Add `auth required pam_permit.so` after the pam_otpgate.so line \
+             (see /usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code)."
+        );
     }
     Ok(())
 }
@@ -338,39 +302,28 @@ pub fn import_google(
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "import")?;
-    let path = file.map_or_else(
-        || account.home.join(".google_authenticator"),
-        Path::to_path_buf,
-    );
-    let text = {
-        let _id = FsIdentity::become_user(account.uid, account.gid).map_err(|e| e.to_string())?;
-        fs::read_private_file(&path, Trust { owner: account.uid }, 64 * 1024)
-            .map_err(|e| format!("cannot import: {e}"))?
-    };
-    let text = std::str::from_utf8(&text).map_err(|_| format!("{} is not text", path.display()))?;
-    let google = GoogleFile::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let params = TotpParams::new(otpgate_core::otp::Algorithm::SHA1, 6, google.period)?;
-    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
-    if admin::check_replace(&location, force, &account.name)? {
-        require_code_or_root(&caller, &config, &location, "replacing the enrollment")?;
+    let path = import::source_path(&account, file);
+    let google = import::read(&account, &path)?;
+    let store = store::open(&config);
+    if admin::check_replace(store.as_ref(), &account, force)? {
+        authorize(
+            &caller,
+            &config,
+            store.as_ref(),
+            &account,
+            "replacing the enrollment",
+        )?;
     }
-    let now = now()?;
-    let mut enrollment =
-        Enrollment::new(google.secret.clone(), params, now).map_err(|e| e.to_string())?;
-    if !google.scratch_codes.is_empty() {
-        let codes: Vec<RecoveryCode> = google
-            .scratch_codes
-            .iter()
-            .filter_map(|c| RecoveryCode::from_scratch(c))
-            .collect();
-        enrollment.recovery = Some(recovery::hash_set(&codes, now)?);
-    }
-    location.save(&enrollment).map_err(|e| e.to_string())?;
+    let enrollment = import::enrollment(&google, now()?)?;
+    store
+        .save(&account, &enrollment)
+        .map_err(|e| e.to_string())?;
+    let location = store.location(&account).map_err(|e| e.to_string())?;
     let shown = path.display().to_string();
     outln!(
         "Imported {} into {} for {}: the app's existing entry keeps working.",
         for_terminal(&shown),
-        for_terminal(&location.path.display().to_string()),
+        for_terminal(&location),
         for_terminal(&account.name)
     );
     for note in google.notes(config.window) {

@@ -12,7 +12,8 @@ use otpgate_core::enrollment::{Device, DeviceKind, Enrollment};
 use otpgate_core::otp::secret::Secret;
 use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
-use otpgate_core::store::files::Location;
+use otpgate_core::store::{self, Store};
+use otpgate_core::sys::account::Account;
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
@@ -77,10 +78,16 @@ pub struct AddArgs {
     no_confirm: bool,
 }
 
-fn enrolled(location: &Location, user: &str) -> Result<Enrollment, String> {
-    location.load().map_err(|e| e.to_string())?.ok_or_else(|| {
-        format!("{user} is not enrolled; run `otpgate enroll` first, then add more devices")
-    })
+fn enrolled(store: &dyn Store, account: &Account) -> Result<Enrollment, String> {
+    store
+        .load(account)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "{} is not enrolled; run `otpgate enroll` first, then add more devices",
+                account.name
+            )
+        })
 }
 
 pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String> {
@@ -89,9 +96,9 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String
     match cmd {
         DeviceCommand::List { user, json } => {
             let account = admin::target_account(&caller, user.as_deref(), "list devices")?;
-            let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
-            enrolled(&location, &account.name)?;
-            let r = report::user_report(&config, &account);
+            let store = store::open(&config);
+            enrolled(store.as_ref(), &account)?;
+            let r = report::user_report(store.as_ref(), &account);
             if *json {
                 outln!(
                     "{}",
@@ -123,11 +130,19 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String
         }
         DeviceCommand::Remove { name, user } => {
             let account = admin::target_account(&caller, user.as_deref(), "remove devices")?;
-            let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
-            let mut enrollment = enrolled(&location, &account.name)?;
+            let store = store::open(&config);
+            let mut enrollment = enrolled(store.as_ref(), &account)?;
             devices::remove(&mut enrollment, name)?;
-            require_code_or_root(&caller, &config, &location, "removing a device")?;
-            location.save(&enrollment).map_err(|e| e.to_string())?;
+            require_code_or_root(
+                &caller,
+                &config,
+                store.as_ref(),
+                &account,
+                "removing a device",
+            )?;
+            store
+                .save(&account, &enrollment)
+                .map_err(|e| e.to_string())?;
             outln!(
                 "Removed device \"{name}\" of {}; its codes no longer work.",
                 account.name
@@ -144,20 +159,16 @@ fn add(
     args: &AddArgs,
 ) -> Result<(), String> {
     let account = admin::target_account(caller, args.user.as_deref(), "add devices")?;
-    if args.no_confirm && !caller.is_root() {
-        return Err("--no-confirm is for administrators (root); confirm with a code from the new device instead".into());
-    }
-    let location = Location::of(config, &account).map_err(|e| e.to_string())?;
-    let mut enrollment = enrolled(&location, &account.name)?;
-    otpgate_core::enrollment::check_device_name(&args.name)?;
-    if enrollment.devices.iter().any(|d| d.name == args.name) {
-        return Err(format!(
-            "a device named \"{}\" already exists; pick another name or remove it first",
-            args.name
-        ));
-    }
+    admin::check_no_confirm(
+        caller,
+        args.no_confirm,
+        "confirm with a code from the new device instead",
+    )?;
+    let store = store::open(config);
+    let mut enrollment = enrolled(store.as_ref(), &account)?;
+    devices::check_new_name(&enrollment, &args.name)?;
     // Proof of an existing device before a new one is shown or accepted.
-    require_code_or_root(caller, config, &location, "adding a device")?;
+    require_code_or_root(caller, config, store.as_ref(), &account, "adding a device")?;
     let now = now()?;
     let algorithm = args.algorithm.unwrap_or(config.algorithm);
     let digits = args.digits.unwrap_or(config.digits);
@@ -214,7 +225,9 @@ fn add(
         }
     };
     devices::add(&mut enrollment, device)?;
-    location.save(&enrollment).map_err(|e| e.to_string())?;
+    store
+        .save(&account, &enrollment)
+        .map_err(|e| e.to_string())?;
     outln!(
         "Added device \"{}\" for {}: its codes now work at login.",
         args.name,
@@ -231,9 +244,10 @@ fn confirm_hotp(
     start: u64,
     lookahead: u32,
 ) -> Result<u64, String> {
-    for attempt in 1..=3 {
+    let tries = admin::CONFIRM_TRIES;
+    for attempt in 1..=tries {
         let Some(code) = term::read_line(&format!(
-            "Code from the token (press its button) ({attempt} of 3): "
+            "Code from the token (press its button) ({attempt} of {tries}): "
         ))?
         else {
             break;

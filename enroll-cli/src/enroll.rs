@@ -3,13 +3,15 @@
 use crate::qr::{self, QrTarget};
 use crate::term;
 use clap::Args;
+use otpgate_core::admin::escape::for_terminal;
 use otpgate_core::admin::{self, Caller, EnrollOptions, NewEnrollment};
 use otpgate_core::config::Config;
 use otpgate_core::otp::recovery::RecoveryCode;
 use otpgate_core::otp::secret::Secret;
 use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
-use otpgate_core::store::files::Location;
+use otpgate_core::store::{self, Store};
+use otpgate_core::sys::account::Account;
 use otpgate_core::sys::clock::{Clock, SystemClock};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -76,21 +78,29 @@ pub fn now() -> Result<u64, String> {
         .ok_or_else(|| "the system clock is set before 1970".to_string())
 }
 
+/// Asks the terminal for a current code (to authorise a change).
+pub fn ask_current_code() -> Result<Option<Zeroizing<String>>, String> {
+    term::read_line("Current code from your app: ")
+}
+
 /// Asks for a current code of the existing enrollment before a non-root
 /// user may change it. Root is not asked.
 pub fn require_code_or_root(
     caller: &Caller,
     config: &Config,
-    location: &Location,
+    store: &dyn Store,
+    account: &Account,
     what: &str,
 ) -> Result<(), String> {
-    let existing = if caller.is_root() {
-        None
-    } else {
-        location.load().map_err(|e| e.to_string())?
-    };
-    let ask = || term::read_line("Current code from your app: ");
-    admin::authorize_change(caller, existing.as_ref(), ask, now()?, config.window, what)
+    admin::require_code_or_root(
+        caller,
+        config,
+        store,
+        account,
+        ask_current_code,
+        now()?,
+        what,
+    )
 }
 
 /// Prints recovery codes with the advice that goes with them.
@@ -115,13 +125,21 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, args.user.as_deref(), "enroll")?;
-    if args.no_confirm && !caller.is_root() {
-        return Err("--no-confirm is for administrators (root); run `otpgate enroll` without it and type a code from your app".into());
-    }
-    let location = Location::of(&config, &account).map_err(|e| e.to_string())?;
-    location.check_writable(&account.name)?;
-    if admin::check_replace(&location, args.force, &account.name)? {
-        require_code_or_root(&caller, &config, &location, "replacing the enrollment")?;
+    admin::check_no_confirm(
+        &caller,
+        args.no_confirm,
+        "run `otpgate enroll` without it and type a code from your app",
+    )?;
+    let store = store::open(&config);
+    store.check_writable(&account).map_err(|e| e.to_string())?;
+    if admin::check_replace(store.as_ref(), &account, args.force)? {
+        require_code_or_root(
+            &caller,
+            &config,
+            store.as_ref(),
+            &account,
+            "replacing the enrollment",
+        )?;
     }
     let secret = args.secret.as_deref().map(read_secret).transpose()?;
     let opts = EnrollOptions {
@@ -153,9 +171,10 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
         confirm_totp(new.secret(), &new.params, config.window, "not enrolled")?;
     }
 
-    location
-        .save(&new.enrollment)
-        .map_err(|e| location.explain_save_error(&e, &account.name))?;
+    store
+        .save(&account, &new.enrollment)
+        .map_err(|e| e.to_string())?;
+    let location = store.location(&account).map_err(|e| e.to_string())?;
     if args.json {
         let codes: Vec<String> = new
             .recovery_codes
@@ -164,7 +183,7 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
             .collect();
         let doc = serde_json::json!({
             "user": account.name,
-            "secret_file": location.path.display().to_string(),
+            "secret_file": location,
             "issuer": issuer,
             "uri": key_uri.as_str(),
             "secret": new.secret().to_base32().as_str(),
@@ -175,7 +194,7 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
         });
         outln!("{doc}");
     } else {
-        outln!("\nEnrolled {} ({}).", account.name, location.path.display());
+        outln!("\nEnrolled {} ({}).", account.name, for_terminal(&location));
         print_recovery_codes(&mut std::io::stdout(), &new.recovery_codes);
     }
     Ok(())
@@ -256,8 +275,10 @@ pub fn confirm_totp(
     window: u32,
     failed: &str,
 ) -> Result<(), String> {
-    for attempt in 1..=3 {
-        let Some(code) = term::read_line(&format!("\nCode from your app ({attempt} of 3): "))?
+    let tries = admin::CONFIRM_TRIES;
+    for attempt in 1..=tries {
+        let Some(code) =
+            term::read_line(&format!("\nCode from your app ({attempt} of {tries}): "))?
         else {
             break;
         };

@@ -2,7 +2,6 @@
 //! blocks, or into a PNG or SVG file.
 
 use qrcode::{Color, EcLevel, QrCode};
-use std::io::Write;
 
 /// Modules of quiet zone around the code (the QR spec asks for 4).
 const QUIET: usize = 4;
@@ -125,22 +124,7 @@ pub fn parse_target(s: &str) -> Result<QrTarget, String> {
 /// Writes an image holding the secret: created new (never through a link or
 /// over another file), mode 0600.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot create {}: {e} (it must not exist yet)",
-                path.display()
-            )
-        })?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("writing {} failed: {e}", path.display()))
+    otpgate_core::sys::fs::create_private_file(path, bytes)
 }
 
 #[cfg(test)]

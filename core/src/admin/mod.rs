@@ -2,14 +2,16 @@
 //! and how a new enrollment is put together. The CLI only does the terminal.
 
 pub mod escape;
+pub mod import;
 pub mod report;
+pub mod unlock;
 
 use crate::config::{Config, Source};
 use crate::enrollment::Enrollment;
 use crate::otp::recovery::{self, RecoveryCode};
 use crate::otp::secret::Secret;
 use crate::otp::{self, Algorithm, TotpParams};
-use crate::store::files::Location;
+use crate::store::Store;
 use crate::sys::account::{self, Account};
 use zeroize::Zeroizing;
 
@@ -130,16 +132,32 @@ impl NewEnrollment {
     }
 }
 
-/// Refuses to overwrite an existing enrollment unless forced.
-pub fn check_replace(location: &Location, force: bool, user: &str) -> Result<bool, String> {
-    let exists = location.exists().map_err(|e| e.to_string())?;
+/// How many codes a user may type to confirm a new app or token.
+pub const CONFIRM_TRIES: u32 = 3;
+
+/// Refuses to overwrite an existing enrollment unless forced; whether one
+/// exists.
+pub fn check_replace(store: &dyn Store, account: &Account, force: bool) -> Result<bool, String> {
+    let exists = store.exists(account).map_err(|e| e.to_string())?;
     if exists && !force {
         return Err(format!(
-            "{user} is already enrolled ({}); to replace the enrollment (your app's entry stops working) use --force",
-            location.path.display()
+            "{} is already enrolled ({}); to replace the enrollment (your app's entry stops working) use --force",
+            account.name,
+            store.location(account).unwrap_or_default()
         ));
     }
     Ok(exists)
+}
+
+/// Who may skip proving that a new app or token works (`--no-confirm`):
+/// root alone, for provisioning. `instead` says what a user does instead.
+pub fn check_no_confirm(caller: &Caller, no_confirm: bool, instead: &str) -> Result<(), String> {
+    if no_confirm && !caller.is_root() {
+        return Err(format!(
+            "--no-confirm is for administrators (root); {instead}"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `code` is a current code of any TOTP device of `enrollment`
@@ -151,6 +169,25 @@ pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window:
         }
         crate::enrollment::DeviceKind::Hotp { .. } => false,
     })
+}
+
+/// [`authorize_change`] against the enrollment in `store`: root is never
+/// asked; a user is asked (through `code`) for a current code.
+pub fn require_code_or_root(
+    caller: &Caller,
+    config: &Config,
+    store: &dyn Store,
+    account: &Account,
+    code: impl FnOnce() -> Result<Option<Zeroizing<String>>, String>,
+    now: u64,
+    what: &str,
+) -> Result<(), String> {
+    let existing = if caller.is_root() {
+        None
+    } else {
+        store.load(account).map_err(|e| e.to_string())?
+    };
+    authorize_change(caller, existing.as_ref(), code, now, config.window, what)
 }
 
 /// Who may change an enrollment (replace it, add or remove a device, make
@@ -186,17 +223,12 @@ pub fn denied_when_unenrolled(
     config: &Config,
     account: &Account,
 ) -> Result<Option<String>, String> {
-    let needs_groups = !config.enforce_groups.is_empty() || !config.exempt_groups.is_empty();
-    let groups = if needs_groups {
-        crate::policy::group_names(account)?
-    } else {
-        Vec::new()
-    };
+    let groups = crate::policy::groups_if_needed(config, account)?;
     if crate::policy::exempt_group(config, &groups).is_some() {
         return Ok(None);
     }
-    let (required, why) = crate::policy::second_factor_required(config, &groups);
-    Ok(required.then_some(why))
+    let r = crate::policy::second_factor_required(config, &groups);
+    Ok(r.required.then_some(r.why))
 }
 
 /// What `check-config --service` finds in a PAM service: its auth stack
@@ -211,6 +243,40 @@ pub struct ServiceCheck {
     /// No other module can succeed: when otpgate passes a user by policy
     /// (PAM_IGNORE), libpam denies the login.
     pub ignore_denies: bool,
+}
+
+/// The config a login through a PAM service really runs with.
+#[derive(Debug, Clone)]
+pub struct Effective {
+    pub config: Config,
+    /// The file it came from (or the default path, when absent).
+    pub source: Source,
+}
+
+/// One rule for "the effective config" (the module and `check-config`
+/// share it): the file given (or the one the service's `config=` names, or
+/// the default), then the service's module arguments, then the groups it
+/// names must exist.
+pub fn effective_config(
+    path: Option<&std::path::Path>,
+    service: Option<&ServiceCheck>,
+) -> Result<Effective, String> {
+    let mut args = crate::config::args::ModuleArgs {
+        source: Source::Default,
+        overrides: Vec::new(),
+    };
+    if let Some(found) = service {
+        let refs: Vec<&str> = found.args.iter().map(String::as_str).collect();
+        args = crate::config::args::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
+    }
+    if let Some(p) = path {
+        args.source = Source::Explicit(p.to_path_buf());
+    }
+    let config = args.load_checked().map_err(|e| e.to_string())?;
+    Ok(Effective {
+        config,
+        source: args.source,
+    })
 }
 
 /// Reads service `service` in `pam_dir` (normally /etc/pam.d).

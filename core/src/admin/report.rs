@@ -1,11 +1,9 @@
 //! What `otpgate status` and `otpgate audit` show about a user.
 
 use crate::admin::escape::for_terminal;
-use crate::config::Config;
 use crate::enrollment::DeviceKind;
 use crate::otp::recovery;
-use crate::store::files::Location;
-use crate::store::state::StateStore;
+use crate::store::Store;
 use crate::sys::account::Account;
 use crate::sys::clock::format_utc;
 use serde::Serialize;
@@ -52,7 +50,7 @@ pub struct UserReport {
 }
 
 /// Builds the report for one account.
-pub fn user_report(config: &Config, account: &Account) -> UserReport {
+pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
     let mut r = UserReport {
         user: account.name.clone(),
         uid: account.uid,
@@ -67,15 +65,14 @@ pub fn user_report(config: &Config, account: &Account) -> UserReport {
         problem: None,
         note: None,
     };
-    let location = match Location::of(config, account) {
+    r.secret_file = match store.location(account) {
         Ok(l) => l,
         Err(e) => {
             r.problem = Some(e.to_string());
             return r;
         }
     };
-    r.secret_file = location.path.display().to_string();
-    let enrollment = match location.load() {
+    let enrollment = match store.load(account) {
         Ok(Some(e)) => e,
         Ok(None) => return r,
         Err(e) => {
@@ -110,7 +107,7 @@ pub fn user_report(config: &Config, account: &Account) -> UserReport {
         })
         .collect();
     r.recovery_codes_total = enrollment.recovery.as_ref().map(|s| s.hashes.len());
-    match read_state(&config.state_dir, account) {
+    match store.read_state(account) {
         Ok(state) => {
             r.recovery_codes_left = Some(
                 enrollment
@@ -128,14 +125,6 @@ pub fn user_report(config: &Config, account: &Account) -> UserReport {
         }
     }
     r
-}
-
-fn read_state(dir: &Path, account: &Account) -> Result<crate::store::state::UserState, String> {
-    match StateStore::open_existing(dir) {
-        Ok(store) => store.read(account).map_err(|e| e.to_string()),
-        Err(crate::store::state::StateError::Fs(e)) if e.is_not_found() => Ok(Default::default()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 impl UserReport {
@@ -262,12 +251,9 @@ mod tests {
 
     #[test]
     fn unenrolled_report_says_how_to_enroll() {
-        let config = Config {
-            secret_path: "/nonexistent-otpgate/%u.toml".into(),
-            ..Config::default()
-        };
+        let store = crate::store::memory::MemoryStore::new();
         let root = crate::sys::account::by_name("root").unwrap().unwrap();
-        let r = user_report(&config, &root);
+        let r = user_report(&store, &root);
         assert!(!r.enrolled);
         assert!(r.to_text().contains("otpgate enroll"));
     }

@@ -1,6 +1,7 @@
 //! `/etc/otpgate/config.toml`: strict parsing, range checks, module-argument
 //! overrides, and the built-in defaults used when the file is absent.
 
+pub mod args;
 pub mod pamfile;
 
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};

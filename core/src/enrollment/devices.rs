@@ -7,15 +7,22 @@ use crate::otp::{self, Algorithm};
 /// Most devices one enrollment may hold.
 pub const MAX_DEVICES: usize = 10;
 
-/// Adds a device, refusing duplicate names and more than [`MAX_DEVICES`].
-pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
-    check_device_name(&device.name)?;
-    if enrollment.devices.iter().any(|d| d.name == device.name) {
+/// Checks the name of a device to be added: valid, and not taken. (The CLI
+/// asks this before showing a secret, and [`add`] again.)
+pub fn check_new_name(enrollment: &Enrollment, name: &str) -> Result<(), String> {
+    check_device_name(name)?;
+    if enrollment.devices.iter().any(|d| d.name == name) {
         return Err(format!(
-            "a device named \"{}\" already exists; pick another name or remove it first",
-            device.name
+            "a device named \"{name}\" already exists; pick another name or remove it first"
         ));
     }
+    Ok(())
+}
+
+/// Adds a device, refusing invalid or duplicate names, a secret another
+/// device has, and more than [`MAX_DEVICES`].
+pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
+    check_new_name(enrollment, &device.name)?;
     if let DeviceKind::Hotp { initial, .. } = device.kind
         && initial > crate::enrollment::MAX_HOTP_COUNTER
     {

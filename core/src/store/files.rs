@@ -1,5 +1,7 @@
-//! The secret store: where a user's secret file is, and reading or writing it
-//! with the right identity.
+//! The files engine: each user's secret file (by the `secret_path`
+//! template) and the state directory ([`super::statedir`]).
+//!
+//! Reading or writing a secret file uses the right identity:
 //!
 //! A file inside the user's home is opened with the user's file-system ids
 //! (so root never follows anything the user planted), and must be owned by
@@ -8,38 +10,15 @@
 //! root or the user.
 
 use crate::config::Config;
-use crate::enrollment::{Enrollment, FormatError, MAX_FILE_SIZE};
+use crate::enrollment::{Enrollment, MAX_FILE_SIZE};
+use crate::store::Store;
+use crate::store::StoreError;
+use crate::store::state::UserState;
+use crate::store::statedir::StateDir;
 use crate::sys::account::Account;
 use crate::sys::fs::{self, FsError, FsIdentity, SafeDir, Trust};
 use crate::sys::paths;
 use std::path::PathBuf;
-
-/// Why an enrollment could not be loaded or saved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
-    /// The path template could not be expanded for this user.
-    Path(String),
-    /// The file is missing, unsafe or unreadable.
-    Fs(FsError),
-    /// The file was read but is not a valid secret file.
-    Format { path: PathBuf, error: FormatError },
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Path(e) => f.write_str(e),
-            Self::Fs(e) => e.fmt(f),
-            Self::Format { path, error } => write!(
-                f,
-                "{}: {error}; re-enroll with `otpgate enroll --force` or restore the file",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 /// Where one user's secret file lives and how to reach it.
 #[derive(Debug, Clone)]
@@ -53,10 +32,10 @@ pub struct Location {
 }
 
 impl Location {
-    /// Resolves the config's `secret_path` template for `account`.
-    pub fn of(config: &Config, account: &Account) -> Result<Self, StoreError> {
+    /// Resolves the `secret_path` template for `account`.
+    pub fn of(template: &str, account: &Account) -> Result<Self, StoreError> {
         paths::check_user_name(&account.name).map_err(StoreError::Path)?;
-        let path = paths::expand(&config.secret_path, &account.name, &account.home)
+        let path = paths::expand(template, &account.name, &account.home)
             .map_err(|e| StoreError::Path(format!("secret_path: {e}")))?;
         Ok(Self {
             in_home: paths::is_inside(&path, &account.home),
@@ -121,23 +100,23 @@ impl Location {
             .map_err(StoreError::Fs)
     }
 
-    /// Explains a failed save to the person at the terminal: a non-root user
-    /// cannot write a root-managed central store, and should be told whom to ask.
-    pub fn explain_save_error(&self, error: &StoreError, user: &str) -> String {
+    /// A permission error of a non-root caller on a root-managed store
+    /// becomes [`StoreError::ManagedByRoot`], which says whom to ask.
+    fn explain(&self, error: StoreError, user: &str) -> StoreError {
         let denied = matches!(error, StoreError::Fs(FsError::PermissionDenied { .. }));
         if denied && !self.in_home && !nix::unistd::geteuid().is_root() {
-            format!(
-                "{error}. The secret store {} is managed by root: ask an administrator to run `otpgate enroll --user {user}`",
-                self.path.display()
-            )
+            StoreError::ManagedByRoot {
+                path: self.path.clone(),
+                user: user.to_string(),
+            }
         } else {
-            error.to_string()
+            error
         }
     }
 
     /// Fails early (before a secret is shown) when a non-root caller cannot
     /// write the secret file's directory, e.g. a root-managed central store.
-    pub fn check_writable(&self, user: &str) -> Result<(), String> {
+    pub fn check_writable(&self, user: &str) -> Result<(), StoreError> {
         if nix::unistd::geteuid().is_root() || self.in_home {
             return Ok(());
         }
@@ -145,13 +124,12 @@ impl Location {
             return Ok(());
         };
         match nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
-            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Err(self
-                .explain_save_error(
-                    &StoreError::Fs(FsError::PermissionDenied {
-                        path: dir.to_path_buf(),
-                    }),
-                    user,
-                )),
+            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Err(self.explain(
+                StoreError::Fs(FsError::PermissionDenied {
+                    path: dir.to_path_buf(),
+                }),
+                user,
+            )),
             _ => Ok(()),
         }
     }
@@ -180,5 +158,107 @@ impl Location {
     /// Removes the file. Returns whether there was one.
     pub fn remove(&self) -> Result<bool, StoreError> {
         self.in_dir(false, |dir, name| dir.remove(name))
+    }
+}
+
+/// The files engine: secret files by the `secret_path` template, login
+/// state in `state_dir`.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    secret_path: String,
+    state_dir: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            secret_path: config.secret_path.clone(),
+            state_dir: config.state_dir.clone(),
+        }
+    }
+
+    fn locate(&self, account: &Account) -> Result<Location, StoreError> {
+        Location::of(&self.secret_path, account)
+    }
+
+    /// The state directory if it exists (readers must not create it).
+    fn existing_state_dir(&self) -> Result<Option<StateDir>, StoreError> {
+        match StateDir::open_existing(&self.state_dir) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(crate::store::statedir::StateError::Fs(e)) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Store for FileStore {
+    fn location(&self, account: &Account) -> Result<String, StoreError> {
+        Ok(self.locate(account)?.path.display().to_string())
+    }
+
+    fn describe(&self, account: &Account) -> String {
+        match self.locate(account) {
+            Ok(l) => format!(
+                "{} ({})",
+                l.path.display(),
+                if l.in_home { "as the user" } else { "as root" }
+            ),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn load(&self, account: &Account) -> Result<Option<Enrollment>, StoreError> {
+        self.locate(account)?.load()
+    }
+
+    fn exists(&self, account: &Account) -> Result<bool, StoreError> {
+        self.locate(account)?.exists()
+    }
+
+    fn check_writable(&self, account: &Account) -> Result<(), StoreError> {
+        self.locate(account)?.check_writable(&account.name)
+    }
+
+    fn save(&self, account: &Account, enrollment: &Enrollment) -> Result<(), StoreError> {
+        let location = self.locate(account)?;
+        location
+            .save(enrollment)
+            .map_err(|e| location.explain(e, &account.name))
+    }
+
+    fn remove(&self, account: &Account) -> Result<bool, StoreError> {
+        self.locate(account)?.remove()
+    }
+
+    fn read_state(&self, account: &Account) -> Result<UserState, StoreError> {
+        match self.existing_state_dir()? {
+            Some(dir) => Ok(dir.read(account)?),
+            None => Ok(UserState::default()),
+        }
+    }
+
+    fn update_state(
+        &self,
+        account: &Account,
+        decide: &mut dyn FnMut(&mut UserState),
+    ) -> Result<(), StoreError> {
+        Ok(StateDir::open(&self.state_dir)?.update(account, |st| decide(st))?)
+    }
+
+    fn repair_state(
+        &self,
+        account: &Account,
+        decide: &mut dyn FnMut(&mut UserState),
+    ) -> Result<(), StoreError> {
+        Ok(StateDir::open(&self.state_dir)?
+            .for_repair()
+            .update(account, |st| decide(st))?)
+    }
+
+    fn remove_state(&self, account: &Account) -> Result<bool, StoreError> {
+        match self.existing_state_dir()? {
+            Some(dir) => Ok(dir.remove(account)?),
+            None => Ok(false),
+        }
     }
 }

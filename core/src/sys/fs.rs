@@ -627,6 +627,32 @@ pub fn grant_read(fd: &OwnedFd, uid: u32, path: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Creates a new private file (mode 0600) at `path` and writes `bytes`:
+/// never through a link, never over an existing file, synced to disk. For
+/// files the user asks for (a QR code image holding the secret).
+pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc_o_nofollow())
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "cannot create {}: {e} (it must not exist yet)",
+                path.display()
+            )
+        })?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("writing {} failed: {e}", path.display()))
+}
+
+fn libc_o_nofollow() -> i32 {
+    OFlag::O_NOFOLLOW.bits()
+}
+
 /// Reads a private file by absolute path (see [`SafeDir::read_private`]).
 pub fn read_private_file(
     path: &Path,

@@ -8,8 +8,8 @@ use otpgate_core::config::{Config, Source};
 use otpgate_core::enrollment::Enrollment;
 use otpgate_core::otp::TotpParams;
 use otpgate_core::otp::secret::Secret;
-use otpgate_core::store::files::Location;
-use otpgate_core::store::state::StateStore;
+use otpgate_core::store::files::FileStore;
+use otpgate_core::store::{Store, StoreExt};
 use std::io::Write;
 
 fn main() {
@@ -23,8 +23,7 @@ fn main() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no user {user}"));
-    let location = Location::of(&config, &account).unwrap_or_else(|e| panic!("{e}"));
-    let store = StateStore::open(&config.state_dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = FileStore::new(&config);
     let make = |id: &str, byte: u8| {
         let mut e = Enrollment::new(
             Secret::from_bytes(vec![byte; 20]).unwrap_or_else(|e| panic!("{e}")),
@@ -47,8 +46,8 @@ fn main() {
                 s.failures = (0..(i % 7)).collect();
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        location
-            .save(&enrollments[(i % 2) as usize])
+        store
+            .save(&account, &enrollments[(i % 2) as usize])
             .unwrap_or_else(|e| panic!("{e}"));
         if writeln!(out, "{i}").and_then(|()| out.flush()).is_err() {
             return;

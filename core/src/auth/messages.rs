@@ -1,0 +1,131 @@
+//! What the user is told, and the log line for each verdict.
+
+use super::verify::Verdict;
+use super::{Conversation, Ctx, Level, Outcome, deny_line, quote};
+use crate::otp::input::{self, Input};
+use crate::sys::clock::format_utc;
+
+/// Shown to an unenrolled user who must use a second factor.
+pub const NOT_ENROLLED: &str = "Two-factor authentication is required for this account, but it is not set up. \
+     Log in another way and run `otpgate enroll`, or ask an administrator.";
+
+pub(super) fn locked_message(until: u64) -> String {
+    format!(
+        "Too many wrong codes: two-factor login is locked until {}.",
+        format_utc(until)
+    )
+}
+
+/// Refuses a locked-out user: tells them until when, logs it.
+pub(super) fn deny_locked(until: u64, conv: &mut dyn Conversation, ctx: &mut Ctx) -> Outcome {
+    conv.error(&locked_message(until));
+    deny_line(
+        ctx,
+        Level::Warning,
+        &format!(
+            "locked out until {} after too many wrong codes",
+            format_utc(until)
+        ),
+    );
+    Outcome::MaxTries
+}
+
+/// What the user is told about a refused reply. The same words for a
+/// wrong code, whether or not the account exists or is enrolled.
+pub const WRONG_CODE: &str = "Wrong code.";
+/// A valid code whose time step (or counter) was already accepted.
+pub const CODE_USED: &str = "This code was already used; wait for the next one.";
+/// A recovery code that was already used.
+pub const RECOVERY_USED: &str = "This recovery code was already used; each works only once.";
+/// A reply that is no code at all.
+pub const NOT_A_CODE: &str =
+    "That is not a code: type the code from your authenticator app, or a recovery code.";
+
+/// What an unknown user is told: exactly what a known one would be for the
+/// same reply, so the answer reveals nothing about the account.
+pub(super) fn tell_unknown(reply: &[u8], conv: &mut dyn Conversation) {
+    match input::classify(reply) {
+        Input::Code(_) | Input::Recovery(_) => conv.error(WRONG_CODE),
+        Input::Empty | Input::Invalid(_) => conv.error(NOT_A_CODE),
+    }
+}
+
+/// Logs a verdict, tells the user what they need to know, and maps it to an outcome.
+pub(super) fn report(
+    verdict: Verdict,
+    input: &Input,
+    conv: &mut dyn Conversation,
+    ctx: &mut Ctx,
+) -> Outcome {
+    match verdict {
+        Verdict::Device { name, matched } => {
+            ctx.line(Level::Debug, &format!("matched step/counter {matched}"));
+            ctx.line(
+                Level::Info,
+                &format!("result=accepted method=code device={}", quote(&name)),
+            );
+            Outcome::Success
+        }
+        Verdict::Recovery { remaining } => {
+            let mut msg = format!("Recovery code accepted. {remaining} recovery code(s) left.");
+            if remaining <= 2 {
+                msg.push_str(" Run `otpgate recovery-codes` soon to make a new set.");
+            }
+            conv.info(&msg);
+            let level = if remaining <= 2 {
+                Level::Warning
+            } else {
+                Level::Notice
+            };
+            ctx.line(
+                level,
+                &format!("result=accepted method=recovery-code remaining={remaining}"),
+            );
+            Outcome::Success
+        }
+        Verdict::Wrong if matches!(input, Input::Recovery(_)) => {
+            conv.error(WRONG_CODE);
+            deny_line(ctx, Level::Notice, "wrong recovery code");
+            Outcome::AuthErr
+        }
+        Verdict::Wrong => {
+            conv.error(WRONG_CODE);
+            deny_line(ctx, Level::Notice, "wrong code");
+            Outcome::AuthErr
+        }
+        Verdict::Replayed { device } => {
+            conv.error(CODE_USED);
+            ctx.line(
+                Level::Notice,
+                &format!(
+                    "result=denied reason=\"code already used (replay refused)\" device={}",
+                    quote(&device)
+                ),
+            );
+            Outcome::AuthErr
+        }
+        Verdict::RecoveryUsed => {
+            conv.error(RECOVERY_USED);
+            deny_line(ctx, Level::Notice, "recovery code already used");
+            Outcome::AuthErr
+        }
+        Verdict::ResyncNeeded { device } => {
+            conv.error("That code is far ahead of the token's counter: log in again with the token's next code to resynchronise.");
+            ctx.line(
+                Level::Notice,
+                &format!("result=denied reason=\"HOTP code beyond the look-ahead; resynchronisation pending\" device={}", quote(&device)),
+            );
+            Outcome::AuthErr
+        }
+        Verdict::Unusable(why) => {
+            conv.error(NOT_A_CODE);
+            deny_line(ctx, Level::Notice, why);
+            Outcome::AuthErr
+        }
+        Verdict::Locked { until } => deny_locked(until, conv, ctx),
+        Verdict::RecoveryBroken(why) => {
+            deny_line(ctx, Level::Err, &format!("recovery codes unusable: {why}"));
+            Outcome::AuthInfoUnavail
+        }
+    }
+}

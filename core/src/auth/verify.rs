@@ -1,0 +1,549 @@
+//! Verifying a reply: the pure decision (is this code valid and fresh, is
+//! this recovery code unused) and the locked read–decide–write around it.
+
+use super::messages::{locked_message, report};
+use super::{Conversation, Ctx, Level, Outcome, Request, deny_line};
+use crate::config::Config;
+use crate::enrollment::{DeviceKind, Enrollment};
+use crate::lockout::Limits;
+use crate::otp;
+use crate::otp::input::{self, Input};
+use crate::otp::recovery::{self, RecoveryCode};
+use crate::policy;
+use crate::store::state::UserState;
+use crate::store::{Store, StoreExt};
+use crate::sys::account::Account;
+use crate::sys::clock::format_utc;
+
+/// A checked reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A fresh code from this device; the step or counter it matched.
+    Device { name: String, matched: u64 },
+    /// An unused recovery code; this many remain.
+    Recovery { remaining: usize },
+    /// The code matches no device.
+    Wrong,
+    /// The code is valid but its time step was already used.
+    Replayed { device: String },
+    /// The recovery code was already used.
+    RecoveryUsed,
+    /// An HOTP code far ahead of the counter: the next code will resynchronise.
+    ResyncNeeded { device: String },
+    /// Nothing usable was typed (empty or malformed); the reason is safe to log.
+    Unusable(&'static str),
+    /// The second factor is locked until then.
+    Locked { until: u64 },
+    /// The recovery codes could not be checked (a set otpgate did not write).
+    RecoveryBroken(String),
+}
+
+impl Verdict {
+    fn accepted(&self) -> bool {
+        matches!(self, Self::Device { .. } | Self::Recovery { .. })
+    }
+
+    /// Whether this counts toward the lockout (a guess, not a fault of ours).
+    fn counts_as_failure(&self) -> bool {
+        !matches!(
+            self,
+            Self::Device { .. }
+                | Self::Recovery { .. }
+                | Self::ResyncNeeded { .. }
+                | Self::Locked { .. }
+                | Self::RecoveryBroken(_)
+        )
+    }
+}
+
+/// How far beyond the look-ahead an HOTP code may be and still start a
+/// resynchronisation.
+pub const HOTP_RESYNC_WINDOW: u64 = 100;
+
+/// Maps version-1 state (filed under device names and the file's
+/// `enrollment_id`) onto this enrollment's secrets, once: a device's memory
+/// moves to its secret's fingerprint if the name and creation time still
+/// match, used recovery codes of the current set move to that set. Anything
+/// else belonged to devices or sets that no longer exist.
+pub fn adopt_legacy(enrollment: &Enrollment, state: &mut UserState) {
+    let Some(legacy) = state.legacy.take() else {
+        return;
+    };
+    for device in &enrollment.devices {
+        let Some(old) = legacy.devices.get(&device.name) else {
+            continue;
+        };
+        if old.created.is_some_and(|c| c != device.created) {
+            continue;
+        }
+        let mem = state
+            .devices
+            .entry(device.secret.fingerprint())
+            .or_default();
+        let old = old.memory();
+        mem.last_step = mem.last_step.max(old.last_step);
+        mem.next_counter = mem.next_counter.max(old.next_counter);
+        mem.resync_pending = mem.resync_pending.or(old.resync_pending);
+    }
+    if let Some(set) = &enrollment.recovery {
+        for hash in legacy
+            .used_recovery
+            .iter()
+            .filter(|h| set.hashes.contains(h))
+        {
+            if !state.recovery_used(&set.salt, hash) {
+                state.use_recovery(&set.salt, hash, state.last_success.unwrap_or(0));
+            }
+        }
+    }
+}
+
+/// Decides on a classified code against an enrollment and the user's state,
+/// updating the state for an accepted one. Pure: no I/O, fully unit-tested.
+///
+/// Replay memory is looked up by each device's secret fingerprint, never by
+/// a name or id from the user's file.
+pub fn decide(
+    enrollment: &Enrollment,
+    state: &mut UserState,
+    code: &str,
+    now: u64,
+    window: u32,
+    lookahead: u32,
+) -> Verdict {
+    let mut replayed = None;
+    let mut resync = None;
+    for device in &enrollment.devices {
+        if usize::from(device.kind.digits()) != code.len() {
+            continue;
+        }
+        let fingerprint = device.secret.fingerprint();
+        let mut mem = state.devices.get(&fingerprint).cloned().unwrap_or_default();
+        match device.kind {
+            DeviceKind::Totp(params) => {
+                if let Some(step) =
+                    otp::find_totp_step(&device.secret, &params, code, now, window, mem.last_step)
+                {
+                    mem.last_step = Some(step);
+                    state.devices.insert(fingerprint, mem);
+                    return accept(state, &device.name, step, now);
+                }
+                if replayed.is_none()
+                    && otp::find_totp_step(&device.secret, &params, code, now, window, None)
+                        .is_some()
+                {
+                    replayed = Some(device.name.clone());
+                }
+            }
+            DeviceKind::Hotp {
+                algorithm,
+                digits,
+                initial,
+            } => {
+                let next = mem.next_counter.unwrap_or(initial).max(initial);
+                let matches = |c: u64| {
+                    otp::codes_equal(code, &otp::hotp(&device.secret, algorithm, digits, c))
+                };
+                let ahead = next.saturating_add(u64::from(lookahead));
+                let pending = mem.resync_pending.take();
+                let found = (next..=ahead)
+                    .find(|c| matches(*c))
+                    .or_else(|| pending.map(|p| p.saturating_add(1)).filter(|c| matches(*c)));
+                if let Some(c) = found {
+                    mem.next_counter = Some(c.saturating_add(1));
+                    state.devices.insert(fingerprint, mem);
+                    return accept(state, &device.name, c, now);
+                }
+                // Every range below is at most HOTP_RESYNC_WINDOW long, so a
+                // hostile counter cannot make a login compute more HMACs.
+                let beyond = ahead.saturating_add(1)..=ahead.saturating_add(HOTP_RESYNC_WINDOW);
+                let recent = next.saturating_sub(HOTP_RESYNC_WINDOW).max(initial)..next;
+                if let Some(c) = beyond.into_iter().find(|c| matches(*c)) {
+                    mem.resync_pending = Some(c);
+                    state.devices.insert(fingerprint, mem);
+                    resync = Some(device.name.clone());
+                } else {
+                    if pending.is_some() {
+                        // A pending resync is used up by any other code.
+                        state.devices.insert(fingerprint, mem);
+                    }
+                    if recent.into_iter().any(matches) {
+                        replayed.get_or_insert_with(|| device.name.clone());
+                    }
+                }
+            }
+        }
+    }
+    match (resync, replayed) {
+        (Some(device), _) => Verdict::ResyncNeeded { device },
+        (None, Some(device)) => Verdict::Replayed { device },
+        (None, None) => Verdict::Wrong,
+    }
+}
+
+fn accept(state: &mut UserState, device: &str, matched: u64, now: u64) -> Verdict {
+    state.last_success = Some(now);
+    state.last_method = Some(device.to_string());
+    Verdict::Device {
+        name: device.to_string(),
+        matched,
+    }
+}
+
+/// Marks a recovery code (identified by its stored hash) as used, filed
+/// under its set: used codes are remembered by what was used.
+pub fn decide_recovery(
+    enrollment: &Enrollment,
+    state: &mut UserState,
+    matched_hash: Option<&str>,
+    now: u64,
+) -> Verdict {
+    let (Some(set), Some(hash)) = (&enrollment.recovery, matched_hash) else {
+        return Verdict::Wrong;
+    };
+    if state.recovery_used(&set.salt, hash) {
+        return Verdict::RecoveryUsed;
+    }
+    state.use_recovery(&set.salt, hash, now);
+    state.last_success = Some(now);
+    state.last_method = Some("recovery code".into());
+    Verdict::Recovery {
+        remaining: recovery::remaining(set, &state.used_in_set(&set.salt)),
+    }
+}
+
+/// The stored hash a typed recovery (or imported scratch) code matches.
+/// Called under the lock and only after the lockout check, so a locked
+/// user's guesses cost no hash at all.
+fn recovery_hash(enrollment: &Enrollment, input: &Input) -> Result<Option<String>, String> {
+    let code = match input {
+        Input::Recovery(code) => Some(code.clone()),
+        Input::Code(digits) => RecoveryCode::from_scratch(digits),
+        _ => None,
+    };
+    match (&enrollment.recovery, code) {
+        (Some(set), Some(code)) => recovery::find(set, &code),
+        _ => Ok(None),
+    }
+}
+
+/// Checks one classified reply under the user's lock: the lockout first,
+/// then the devices, then (only if needed) one recovery-code hash.
+fn check_reply(
+    config: &Config,
+    enrollment: &Enrollment,
+    st: &mut UserState,
+    input: &Input,
+    now: u64,
+) -> Verdict {
+    if let Some(until) = st.locked_at(now) {
+        return Verdict::Locked { until };
+    }
+    let recovery = |st: &mut UserState| match recovery_hash(enrollment, input) {
+        Ok(hash) => decide_recovery(enrollment, st, hash.as_deref(), now),
+        Err(e) => Verdict::RecoveryBroken(e),
+    };
+    match input {
+        Input::Empty => Verdict::Unusable("empty code"),
+        Input::Invalid(why) => Verdict::Unusable(why),
+        Input::Code(code) => match decide(
+            enrollment,
+            st,
+            code,
+            now,
+            config.window,
+            config.hotp_lookahead,
+        ) {
+            Verdict::Wrong if enrollment.recovery.is_some() => recovery(st),
+            v => v,
+        },
+        Input::Recovery(_) => recovery(st),
+    }
+}
+
+/// Checks the reply under the store's exclusivity, counts a failure or
+/// remembers the address, and reports the verdict.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn verify(
+    config: &Config,
+    store: &dyn Store,
+    account: &Account,
+    enrollment: &Enrollment,
+    reply: &[u8],
+    req: &Request,
+    now: u64,
+    conv: &mut dyn Conversation,
+    ctx: &mut Ctx,
+) -> Outcome {
+    let input = input::classify(reply);
+    let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
+    let credentials = enrollment.credentials_fingerprint();
+    let mut lock_started = None;
+    let verdict = store.update(account, |st| {
+        st.clamp(now, Limits::of(config));
+        adopt_legacy(enrollment, st);
+        let verdict = check_reply(config, enrollment, st, &input, now);
+        if verdict.accepted() {
+            st.clear_failures();
+            if let Some(ip) = remember_ip {
+                st.remember(req.service, &ip.to_string(), &credentials, now);
+            }
+        } else if verdict.counts_as_failure() {
+            lock_started = st.record_failure(
+                now,
+                config.max_failures,
+                config.failure_window,
+                config.lockout_seconds,
+            );
+        }
+        verdict
+    });
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            deny_line(ctx, Level::Err, &e.to_string());
+            return Outcome::AuthInfoUnavail;
+        }
+    };
+    let outcome = report(verdict, &input, conv, ctx);
+    if let Some(until) = lock_started {
+        conv.error(&locked_message(until));
+        ctx.line(
+            Level::Warning,
+            &format!(
+                "lockout: {} wrong codes within {} s; locked until {}",
+                config.max_failures,
+                config.failure_window,
+                format_utc(until)
+            ),
+        );
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrollment::Device;
+    use crate::otp::TotpParams;
+    use crate::otp::secret::Secret;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn decide10(e: &Enrollment, st: &mut UserState, code: &str, now: u64, window: u32) -> Verdict {
+        decide(e, st, code, now, window, 10)
+    }
+
+    fn enrollment(id: &str) -> Enrollment {
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        let mut e = Enrollment::new(secret, TotpParams::DEFAULT, 1).unwrap();
+        e.id = id.into();
+        e
+    }
+
+    fn code(at: u64) -> String {
+        let s = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        otp::totp(&s, &TotpParams::DEFAULT, at).to_string()
+    }
+
+    #[test]
+    fn accepts_a_fresh_code_once_and_records_it() {
+        let e = enrollment("0123456789abcdef");
+        let mut st = UserState::default();
+        let v = decide10(&e, &mut st, &code(NOW), NOW, 1);
+        assert_eq!(
+            v,
+            Verdict::Device {
+                name: "default".into(),
+                matched: NOW / 30
+            }
+        );
+        let fp = e.devices[0].secret.fingerprint();
+        assert_eq!(st.devices[&fp].last_step, Some(NOW / 30));
+        assert_eq!(st.last_success, Some(NOW));
+        assert_eq!(
+            decide10(&e, &mut st, &code(NOW), NOW, 1),
+            Verdict::Replayed {
+                device: "default".into()
+            }
+        );
+        assert_eq!(
+            decide10(&e, &mut st, &code(NOW - 30), NOW, 1),
+            Verdict::Replayed {
+                device: "default".into()
+            }
+        );
+        assert_eq!(decide10(&e, &mut st, "000000", NOW, 1), Verdict::Wrong);
+    }
+
+    #[test]
+    fn window_zero_accepts_only_the_current_step() {
+        let e = enrollment("0123456789abcdef");
+        let mut st = UserState::default();
+        assert_eq!(
+            decide10(&e, &mut st, &code(NOW - 30), NOW, 0),
+            Verdict::Wrong
+        );
+        assert!(matches!(
+            decide10(&e, &mut st, &code(NOW), NOW, 0),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn replay_memory_follows_the_secret_not_ids_or_names() {
+        let mut st = UserState::default();
+        assert!(matches!(
+            decide10(&enrollment("aaaaaaaaaaaaaaaa"), &mut st, &code(NOW), NOW, 1),
+            Verdict::Device { .. }
+        ));
+        // The same secret under another id and device name: still used.
+        let mut renamed = enrollment("bbbbbbbbbbbbbbbb");
+        renamed.devices[0].name = "phone".into();
+        renamed.devices[0].created = 99;
+        let v = decide10(&renamed, &mut st, &code(NOW), NOW, 1);
+        assert_eq!(
+            v,
+            Verdict::Replayed {
+                device: "phone".into()
+            }
+        );
+        // A genuinely new secret starts clean.
+        let fresh = Secret::from_bytes(vec![3; 20]).unwrap();
+        let mut new = enrollment("cccccccccccccccc");
+        new.devices[0].secret = fresh.clone();
+        let fresh_code = otp::totp(&fresh, &TotpParams::DEFAULT, NOW).to_string();
+        assert!(matches!(
+            decide10(&new, &mut st, &fresh_code, NOW, 1),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn version_one_memory_is_adopted_by_name_and_creation_time() {
+        let mut e = enrollment("0123456789abcdef");
+        let (codes, set) = recovery::generate_set(2, 1).unwrap();
+        e.recovery = Some(set.clone());
+        let mut st = UserState::parse(
+            format!(
+                "version = 1\nenrollment_id = \"x\"\nused_recovery = [\"{}\"]\n\
+                 [devices.default]\ncreated = 1\nlast_step = {}\n",
+                set.hashes[0],
+                NOW / 30
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        adopt_legacy(&e, &mut st);
+        assert!(st.legacy.is_none());
+        assert_eq!(
+            decide10(&e, &mut st, &code(NOW), NOW, 1),
+            Verdict::Replayed {
+                device: "default".into()
+            }
+        );
+        let h0 = recovery::find(&set, &codes[0]).unwrap();
+        assert_eq!(
+            decide_recovery(&e, &mut st, h0.as_deref(), NOW),
+            Verdict::RecoveryUsed
+        );
+    }
+
+    #[test]
+    fn extra_devices_are_tried_and_named() {
+        let mut e = enrollment("0123456789abcdef");
+        let other = Secret::from_bytes(vec![9; 20]).unwrap();
+        let other_code = otp::totp(&other, &TotpParams::DEFAULT, NOW).to_string();
+        e.devices.push(Device {
+            name: "backup".into(),
+            secret: other,
+            kind: DeviceKind::Totp(TotpParams::DEFAULT),
+            created: 1,
+        });
+        let mut st = UserState::default();
+        assert_eq!(
+            decide10(&e, &mut st, &other_code, NOW, 1),
+            Verdict::Device {
+                name: "backup".into(),
+                matched: NOW / 30
+            }
+        );
+        // The primary's code for the same step is still fresh: devices are independent.
+        assert!(matches!(
+            decide10(&e, &mut st, &code(NOW), NOW, 1),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn hotp_counters_at_the_top_of_the_range_cannot_overflow_or_hang() {
+        let mut e = enrollment("0123456789abcdef");
+        let secret = Secret::from_bytes(vec![7; 20]).unwrap();
+        for initial in [u64::MAX, u64::MAX - 5, u64::MAX - 200] {
+            e.devices.truncate(1);
+            e.devices.push(Device {
+                name: "tok".into(),
+                secret: secret.clone(),
+                kind: DeviceKind::Hotp {
+                    algorithm: otp::Algorithm::SHA1,
+                    digits: 6,
+                    initial,
+                },
+                created: 1,
+            });
+            let mut st = UserState::default();
+            let v = decide10(&e, &mut st, "000000", NOW, 1);
+            assert!(
+                matches!(v, Verdict::Wrong | Verdict::ResyncNeeded { .. }),
+                "{v:?}"
+            );
+            let code = otp::hotp(&secret, otp::Algorithm::SHA1, 6, initial).to_string();
+            let v = decide10(&e, &mut st, &code, NOW, 1);
+            assert!(matches!(v, Verdict::Device { .. }), "{initial}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn hotp_replay_check_looks_back_a_bounded_distance() {
+        let mut e = enrollment("0123456789abcdef");
+        let secret = Secret::from_bytes(vec![7; 20]).unwrap();
+        e.devices.push(Device {
+            name: "tok".into(),
+            secret: secret.clone(),
+            kind: DeviceKind::Hotp {
+                algorithm: otp::Algorithm::SHA1,
+                digits: 6,
+                initial: 0,
+            },
+            created: 1,
+        });
+        let mut st = UserState::default();
+        st.devices.insert(
+            secret.fingerprint(),
+            crate::store::state::DeviceState {
+                next_counter: Some(u64::MAX / 2),
+                ..Default::default()
+            },
+        );
+        // Without a bound this would compute 2^63 HMACs.
+        assert_eq!(decide10(&e, &mut st, "000000", NOW, 1), Verdict::Wrong);
+    }
+
+    #[test]
+    fn recovery_codes_work_once() {
+        let mut e = enrollment("0123456789abcdef");
+        let (codes, set) = recovery::generate_set(2, 1).unwrap();
+        e.recovery = Some(set);
+        let mut st = UserState::default();
+        let h0 = recovery::find(e.recovery.as_ref().unwrap(), &codes[0]).unwrap();
+        assert_eq!(
+            decide_recovery(&e, &mut st, h0.as_deref(), NOW),
+            Verdict::Recovery { remaining: 1 }
+        );
+        assert_eq!(
+            decide_recovery(&e, &mut st, h0.as_deref(), NOW),
+            Verdict::RecoveryUsed
+        );
+        assert_eq!(decide_recovery(&e, &mut st, None, NOW), Verdict::Wrong);
+    }
+}

@@ -1,0 +1,80 @@
+//! Module arguments: `config=PATH`, the flags `debug` and `nullok`, and
+//! `key=value` for any config key, as the PAM module receives them (libpam
+//! splits the line; see [`super::pamfile`]).
+
+use crate::config::{Config, ConfigError, Source};
+use crate::sys::paths;
+use std::path::PathBuf;
+
+/// Module arguments, split into the config source and overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleArgs {
+    pub source: Source,
+    pub overrides: Vec<(String, String)>,
+}
+
+impl ModuleArgs {
+    /// `config=PATH`, the flags `debug` and `nullok`, and `key=value` for any
+    /// config key. Anything else is an error (fail closed on a typo).
+    pub fn parse(args: &[&str]) -> Result<Self, ConfigError> {
+        let mut source = Source::Default;
+        let mut overrides = Vec::new();
+        for arg in args {
+            match arg.split_once('=') {
+                Some(("config", path)) => {
+                    paths::check_plain_absolute(std::path::Path::new(path)).map_err(|e| {
+                        ConfigError {
+                            source: "module arguments".into(),
+                            message: format!("config={path}: {e}"),
+                        }
+                    })?;
+                    source = Source::Explicit(PathBuf::from(path));
+                }
+                Some((key, value)) => overrides.push((key.to_string(), value.to_string())),
+                None if *arg == "debug" || *arg == "nullok" => {
+                    overrides.push((arg.to_string(), "true".into()));
+                }
+                None => {
+                    return Err(ConfigError {
+                        source: "module arguments".into(),
+                        message: format!(
+                            "unknown argument `{arg}`; use config=PATH, debug, nullok or KEY=VALUE for a config key"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(Self { source, overrides })
+    }
+
+    /// Loads the config file and applies the overrides.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.source)?.with_overrides(&self.overrides, "module arguments")
+    }
+
+    /// [`Self::load`], then what the text alone cannot show (the groups it
+    /// names exist). The one "effective config" of a login: the module and
+    /// `otpgate check-config --service` both use it.
+    pub fn load_checked(&self) -> Result<Config, ConfigError> {
+        let config = self.load()?;
+        config.check_system().map_err(|message| ConfigError {
+            source: self.source.path().display().to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_arguments_are_strict() {
+        let a = ModuleArgs::parse(&["config=/etc/otpgate/sudo.toml", "debug", "window=0"]).unwrap();
+        assert_eq!(a.source, Source::Explicit("/etc/otpgate/sudo.toml".into()));
+        assert_eq!(a.overrides.len(), 2);
+        assert!(ModuleArgs::parse(&["nulok"]).is_err());
+        assert!(ModuleArgs::parse(&["config=relative.toml"]).is_err());
+    }
+}

@@ -1,0 +1,402 @@
+//! The state directory of the files engine: one file per uid (`UID.state`),
+//! root's, mode 0600, plus a POSIX ACL entry letting that user (and nobody
+//! else, not even their primary group) read it, so `otpgate status` shows them
+//! their own recovery codes left and last use. Each update holds an exclusive
+//! lock on a separate lock file (`UID.lock`) across read, decide and write,
+//! and writes atomically. Version-1 files (`NAME.state`) are read once,
+//! converted and removed.
+
+use crate::store::state::{MAX_STATE_SIZE, UserState};
+use crate::sys::account::Account;
+use crate::sys::fs::{FsError, SafeDir, Trust};
+use crate::sys::paths::state_stem;
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long a login waits for another login of the same user.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// What `otpgate reset --unlock` reads to repair an oversized file.
+pub const MAX_REPAIR_SIZE: u64 = 16 * 1024 * 1024;
+
+/// A state problem, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    Fs(FsError),
+    Corrupt {
+        path: String,
+        why: String,
+    },
+    /// Over [`MAX_STATE_SIZE`]: refused, with the repair named.
+    TooLarge {
+        path: String,
+        user: String,
+    },
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fs(e) => write!(f, "state: {e}"),
+            Self::Corrupt { path, why } => write!(
+                f,
+                "state file {path} is corrupt ({why}); move it aside to reset this user's login state"
+            ),
+            Self::TooLarge { path, user } => write!(
+                f,
+                "state file {path} is larger than {MAX_STATE_SIZE} bytes; run `otpgate reset --user {user} --unlock` to compact it"
+            ),
+        }
+    }
+}
+
+impl From<FsError> for StateError {
+    fn from(e: FsError) -> Self {
+        Self::Fs(e)
+    }
+}
+
+/// The state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: SafeDir,
+    lock_timeout: Duration,
+    max_size: u64,
+}
+
+/// File names of one account's state: the uid's file and lock, and the
+/// version-1 file named after the account name.
+struct Names {
+    state: OsString,
+    lock: OsString,
+    legacy: OsString,
+}
+
+fn names(account: &Account) -> Names {
+    Names {
+        state: OsString::from(format!("{}.state", account.uid)),
+        lock: OsString::from(format!("{}.lock", account.uid)),
+        legacy: OsString::from(format!("{}.state", state_stem(&account.name))),
+    }
+}
+
+/// Read for the user: root's file, readable by this uid through an ACL.
+const STATE_MODE: u32 = 0o600;
+
+impl StateDir {
+    /// Opens the state directory, creating it (mode 0711) if missing. Every
+    /// directory on the way must belong to root (or the current user, when not
+    /// running as root) and not be writable by others.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let trust = Trust {
+            owner: nix::unistd::geteuid().as_raw(),
+        };
+        Ok(Self {
+            dir: SafeDir::create_all(dir, trust, 0o711)?,
+            lock_timeout: LOCK_TIMEOUT,
+            max_size: MAX_STATE_SIZE,
+        })
+    }
+
+    /// Opens the state directory only if it exists (for read-only tools).
+    pub fn open_existing(dir: &Path) -> Result<Self, StateError> {
+        let trust = Trust {
+            owner: nix::unistd::geteuid().as_raw(),
+        };
+        Ok(Self {
+            dir: SafeDir::open(dir, trust)?,
+            lock_timeout: LOCK_TIMEOUT,
+            max_size: MAX_STATE_SIZE,
+        })
+    }
+
+    /// Sets how long [`Self::update`] waits for the lock.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Reads files up to [`MAX_REPAIR_SIZE`] (for `reset --unlock`, which
+    /// compacts an oversized file).
+    pub fn for_repair(mut self) -> Self {
+        self.max_size = MAX_REPAIR_SIZE;
+        self
+    }
+
+    fn read_file(&self, name: &OsString, user: &str) -> Result<Option<UserState>, StateError> {
+        let path = || self.dir.path().join(name).display().to_string();
+        match self.dir.read_checked(name, self.max_size, 0o027) {
+            Ok(bytes) => UserState::parse(&bytes)
+                .map(Some)
+                .map_err(|why| StateError::Corrupt { path: path(), why }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(FsError::TooLarge { .. }) => Err(StateError::TooLarge {
+                path: path(),
+                user: user.to_string(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The state, from the uid's file or else a version-1 file to convert;
+    /// the flag says whether it came from a version-1 file.
+    fn read_any(&self, account: &Account, n: &Names) -> Result<(UserState, bool), StateError> {
+        if let Some(state) = self.read_file(&n.state, &account.name)? {
+            return Ok((state, false));
+        }
+        match self.read_file(&n.legacy, &account.name)? {
+            Some(state) => Ok((state, true)),
+            None => Ok((UserState::default(), false)),
+        }
+    }
+
+    /// Reads a user's state without locking (a snapshot, for status output
+    /// and the check before the prompt).
+    pub fn read(&self, account: &Account) -> Result<UserState, StateError> {
+        self.read_any(account, &names(account)).map(|(s, _)| s)
+    }
+
+    /// Runs `decide` on the user's state under an exclusive lock and writes
+    /// the state back atomically if `decide` changed it. If the write fails
+    /// the whole update fails, so a caller never accepts a code it could not
+    /// mark as used. The file is made readable by the user alone (ACL).
+    pub fn update<R>(
+        &self,
+        account: &Account,
+        decide: impl FnOnce(&mut UserState) -> R,
+    ) -> Result<R, StateError> {
+        let n = names(account);
+        let _lock = self.dir.lock(&n.lock, self.lock_timeout)?;
+        let (before, converted) = self.read_any(account, &n)?;
+        let mut state = before.clone();
+        let result = decide(&mut state);
+        if state != before || converted {
+            let text = toml::to_string(&state).map_err(|e| StateError::Corrupt {
+                path: self.dir.path().join(&n.state).display().to_string(),
+                why: e.to_string(),
+            })?;
+            self.dir.write_atomic_locked(
+                &n.state,
+                text.as_bytes(),
+                STATE_MODE,
+                Some(account.uid),
+            )?;
+        }
+        if converted {
+            self.dir.remove(&n.legacy)?;
+        }
+        Ok(result)
+    }
+
+    /// Forgets everything about a user (admin reset), also a version-1 file.
+    pub fn remove(&self, account: &Account) -> Result<bool, StateError> {
+        let n = names(account);
+        let _lock = self.dir.lock(&n.lock, self.lock_timeout)?;
+        let had = self.dir.remove(&n.state)?;
+        let had_legacy = self.dir.remove(&n.legacy)?;
+        Ok(had || had_legacy)
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Path of an account's state file.
+    pub fn file_of(&self, account: &Account) -> std::path::PathBuf {
+        self.dir.path().join(names(account).state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::state::DeviceState;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("otpgate-state-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn account(name: &str, uid: u32) -> Account {
+        Account {
+            name: name.into(),
+            uid,
+            gid: uid,
+            home: "/nonexistent".into(),
+            shell: "/bin/sh".into(),
+        }
+    }
+    #[test]
+    fn creates_a_private_dir_and_round_trips() {
+        let dir = tmp("rt");
+        let store = StateDir::open(&dir).unwrap();
+        let alice = account("alice", 4001);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o711
+        );
+        assert_eq!(store.read(&alice).unwrap(), UserState::default());
+        store.update(&alice, |s| s.last_success = Some(5)).unwrap();
+        assert_eq!(store.read(&alice).unwrap().last_success, Some(5));
+        assert!(dir.join("4001.state").exists());
+        assert!(store.remove(&alice).unwrap());
+        assert_eq!(store.read(&alice).unwrap(), UserState::default());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn aliases_of_one_uid_share_one_state() {
+        let dir = tmp("alias");
+        let store = StateDir::open(&dir).unwrap();
+        store
+            .update(&account("root-alias-a", 4100), |s| {
+                s.record_failure(100, 5, 60, 900);
+            })
+            .unwrap();
+        let other = store.read(&account("root-alias-b", 4100)).unwrap();
+        assert_eq!(other.failures, vec![100]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_updates_are_serialised() {
+        let dir = tmp("conc");
+        let store = StateDir::open(&dir).unwrap();
+        let bob = account("bob", 4002);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let store = StateDir::open(&dir).unwrap();
+                    for _ in 0..25 {
+                        store
+                            .update(&bob, |st| {
+                                let n = st.last_success.unwrap_or(0);
+                                st.last_success = Some(n + 1);
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.read(&bob).unwrap().last_success, Some(200));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_held_lock_times_out_instead_of_hanging() {
+        let dir = tmp("lock");
+        let store = StateDir::open(&dir).unwrap();
+        let carol = account("carol", 4003);
+        store.update(&carol, |_| ()).unwrap();
+        let holder = std::fs::File::open(dir.join("4003.lock")).unwrap();
+        holder.lock().unwrap();
+        let short = StateDir::open(&dir)
+            .unwrap()
+            .with_lock_timeout(Duration::from_millis(50));
+        let err = short.update(&carol, |_| ()).unwrap_err();
+        assert!(err.to_string().contains("stayed locked"), "{err}");
+        drop(holder);
+        short.update(&carol, |_| ()).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_temporary_file_left_by_a_killed_writer_is_replaced() {
+        let dir = tmp("staletmp");
+        let store = StateDir::open(&dir).unwrap();
+        let erin = account("erin", 4004);
+        std::fs::write(dir.join(".4004.state.tmp"), "half a write").unwrap();
+        store.update(&erin, |s| s.last_success = Some(7)).unwrap();
+        assert_eq!(store.read(&erin).unwrap().last_success, Some(7));
+        assert!(!dir.join(".4004.state.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn write_600(path: &Path, text: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn corrupt_state_is_an_error_not_a_reset() {
+        let dir = tmp("corrupt");
+        let store = StateDir::open(&dir).unwrap();
+        let dave = account("dave", 4005);
+        write_600(&dir.join("4005.state"), "version = 2\nbogus = 1\n");
+        let err = store
+            .update(&dave, |s| s.last_success = Some(1))
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        assert!(
+            std::fs::read_to_string(dir.join("4005.state"))
+                .unwrap()
+                .contains("bogus")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_oversized_state_names_the_repair_and_repair_mode_reads_it() {
+        let dir = tmp("big");
+        let store = StateDir::open(&dir).unwrap();
+        let fay = account("fay", 4006);
+        let mut big = UserState::default();
+        for i in 0..2000 {
+            big.devices
+                .insert(format!("{i:032x}"), DeviceState::default());
+            big.devices.get_mut(&format!("{i:032x}")).unwrap().last_step = Some(i);
+        }
+        write_600(&dir.join("4006.state"), &toml::to_string(&big).unwrap());
+        let err = store.update(&fay, |_| ()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("otpgate reset --user fay --unlock"),
+            "{err}"
+        );
+        let repaired = StateDir::open(&dir).unwrap().for_repair();
+        repaired
+            .update(&fay, |s| s.devices.retain(|k, _| k.ends_with('1')))
+            .unwrap();
+        assert!(store.read(&fay).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn version_one_files_are_converted_once_and_lose_remembered_addresses() {
+        let dir = tmp("v1");
+        let store = StateDir::open(&dir).unwrap();
+        let gus = account("gus", 4007);
+        write_600(
+            &dir.join("gus.state"),
+            "version = 1\nenrollment_id = \"0123456789abcdef\"\nused_recovery = [\"AAAA\"]\n\
+             failures = [10]\n[devices.default]\ncreated = 1\nlast_step = 99\n\
+             [remembered]\n\"192.0.2.1\" = 999999\n",
+        );
+        let st = store.read(&gus).unwrap();
+        assert_eq!(st.failures, vec![10]);
+        assert!(st.remembered.is_empty());
+        let legacy = st.legacy.clone().unwrap();
+        assert_eq!(legacy.used_recovery, vec!["AAAA".to_string()]);
+        assert_eq!(legacy.devices["default"].last_step, Some(99));
+        store.update(&gus, |_| ()).unwrap();
+        assert!(!dir.join("gus.state").exists(), "the v1 file is gone");
+        assert_eq!(store.read(&gus).unwrap(), st, "nothing lost on conversion");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    #[test]
+    fn odd_user_names_cannot_reach_outside_the_directory() {
+        let dir = tmp("names");
+        let store = StateDir::open(&dir).unwrap();
+        store
+            .update(&account("../escape", 4008), |s| s.last_success = Some(1))
+            .unwrap();
+        assert!(dir.join("4008.state").exists());
+        assert_eq!(state_stem("../escape"), "%2E.%2Fescape");
+        assert!(!dir.parent().unwrap().join("escape.state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
