@@ -2,6 +2,8 @@
 //! shell logins. A thin layer over `otpgate_core`: parse flags, talk to the
 //! terminal, print results; every rule lives in the core crate.
 
+#![forbid(unsafe_code)]
+
 /// `println!` that ignores a closed stdout (`otpgate audit | head`) instead
 /// of panicking with a backtrace.
 macro_rules! outln {

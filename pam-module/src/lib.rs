@@ -13,6 +13,13 @@
 //!   decision there, so a line put in those stacks by mistake neither grants
 //!   nor breaks anything; a warning is logged.
 
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+// The only module allowed to hold `unsafe`: the hooks libpam calls and the
+// libpam functions pam-bindings does not wrap.
+#[allow(unsafe_code)]
 mod ffi;
 
 use otpgate_core::auth::{Conversation, Level, Log, Outcome, Request};
@@ -24,8 +31,8 @@ use pam::module::{PamHandle, PamHooks};
 use std::ffi::CStr;
 use zeroize::Zeroizing;
 
-struct OtpGate;
-pam::pam_hooks!(OtpGate);
+/// The module; [`ffi`] exports its hooks as the six `pam_sm_*` symbols.
+pub struct OtpGate;
 
 /// syslog priorities (see syslog(3)).
 const LOG_ERR: i32 = 3;
@@ -106,15 +113,7 @@ const PAM_SILENT: PamFlag = 0x8000;
 
 impl PamHooks for OtpGate {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
-        // Arguments that are not UTF-8 cannot be valid: turn them into an
-        // argument the parser refuses, so the login fails closed with a log line.
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| {
-                a.to_str()
-                    .map_or_else(|_| "\u{fffd}non-UTF-8-argument".into(), str::to_owned)
-            })
-            .collect();
+        let args = arguments(&args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
         let user = match pamh.get_user(None) {
@@ -124,16 +123,7 @@ impl PamHooks for OtpGate {
                     Level::Err,
                     &format!("result=denied reason=\"could not get the user name ({code:?})\""),
                 );
-                // Pass through the failure codes pam_get_user documents;
-                // anything else (PAM_SUCCESS without a name, PAM_IGNORE,
-                // PAM_CONV_AGAIN…) becomes a plain denial.
-                return match code {
-                    PamResultCode::PAM_CONV_ERR
-                    | PamResultCode::PAM_SYSTEM_ERR
-                    | PamResultCode::PAM_BUF_ERR
-                    | PamResultCode::PAM_ABORT => code,
-                    _ => PamResultCode::PAM_AUTH_ERR,
-                };
+                return get_user_failure(code);
             }
         };
         let service = item_text(pamh.get_item::<Service>().ok().flatten().map(|s| s.0))
@@ -181,10 +171,115 @@ impl PamHooks for OtpGate {
     }
 }
 
+/// The module arguments as text. One that is not UTF-8 cannot be valid: it
+/// becomes an argument the parser refuses, so the login fails closed with
+/// a log line instead of the argument being dropped.
+fn arguments(args: &[&CStr]) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            a.to_str()
+                .map_or_else(|_| "\u{fffd}non-UTF-8-argument".into(), str::to_owned)
+        })
+        .collect()
+}
+
+/// What a failed `pam_get_user` returns: the failure codes it documents
+/// pass through; anything else (PAM_SUCCESS without a name, PAM_IGNORE,
+/// PAM_CONV_AGAIN…) becomes a plain denial, never a success.
+fn get_user_failure(code: PamResultCode) -> PamResultCode {
+    match code {
+        PamResultCode::PAM_CONV_ERR
+        | PamResultCode::PAM_SYSTEM_ERR
+        | PamResultCode::PAM_BUF_ERR
+        | PamResultCode::PAM_ABORT => code,
+        _ => PamResultCode::PAM_AUTH_ERR,
+    }
+}
+
 fn not_here(pamh: &PamHandle, stack: &str) -> PamResultCode {
     Syslog(pamh).log(
         Level::Warning,
         &format!("pam_otpgate does nothing in the {stack} stack (returns PAM_IGNORE); list it under `auth`"),
     );
     PamResultCode::PAM_IGNORE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otpgate_core::auth::{Outcome, Request};
+    use std::ffi::CString;
+
+    #[test]
+    fn a_non_utf8_argument_becomes_one_the_parser_refuses() {
+        let good = CString::new("window=0").unwrap();
+        let bad = CString::new(vec![b'n', 0xff, b'k']).unwrap();
+        let args = arguments(&[good.as_c_str(), bad.as_c_str()]);
+        assert_eq!(args[0], "window=0");
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = otpgate_core::config::args::ModuleArgs::parse(&refs).unwrap_err();
+        assert!(err.to_string().contains("non-UTF-8"), "{err}");
+        // And through the whole flow: a denial before any prompt.
+        struct NoConv;
+        impl Conversation for NoConv {
+            fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+                panic!("no prompt for a broken argument list")
+            }
+            fn info(&mut self, _: &str) {}
+            fn error(&mut self, _: &str) {}
+        }
+        struct Quiet;
+        impl Log for Quiet {
+            fn log(&mut self, _: Level, _: &str) {}
+        }
+        let req = Request {
+            user: "root",
+            service: "test",
+            rhost: None,
+        };
+        let out = otpgate_core::auth::authenticate(
+            &refs,
+            &req,
+            &mut NoConv,
+            &mut Quiet,
+            &otpgate_core::sys::clock::FixedClock(1_800_000_000),
+        );
+        assert_eq!(out, Outcome::AuthInfoUnavail);
+        assert_eq!(to_pam(out), PamResultCode::PAM_AUTHINFO_UNAVAIL);
+    }
+
+    #[test]
+    fn pam_get_user_failures_never_become_success() {
+        for (got, want) in [
+            (PamResultCode::PAM_CONV_ERR, PamResultCode::PAM_CONV_ERR),
+            (PamResultCode::PAM_SYSTEM_ERR, PamResultCode::PAM_SYSTEM_ERR),
+            (PamResultCode::PAM_BUF_ERR, PamResultCode::PAM_BUF_ERR),
+            (PamResultCode::PAM_ABORT, PamResultCode::PAM_ABORT),
+            (PamResultCode::PAM_SUCCESS, PamResultCode::PAM_AUTH_ERR),
+            (PamResultCode::PAM_IGNORE, PamResultCode::PAM_AUTH_ERR),
+            (PamResultCode::PAM_CONV_AGAIN, PamResultCode::PAM_AUTH_ERR),
+        ] {
+            let shown = format!("{got:?}");
+            assert_eq!(get_user_failure(got), want, "{shown}");
+        }
+    }
+
+    #[test]
+    fn every_outcome_maps_to_its_own_pam_code() {
+        let all = [
+            (Outcome::Success, PamResultCode::PAM_SUCCESS),
+            (Outcome::Ignore, PamResultCode::PAM_IGNORE),
+            (Outcome::AuthErr, PamResultCode::PAM_AUTH_ERR),
+            (Outcome::UserUnknown, PamResultCode::PAM_USER_UNKNOWN),
+            (
+                Outcome::AuthInfoUnavail,
+                PamResultCode::PAM_AUTHINFO_UNAVAIL,
+            ),
+            (Outcome::ConvErr, PamResultCode::PAM_CONV_ERR),
+            (Outcome::MaxTries, PamResultCode::PAM_MAXTRIES),
+        ];
+        for (outcome, code) in all {
+            assert_eq!(to_pam(outcome), code);
+        }
+    }
 }
