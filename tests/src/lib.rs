@@ -81,6 +81,32 @@ pub fn cli_path() -> PathBuf {
     built().cli.clone()
 }
 
+/// A copy of the CLI that any user can run: the build lies inside the clone,
+/// which may be a mode-0700 directory such as `/root/otpgate`, where a test
+/// user cannot reach it. One copy per test process, in a 0755 directory.
+pub fn user_cli_path() -> PathBuf {
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = PathBuf::from(format!("/tmp/otpgate-e2e-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("otpgate");
+        std::fs::copy(cli_path(), &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    })
+    .clone()
+}
+
+/// The real clock (for tests that log in through programs whose time
+/// cannot be frozen: sshd, sudo, the installed package).
+pub fn real_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// pam_wrapper gives each process a configuration directory `/tmp/pam.X`
 /// chosen by `lstat` then `mkdir` (36 names): two processes started at once
 /// can share one and read each other's service files. Every process that
@@ -294,12 +320,19 @@ impl World {
             .arg(format!("--regid={}", user.gid))
             .arg("--init-groups")
             .arg("--reset-env")
-            .arg(cli_path())
+            .arg(user_cli_path())
             .arg("--config")
             .arg(&self.config)
             .args(args);
         cmd.env("HOME", &user.home);
         run_with_stdin(&mut cmd, stdin.as_bytes())
+    }
+
+    /// A new user enrolled with the RFC test key (through the real CLI).
+    pub fn enrolled_user(&self) -> TestUser {
+        let u = TestUser::new(self);
+        self.enroll(&u.name, RFC_SECRET);
+        u
     }
 
     /// Enrolls `user` with `secret` through the real CLI (as root, no confirmation).
@@ -379,6 +412,13 @@ impl Drop for World {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs a PAM application (pamtester, or anything under pam_wrapper) under
+/// the harness's lock; see [`pam_lock`].
+pub fn run_pam_app(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let _pam = pam_lock();
+    run_with_stdin(cmd, stdin)
 }
 
 /// Runs a command with `stdin` fed in, collecting its output.

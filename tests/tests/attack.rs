@@ -8,12 +8,6 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 
 const OTHER: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 
-fn enrolled(w: &World) -> TestUser {
-    let u = TestUser::new(w);
-    w.enroll(&u.name, RFC_SECRET);
-    u
-}
-
 /// Swaps `path` between the real file and a symlink to `decoy` as fast as it
 /// can (atomic renames) while logins run; a module that followed the link
 /// even once would accept the decoy's code.
@@ -61,7 +55,7 @@ fn race_symlink_swaps(
 #[test]
 fn symlink_swapped_in_for_the_secret_file_is_never_followed() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     // The decoy: a valid file with a secret the attacker knows, owned by the user.
     let decoy = u.home.join("decoy.toml");
     std::fs::copy(u.secret_file(), &decoy).unwrap();
@@ -76,7 +70,7 @@ fn symlink_swapped_in_for_the_secret_file_is_never_followed() {
 #[test]
 fn symlink_swapped_in_for_the_directory_is_never_followed() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let dir = u.home.join(".config/otpgate");
     let decoy_dir = u.home.join("decoy-dir");
     std::fs::create_dir(&decoy_dir).unwrap();
@@ -138,7 +132,7 @@ fn symlink_swapped_in_for_the_directory_is_never_followed() {
 #[test]
 fn world_writable_or_huge_or_duplicated_files_are_refused() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     std::fs::set_permissions(u.secret_file(), std::fs::Permissions::from_mode(0o666)).unwrap();
     w.login(&u.name, &code, T0).assert_denied("has mode 0666");
@@ -192,7 +186,7 @@ fn hostile_user_names_are_denied_without_touching_files() {
         .arg(std::ffi::OsStr::from_bytes(b"bad\xff\xfename"))
         .arg("authenticate");
     w.pam_env(&mut cmd, T0);
-    let run = PamRun::from(run_with_stdin(&mut cmd, b"123456\n"));
+    let run = PamRun::from(run_pam_app(&mut cmd, b"123456\n"));
     assert!(!run.success);
     run.assert_logged("could not get the user name");
     assert!(
@@ -204,7 +198,7 @@ fn hostile_user_names_are_denied_without_touching_files() {
 #[test]
 fn unreadable_home_denies_and_says_why() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     std::fs::set_permissions(&u.home, std::fs::Permissions::from_mode(0o000)).unwrap();
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0)
         .assert_denied("permission denied");
@@ -215,7 +209,7 @@ fn unreadable_home_denies_and_says_why() {
 #[test]
 fn pam_user_unset_means_the_module_asks_and_fails_closed() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     // PAM asks for the user name through the conversation; the helper answers
     // every prompt with the same text, which is then no valid account.
     let run = w.pamconv("-", "reply", Some(&code_at(RFC_SECRET, T0)), T0);

@@ -9,16 +9,10 @@ use otpgate_tests::*;
 use std::io::BufRead;
 use std::process::{Command, Stdio};
 
-fn enrolled(w: &World) -> TestUser {
-    let u = TestUser::new(w);
-    w.enroll(&u.name, RFC_SECRET);
-    u
-}
-
 #[test]
 fn sixty_four_parallel_logins_with_one_code_succeed_once() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 1000\n");
     assert_eq!(
         w.thread_race(&u.name, &code_at(RFC_SECRET, T0), 64, T0),
@@ -36,7 +30,7 @@ fn sixty_four_parallel_logins_with_one_code_succeed_once() {
 #[test]
 fn sixty_four_parallel_wrong_codes_are_each_counted_once() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 1000\nfailure_window = 3600\n");
     assert_eq!(
         w.thread_race(&u.name, &wrong_code(RFC_SECRET, T0), 64, T0),
@@ -65,7 +59,7 @@ fn writer_path() -> std::path::PathBuf {
 #[test]
 fn sigkill_during_writes_never_corrupts_or_loses_anything() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     // Build the helper (cargo builds bin targets of this package with the tests).
     assert!(
         writer_path().exists(),
@@ -191,7 +185,7 @@ impl Drop for TinyFs {
 #[test]
 fn disk_full_denies_with_a_clear_log_line_and_keeps_the_old_state() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let mnt = w.dir.join("tiny");
     std::fs::create_dir(&mnt).unwrap();
     let st = Command::new("mount")

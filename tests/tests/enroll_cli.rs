@@ -122,7 +122,7 @@ exit [lindex $result 3]
         uid = u.uid,
         gid = u.gid,
         home = u.home.display(),
-        cli = cli_path().display(),
+        cli = user_cli_path().display(),
         config = w.config.display(),
     );
     expect(&script)

@@ -53,7 +53,7 @@ impl Service {
         cmd.args([self.0, user, "authenticate"]);
         let mut text = input.join("\n");
         text.push('\n');
-        run_with_stdin(&mut cmd, text.as_bytes()).status.success()
+        run_pam_app(&mut cmd, text.as_bytes()).status.success()
     }
 }
 
@@ -63,13 +63,6 @@ impl Drop for Service {
         // Never leave the module switched on for the machine after a failure.
         let _ = sh("pam-auth-update --package --remove otpgate 2>/dev/null");
     }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]
@@ -153,9 +146,12 @@ fn install_enable_remove_purge_keep_pam_working() {
         })
         .unwrap();
     assert!(out.status.success());
-    assert!(!service.login(&user.name, &[PASSWORD, &wrong_code(RFC_SECRET, now())]));
-    assert!(!service.login(&user.name, &["wrong password", &code_at(RFC_SECRET, now())]));
-    assert!(service.login(&user.name, &[PASSWORD, &code_at(RFC_SECRET, now())]));
+    assert!(!service.login(&user.name, &[PASSWORD, &wrong_code(RFC_SECRET, real_now())]));
+    assert!(!service.login(
+        &user.name,
+        &["wrong password", &code_at(RFC_SECRET, real_now())]
+    ));
+    assert!(service.login(&user.name, &[PASSWORD, &code_at(RFC_SECRET, real_now())]));
     assert!(
         service.login(&plain.name, &[PASSWORD]),
         "not enrolled: not locked out by installing"

@@ -7,16 +7,10 @@
 use otpgate_tests::*;
 use std::os::unix::fs::{PermissionsExt, symlink};
 
-fn enrolled(world: &World) -> TestUser {
-    let user = TestUser::new(world);
-    world.enroll(&user.name, RFC_SECRET);
-    user
-}
-
 #[test]
 fn right_code_logs_in_and_wrong_code_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let run = w.login(&u.name, &wrong_code(RFC_SECRET, T0), T0);
     run.assert_denied("reason=\"wrong code\"");
     run.assert_code(PamCode::AuthErr);
@@ -30,7 +24,7 @@ fn right_code_logs_in_and_wrong_code_is_denied() {
 #[test]
 fn neighbouring_steps_are_accepted_but_three_steps_ago_is_not() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.login(&u.name, &code_at(RFC_SECRET, T0 - 90), T0)
         .assert_denied("reason=\"wrong code\"");
     w.login(&u.name, &code_at(RFC_SECRET, T0 + 90), T0)
@@ -44,7 +38,7 @@ fn neighbouring_steps_are_accepted_but_three_steps_ago_is_not() {
 #[test]
 fn the_same_code_twice_is_refused() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     w.login(&u.name, &code, T0).assert_ok();
     let run = w.login(&u.name, &code, T0);
@@ -62,7 +56,7 @@ fn the_same_code_twice_is_refused() {
 #[test]
 fn real_password_step_then_code() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_password_stack("otpgate-pw", &u.name, "correct horse");
     let code = code_at(RFC_SECRET, T0);
     let run = w.pam("otpgate-pw", &u.name, &["wrong password", &code], T0, None);
@@ -113,7 +107,7 @@ fn unknown_user_is_prompted_then_denied() {
 fn nullok_lets_unenrolled_users_through_but_not_enrolled_ones() {
     let w = World::new();
     let u = TestUser::new(&w);
-    let e = enrolled(&w);
+    let e = w.enrolled_user();
     w.set_config("nullok = true\n");
     let run = w.login(&u.name, "", T0);
     run.assert_ok();
@@ -136,7 +130,7 @@ fn nullok_lets_unenrolled_users_through_but_not_enrolled_ones() {
 #[test]
 fn malformed_files_are_denied_and_left_alone() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let file = u.secret_file();
     for (content, reason) in [
         (
@@ -165,7 +159,7 @@ fn malformed_files_are_denied_and_left_alone() {
 #[test]
 fn oversized_file_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let file = u.secret_file();
     let mut text = std::fs::read_to_string(&file).unwrap();
     text.push_str(&format!("# {}\n", "x".repeat(70 * 1024)));
@@ -177,7 +171,7 @@ fn oversized_file_is_denied() {
 #[test]
 fn symlinked_file_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let file = u.secret_file();
     let real = file.with_file_name("real.toml");
     std::fs::rename(&file, &real).unwrap();
@@ -190,7 +184,7 @@ fn symlinked_file_is_denied() {
 #[test]
 fn symlinked_directory_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let dir = u.home.join(".config/otpgate");
     let real = u.home.join(".config/otpgate-real");
     std::fs::rename(&dir, &real).unwrap();
@@ -202,7 +196,7 @@ fn symlinked_directory_is_denied() {
 #[test]
 fn group_readable_file_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     std::fs::set_permissions(u.secret_file(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let run = w.login(&u.name, &code_at(RFC_SECRET, T0), T0);
     run.assert_denied("has mode 0640");
@@ -212,7 +206,7 @@ fn group_readable_file_is_denied() {
 #[test]
 fn file_owned_by_another_user_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let other = TestUser::new(&w);
     // Readable by the user (0644 would be refused for its mode first), owned by someone else.
     std::os::unix::fs::chown(u.secret_file(), Some(other.uid), Some(other.gid)).unwrap();
@@ -223,7 +217,7 @@ fn file_owned_by_another_user_is_denied() {
 #[test]
 fn writable_parent_directory_is_denied() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let dir = u.home.join(".config/otpgate");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0)
@@ -235,7 +229,7 @@ fn writable_parent_directory_is_denied() {
 #[test]
 fn the_users_file_is_read_with_the_users_ids() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     // Root could read a root-owned file here; the user cannot, because the
     // directory is theirs (0700) and the file is root's 0600. Only a module
     // that switched to the user's ids is refused.
@@ -274,7 +268,7 @@ fn central_root_owned_store_works_by_changing_the_template() {
 #[test]
 fn broken_config_denies_everyone() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     for (config, reason) in [
         ("nulok = true\n", "unknown field `nulok`"),
@@ -314,7 +308,7 @@ fn broken_config_denies_everyone() {
 #[test]
 fn null_empty_and_failing_conversations_deny() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let run = w.pamconv(&u.name, "null-resp", None, T0);
     run.assert_denied("no reply (NULL response)");
     assert!(
@@ -341,7 +335,7 @@ fn null_empty_and_failing_conversations_deny() {
 #[test]
 fn garbage_replies_are_denied_without_being_logged() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let long = "7".repeat(10_000);
     for reply in ["12345", "123456789", "hunter2!", long.as_str()] {
         let run = w.pamconv(&u.name, "reply", Some(reply), T0);
@@ -356,7 +350,7 @@ fn garbage_replies_are_denied_without_being_logged() {
 #[test]
 fn state_that_cannot_be_trusted_or_written_denies_a_right_code() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     std::fs::create_dir_all(&w.state).unwrap();
     std::fs::set_permissions(&w.state, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -381,7 +375,7 @@ fn state_that_cannot_be_trusted_or_written_denies_a_right_code() {
 #[test]
 fn parallel_logins_with_one_code_succeed_exactly_once() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     assert_eq!(w.thread_race(&u.name, &code, 16, T0), (1, 15));
     let state = std::fs::read_to_string(w.state_file(&u)).unwrap();
@@ -394,7 +388,7 @@ fn parallel_logins_with_one_code_succeed_exactly_once() {
 #[test]
 fn re_enrollment_starts_with_clean_state() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
     let other = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     let out = w.otpgate(
@@ -422,7 +416,7 @@ fn re_enrollment_starts_with_clean_state() {
 #[test]
 fn log_lines_name_service_user_and_host_but_never_the_code() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     let run = w.pam("otpgate-test", &u.name, &[&code], T0, Some("198.51.100.9"));
     run.assert_ok();
@@ -437,7 +431,7 @@ fn log_lines_name_service_user_and_host_but_never_the_code() {
 #[test]
 fn debug_explains_each_step() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_stack(
         "otpgate-test",
         &["auth required pam_permit.so", &w.module_line("debug")],
@@ -451,22 +445,15 @@ fn debug_explains_each_step() {
 #[test]
 fn setcred_succeeds() {
     let w = World::new();
-    let u = enrolled(&w);
-    let mut cmd = std::process::Command::new("pamtester");
-    cmd.args(["otpgate-test", &u.name, "setcred"]);
-    w.pam_env(&mut cmd, T0);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let u = w.enrolled_user();
+    let run = w.pam_op("otpgate-test", &u.name, "setcred", T0);
+    assert!(run.success, "{run:#?}");
 }
 
 #[test]
 fn missing_home_directory_denies_even_with_nullok() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("nullok = true\n");
     std::fs::rename(&u.home, w.dir.join("moved-home")).unwrap();
     let run = w.login(&u.name, &code_at(RFC_SECRET, T0), T0);

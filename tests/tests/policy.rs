@@ -9,17 +9,11 @@ use otpgate_tests::*;
 
 const DAY: u64 = 86_400;
 
-fn enrolled(w: &World) -> TestUser {
-    let u = TestUser::new(w);
-    w.enroll(&u.name, RFC_SECRET);
-    u
-}
-
 #[test]
 fn enforce_enrolled_lets_unenrolled_users_pass_and_asks_enrolled_ones() {
     let w = World::new();
     let plain = TestUser::new(&w);
-    let e = enrolled(&w);
+    let e = w.enrolled_user();
     w.set_config("enforce = \"enrolled\"\n");
     let run = w.login(&plain.name, "", T0);
     run.assert_ok();
@@ -88,7 +82,7 @@ fn grace_period_counts_from_the_first_attempt() {
 #[test]
 fn exempt_groups_skip_the_code_and_are_logged() {
     let w = World::new();
-    let svc = enrolled(&w);
+    let svc = w.enrolled_user();
     let g = TestGroup::new(&[&svc]);
     w.set_config(&format!("exempt_groups = [\"{}\"]\n", g.name));
     let run = w.login(&svc.name, "", T0);
@@ -103,7 +97,7 @@ fn exempt_groups_skip_the_code_and_are_logged() {
 #[test]
 fn exempt_networks_match_ipv4_and_ipv6_addresses_but_never_names() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("exempt_networks = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n");
     for host in ["192.0.2.5", "2001:db8:5::1", "::ffff:192.0.2.9"] {
         let run = w.pam("otpgate-test", &u.name, &[""], T0, Some(host));
@@ -127,7 +121,7 @@ fn exempt_networks_match_ipv4_and_ipv6_addresses_but_never_names() {
 #[test]
 fn remembered_address_is_not_asked_again_within_the_window() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("remember_minutes = 10\n");
     let home = Some("198.51.100.7");
     w.pam(
@@ -168,7 +162,7 @@ fn remembered_address_is_not_asked_again_within_the_window() {
 fn module_arguments_override_the_config_per_service() {
     let w = World::new();
     let plain = TestUser::new(&w);
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("enforce = \"enrolled\"\n");
     w.set_stack(
         "sudo-test",
@@ -206,7 +200,7 @@ fn module_arguments_override_the_config_per_service() {
 #[test]
 fn wrong_codes_lock_the_second_factor_until_the_lockout_ends() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 3\nfailure_window = 300\nlockout_seconds = 600\n");
     let bad = wrong_code(RFC_SECRET, T0);
     w.login(&u.name, &bad, T0).assert_denied("wrong code");
@@ -233,7 +227,7 @@ fn wrong_codes_lock_the_second_factor_until_the_lockout_ends() {
 #[test]
 fn admin_unlock_ends_a_lockout_and_keeps_the_enrollment() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 2\n");
     let bad = wrong_code(RFC_SECRET, T0);
     w.login(&u.name, &bad, T0);
@@ -258,7 +252,7 @@ fn admin_unlock_ends_a_lockout_and_keeps_the_enrollment() {
 #[test]
 fn lockout_cannot_be_triggered_without_the_password() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 2\n");
     w.set_password_stack("otpgate-pw", &u.name, "right password");
     let bad = wrong_code(RFC_SECRET, T0);
@@ -286,7 +280,7 @@ fn lockout_cannot_be_triggered_without_the_password() {
 #[test]
 fn concurrent_wrong_codes_are_each_counted_once() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 1000\nfailure_window = 3600\n");
     assert_eq!(
         w.thread_race(&u.name, &wrong_code(RFC_SECRET, T0), 20, T0),
@@ -300,7 +294,7 @@ fn concurrent_wrong_codes_are_each_counted_once() {
 #[test]
 fn a_second_device_works_is_named_and_can_be_removed() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let backup = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     let out = w.add_device(&u.name, "backup-phone", backup, &[]);
     cli_ok(&out);
@@ -331,7 +325,7 @@ fn a_second_device_works_is_named_and_can_be_removed() {
 #[test]
 fn removing_the_lost_primary_phone_promotes_the_backup() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let backup = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     cli_ok(&w.add_device(&u.name, "backup", backup, &[]));
     cli_ok(&w.otpgate(&["device", "remove", "default", "--user", &u.name], ""));
@@ -347,7 +341,7 @@ fn removing_the_lost_primary_phone_promotes_the_backup() {
 #[test]
 fn a_user_adding_a_device_must_prove_an_existing_one() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -367,7 +361,7 @@ const TOKEN: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 #[test]
 fn hotp_token_with_look_ahead_replay_refusal_and_resync() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let out = w.add_device(&u.name, "yubikey", TOKEN, &["--hotp", "--counter", "0"]);
     cli_ok(&out);
     let run = w.login(&u.name, &hotp_at(TOKEN, 0), T0);
@@ -391,7 +385,7 @@ fn hotp_token_with_look_ahead_replay_refusal_and_resync() {
 #[test]
 fn hotp_token_added_with_a_confirmation_code_sets_the_counter() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let out = w.otpgate(
         &[
             "device", "add", "token", "--user", &u.name, "--hotp", "--secret", TOKEN,

@@ -9,13 +9,6 @@ use otpgate_tests::*;
 
 const PASSWORD: &str = "Corr3ct-Horse-Battery";
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn module_line(w: &World) -> String {
     format!(
         "auth required {} config={}",
@@ -48,7 +41,7 @@ fn password_and_right_code_runs_a_command_wrong_code_is_refused() {
     let w = World::new();
     let u = user_with_password(&w, true);
     let sshd = password_sshd(&w);
-    let bad = wrong_code(RFC_SECRET, now());
+    let bad = wrong_code(RFC_SECRET, real_now());
     let run = sshd.ssh(
         &u.name,
         None,
@@ -73,7 +66,7 @@ fn password_and_right_code_runs_a_command_wrong_code_is_refused() {
         None,
         &[
             ("Password:", PASSWORD),
-            ("Verification code:", &code_at(RFC_SECRET, now())),
+            ("Verification code:", &code_at(RFC_SECRET, real_now())),
         ],
     );
     assert!(run.logged_in, "{run:#?}\n{}", sshd.log());
@@ -90,7 +83,7 @@ fn the_same_code_twice_is_refused_the_second_time() {
     let w = World::new();
     let u = user_with_password(&w, true);
     let sshd = password_sshd(&w);
-    let code = code_at(RFC_SECRET, now());
+    let code = code_at(RFC_SECRET, real_now());
     assert!(
         sshd.ssh(
             &u.name,
@@ -154,7 +147,7 @@ fn publickey_then_code_with_authentication_methods() {
     let run = sshd.ssh(
         &u.name,
         Some(&key),
-        &[("Verification code:", &code_at(RFC_SECRET, now()))],
+        &[("Verification code:", &code_at(RFC_SECRET, real_now()))],
     );
     assert!(run.logged_in, "{run:#?}\n{}", sshd.log());
     assert!(
@@ -164,14 +157,14 @@ fn publickey_then_code_with_authentication_methods() {
     let run = sshd.ssh(
         &u.name,
         Some(&key),
-        &[("Verification code:", &wrong_code(RFC_SECRET, now()))],
+        &[("Verification code:", &wrong_code(RFC_SECRET, real_now()))],
     );
     assert!(!run.logged_in, "{run:#?}");
     // The code alone, without the key, is not enough.
     let run = sshd.ssh(
         &u.name,
         None,
-        &[("Verification code:", &code_at(RFC_SECRET, now() + 30))],
+        &[("Verification code:", &code_at(RFC_SECRET, real_now() + 30))],
     );
     assert!(!run.logged_in, "{run:#?}");
     assert!(
@@ -232,7 +225,7 @@ impl SudoSetup {
             .arg(format!("--regid={}", u.gid))
             .arg("--init-groups")
             .args(["sudo", "-S", "-k", "id", "-u"]);
-        run_with_stdin(&mut cmd, input.as_bytes())
+        run_pam_app(&mut cmd, input.as_bytes())
     }
 }
 
@@ -250,7 +243,7 @@ fn sudo_with_the_module_asks_for_the_code() {
     let setup = SudoSetup::new(&w, &u);
     let out = setup.sudo(
         &u,
-        &format!("{PASSWORD}\n{}\n", wrong_code(RFC_SECRET, now())),
+        &format!("{PASSWORD}\n{}\n", wrong_code(RFC_SECRET, real_now())),
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -258,7 +251,10 @@ fn sudo_with_the_module_asks_for_the_code() {
         "sudo must ask for the code: {err}"
     );
     assert!(!out.status.success());
-    let out = setup.sudo(&u, &format!("{PASSWORD}\n{}\n", code_at(RFC_SECRET, now())));
+    let out = setup.sudo(
+        &u,
+        &format!("{PASSWORD}\n{}\n", code_at(RFC_SECRET, real_now())),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -315,7 +311,7 @@ fn key_and_code_with_the_shipped_stack_lets_policy_passes_log_in() {
     let run = sshd.ssh(
         &u.name,
         Some(&key),
-        &[("Verification code:", &code_at(RFC_SECRET, now()))],
+        &[("Verification code:", &code_at(RFC_SECRET, real_now()))],
     );
     assert!(run.logged_in, "code: {run:#?}\n{}", sshd.log());
     let run = key_only(&u);
@@ -331,7 +327,7 @@ fn key_and_code_with_the_shipped_stack_lets_policy_passes_log_in() {
     let run = sshd.ssh(
         &u.name,
         Some(&key),
-        &[("Verification code:", &wrong_code(RFC_SECRET, now()))],
+        &[("Verification code:", &wrong_code(RFC_SECRET, real_now()))],
     );
     assert!(!run.logged_in, "{run:#?}");
 }

@@ -14,12 +14,6 @@ const OTHER_SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const HOME_IP: &str = "198.51.100.7";
 const CODE_USED: &str = "This code was already used; wait for the next one.";
 
-fn enrolled(w: &World) -> TestUser {
-    let u = TestUser::new(w);
-    w.enroll(&u.name, RFC_SECRET);
-    u
-}
-
 /// Enrolls with the RFC key and `n` recovery codes; returns the codes.
 fn enrolled_with_recovery(w: &World, u: &TestUser, n: usize) -> Vec<String> {
     let count = n.to_string();
@@ -67,7 +61,7 @@ fn append(path: &Path, text: &str) {
 #[test]
 fn editing_the_enrollment_id_does_not_make_a_used_code_valid_again() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     w.login(&u.name, &code, T0).assert_ok();
     set_key(
@@ -116,7 +110,7 @@ fn two_secret_files_sharing_one_state_dir_share_the_used_codes() {
 #[test]
 fn account_aliases_share_replay_memory_failures_and_lockout() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let alias = u.alias();
     w.set_config("max_failures = 2\n");
     let code = code_at(RFC_SECRET, T0);
@@ -136,7 +130,7 @@ fn account_aliases_share_replay_memory_failures_and_lockout() {
 #[test]
 fn two_devices_with_one_secret_are_refused() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     assert_cli_error(
         &w.add_device(&u.name, "copy", RFC_SECRET, &["--hotp"]),
         "already has this secret",
@@ -162,7 +156,7 @@ fn two_devices_with_one_secret_are_refused() {
 #[test]
 fn state_stays_bounded_and_reset_unlock_repairs_an_oversized_file() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("remember_minutes = 10\n");
     // Remembered addresses are capped.
     for i in 0..20u64 {
@@ -231,7 +225,7 @@ fn a_new_recovery_set_drops_the_used_codes_of_the_revoked_one() {
 
 fn remembered_world() -> (World, TestUser) {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("remember_minutes = 60\n");
     w.set_stack(
         "no-remember",
@@ -350,7 +344,7 @@ fn shipped_key_and_code(w: &World, permit: bool) -> Vec<String> {
 #[test]
 fn the_shipped_key_and_code_stack_passes_every_policy_outcome() {
     let w = World::new();
-    let enrolled_user = enrolled(&w);
+    let enrolled_user = w.enrolled_user();
     let fresh = TestUser::new(&w);
     let lines = shipped_key_and_code(&w, true);
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -419,7 +413,7 @@ fn the_shipped_key_and_code_stack_passes_every_policy_outcome() {
 #[test]
 fn check_config_reads_the_stack_and_arguments_as_libpam_does() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let svc = w.svc.to_str().unwrap().to_string();
     let module = module_path().display().to_string();
     let config = w.config.display().to_string();
@@ -662,7 +656,7 @@ fn costly_argon2_parameters_are_refused_and_the_lockout_comes_before_any_hash() 
 #[test]
 fn a_lockout_from_a_fast_clock_ends_lockout_seconds_after_the_fix() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("max_failures = 5\nlockout_seconds = 900\n");
     // The server's clock is a day fast: the phone's right codes look wrong.
     for i in 0..5 {
@@ -694,7 +688,7 @@ fn a_grace_period_started_by_a_fast_clock_ends_grace_days_after_the_fix() {
 #[test]
 fn a_remembered_address_from_a_fast_clock_lasts_remember_minutes_after_the_fix() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.set_config("remember_minutes = 10\n");
     let fast = T0 + DAY;
     w.pam(
@@ -712,7 +706,7 @@ fn a_remembered_address_from_a_fast_clock_lasts_remember_minutes_after_the_fix()
 #[test]
 fn a_backward_clock_step_never_lets_a_code_be_used_twice() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     w.login(&u.name, &code, T0).assert_ok();
     w.login(&u.name, &code, T0 - 30)
@@ -736,7 +730,7 @@ fn shown(run: &PamRun) -> String {
 #[test]
 fn a_refused_code_says_why_without_revealing_the_account() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     let code = code_at(RFC_SECRET, T0);
     w.login(&u.name, &code, T0).assert_ok();
     let run = w.login(&u.name, &code, T0 + 1);
@@ -758,7 +752,7 @@ fn a_refused_code_says_why_without_revealing_the_account() {
 #[test]
 fn the_state_file_is_named_after_the_uid() {
     let w = World::new();
-    let u = enrolled(&w);
+    let u = w.enrolled_user();
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
     let names: Vec<PathBuf> = std::fs::read_dir(&w.state)
         .unwrap()

@@ -271,7 +271,14 @@ mod tests {
             service: "test",
             rhost: Some("203.0.113.5"),
         };
-        let out = authenticate(args, &req, &mut conv, &mut log, &FixedClock(NOW));
+        // With no config= argument, run on the built-in defaults and an
+        // empty in-memory store: never the host's /etc/otpgate/config.toml.
+        let out = if args.is_empty() {
+            let store = crate::store::memory::MemoryStore::new();
+            authenticate_with(&Config::default(), &store, &req, &mut conv, &mut log, NOW)
+        } else {
+            authenticate(args, &req, &mut conv, &mut log, &FixedClock(NOW))
+        };
         (out, conv, log)
     }
 
