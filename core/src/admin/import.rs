@@ -6,7 +6,8 @@ use crate::enrollment::{Enrollment, MAX_FILE_SIZE};
 use crate::otp::recovery::{self, RecoveryCode};
 use crate::otp::{Algorithm, TotpParams};
 use crate::sys::account::Account;
-use crate::sys::fs::{self, FsIdentity, Trust};
+use crate::sys::fs::{self, Trust};
+use crate::sys::identity::FsIdentity;
 use std::path::{Path, PathBuf};
 
 /// The file to import: `--file PATH`, or the user's `~/.google_authenticator`.

@@ -16,7 +16,8 @@ use crate::store::StoreError;
 use crate::store::state::UserState;
 use crate::store::statedir::StateDir;
 use crate::sys::account::Account;
-use crate::sys::fs::{self, FsError, FsIdentity, SafeDir, Trust};
+use crate::sys::fs::{self, FsError, SafeDir, Trust};
+use crate::sys::identity::FsIdentity;
 use crate::sys::paths;
 use std::path::PathBuf;
 

@@ -4,4 +4,5 @@
 pub mod account;
 pub mod clock;
 pub mod fs;
+pub mod identity;
 pub mod paths;

@@ -1,0 +1,268 @@
+//! Race-free, symlink-free file access for secret and state files.
+//!
+//! Every path is walked from `/` one component at a time with `openat` and
+//! `O_NOFOLLOW`, and every check (owner, mode, type, size) is made on the
+//! descriptor that is then used, so swapping in a symlink between check and
+//! use gains nothing (the pam_oath CVE-2024-47191 and google-authenticator
+//! complaints). Every descriptor is `O_CLOEXEC`. Writes are atomic: temporary
+//! file in the same directory, fsync, rename, fsync of the directory.
+//!
+//! Here: the error type and the owner rule ([`Trust`]); [`dir`] the
+//! link-free walk and reads, [`atomic`] the two write strategies and the
+//! reader ACL, [`lock`] the bounded-wait lock. Switching file-system ids is
+//! [`crate::sys::identity`].
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+mod atomic;
+mod dir;
+mod lock;
+
+pub use atomic::{create_private_file, grant_read};
+pub use dir::{SafeDir, read_private_file, show, split};
+
+/// What went wrong with a file or directory, phrased for the administrator:
+/// each variant's message says what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FsError {
+    NotFound {
+        path: PathBuf,
+    },
+    Symlink {
+        path: PathBuf,
+    },
+    BadOwner {
+        path: PathBuf,
+        uid: u32,
+        allowed: u32,
+    },
+    BadMode {
+        path: PathBuf,
+        mode: u32,
+        forbidden: u32,
+    },
+    WritableDir {
+        path: PathBuf,
+        mode: u32,
+    },
+    NotRegular {
+        path: PathBuf,
+    },
+    NotDirectory {
+        path: PathBuf,
+    },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        max: u64,
+    },
+    PermissionDenied {
+        path: PathBuf,
+    },
+    Locked {
+        path: PathBuf,
+        seconds: u64,
+    },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        errno: Errno,
+    },
+    BadPath {
+        path: PathBuf,
+        why: String,
+    },
+    Identity {
+        why: String,
+    },
+}
+
+impl std::fmt::Display for FsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound { path } => write!(f, "{} does not exist", path.display()),
+            Self::Symlink { path } => write!(
+                f,
+                "{} is a symbolic link; otpgate never follows links: replace it with the real file or directory",
+                path.display()
+            ),
+            Self::BadOwner { path, uid, allowed } => write!(
+                f,
+                "{} is owned by uid {uid}, but only root or uid {allowed} may own it: run `chown {allowed} {}`",
+                path.display(),
+                path.display()
+            ),
+            Self::BadMode {
+                path,
+                mode,
+                forbidden,
+            } if *forbidden == 0o022 => write!(
+                f,
+                "{} has mode {mode:04o}, so group or others can change it: run `chmod go-w {}`",
+                path.display(),
+                path.display()
+            ),
+            Self::BadMode { path, mode, .. } => write!(
+                f,
+                "{} has mode {mode:04o}, so group or others can access it: run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+            Self::WritableDir { path, mode } => write!(
+                f,
+                "directory {} has mode {mode:04o}, so group or others can write to it: run `chmod go-w {}`",
+                path.display(),
+                path.display()
+            ),
+            Self::NotRegular { path } => {
+                write!(f, "{} is not a regular file", path.display())
+            }
+            Self::NotDirectory { path } => write!(f, "{} is not a directory", path.display()),
+            Self::TooLarge { path, size, max } => write!(
+                f,
+                "{} is {size} bytes, larger than the {max}-byte limit: it is not an otpgate file",
+                path.display()
+            ),
+            Self::PermissionDenied { path } => write!(
+                f,
+                "permission denied opening {}: check the owner and mode of the file and its directories",
+                path.display()
+            ),
+            Self::Locked { path, seconds } => write!(
+                f,
+                "{} stayed locked by another process for {seconds} s; try again, and look for a stuck login",
+                path.display()
+            ),
+            Self::Io { path, op, errno } => {
+                write!(f, "{op} {} failed: {}", path.display(), errno.desc())
+            }
+            Self::BadPath { path, why } => write!(f, "{}: {why}", path.display()),
+            Self::Identity { why } => write!(f, "could not switch file-system identity: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for FsError {}
+
+impl FsError {
+    /// True when the file simply is not there (as opposed to being unsafe or unreadable).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+}
+
+/// Who may own the files and directories on a path: root always, plus `owner`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trust {
+    pub owner: u32,
+}
+
+impl Trust {
+    pub const ROOT: Self = Self { owner: 0 };
+
+    pub(crate) fn allows(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.owner
+    }
+}
+
+pub(crate) fn io(path: &Path, op: &'static str, errno: Errno) -> FsError {
+    match errno {
+        Errno::ENOENT => FsError::NotFound { path: path.into() },
+        Errno::EACCES | Errno::EPERM => FsError::PermissionDenied { path: path.into() },
+        Errno::ENOTDIR => FsError::NotDirectory { path: path.into() },
+        _ => FsError::Io {
+            path: path.into(),
+            op,
+            errno,
+        },
+    }
+}
+
+pub(crate) fn is_type(st: &FileStat, kind: SFlag) -> bool {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == kind
+}
+
+/// Checks a directory on the walk: trusted owner, and not writable by group or
+/// others unless it is a root-owned sticky directory such as `/tmp`.
+pub(crate) fn check_dir(st: &FileStat, path: &Path, trust: Trust) -> Result<(), FsError> {
+    if !is_type(st, SFlag::S_IFDIR) {
+        return Err(FsError::NotDirectory { path: path.into() });
+    }
+    if !trust.allows(st.st_uid) {
+        return Err(FsError::BadOwner {
+            path: path.into(),
+            uid: st.st_uid,
+            allowed: trust.owner,
+        });
+    }
+    let sticky_root = st.st_mode & 0o1000 != 0 && st.st_uid == 0;
+    if st.st_mode & 0o022 != 0 && !sticky_root {
+        return Err(FsError::WritableDir {
+            path: path.into(),
+            mode: st.st_mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+/// Explains a failed `openat`: a link, a wrong owner, or the raw error.
+pub(crate) fn explain_open_failure(
+    dir: &OwnedFd,
+    name: &OsStr,
+    path: &Path,
+    errno: Errno,
+    trust: Trust,
+) -> FsError {
+    if let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        if is_type(&st, SFlag::S_IFLNK) {
+            return FsError::Symlink { path: path.into() };
+        }
+        if errno == Errno::EACCES && !trust.allows(st.st_uid) {
+            return FsError::BadOwner {
+                path: path.into(),
+                uid: st.st_uid,
+                allowed: trust.owner,
+            };
+        }
+    }
+    io(path, "opening", errno)
+}
+
+pub(crate) const DIR_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+pub(crate) fn components(path: &Path) -> Result<Vec<&OsStr>, FsError> {
+    let mut out = Vec::new();
+    for (i, c) in path.components().enumerate() {
+        match c {
+            Component::RootDir if i == 0 => {}
+            Component::Normal(n) => out.push(n),
+            _ => {
+                return Err(FsError::BadPath {
+                    path: path.into(),
+                    why: "must be absolute, without \".\" or \"..\"".into(),
+                });
+            }
+        }
+    }
+    if !path.is_absolute() {
+        return Err(FsError::BadPath {
+            path: path.into(),
+            why: "must be an absolute path".into(),
+        });
+    }
+    Ok(out)
+}
