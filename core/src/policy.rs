@@ -51,6 +51,27 @@ impl std::str::FromStr for Cidr {
     }
 }
 
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Parsed once, when the config is read: a login compares addresses, it
+/// never parses network strings.
+impl Serialize for Cidr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Cidr {
     /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -135,9 +156,8 @@ pub fn exemption(
     config
         .exempt_networks
         .iter()
-        .zip(config.exempt_cidrs())
-        .find(|(_, c)| c.contains(ip))
-        .map(|(net, _)| format!("remote address in exempt network {net}"))
+        .find(|net| net.contains(ip))
+        .map(|net| format!("remote address in exempt network {net}"))
 }
 
 /// The exempt group `groups` hits, if any.
@@ -152,14 +172,13 @@ pub fn exempt_group<'c>(
 pub fn group_names(account: &Account) -> Result<Vec<String>, String> {
     let user =
         CString::new(account.name.as_bytes()).map_err(|_| "user name contains NUL".to_string())?;
-    let gids =
-        nix::unistd::getgrouplist(&user, nix::unistd::Gid::from_raw(account.gid)).map_err(|e| {
-            format!(
-                "looking up the groups of {} failed: {}",
-                account.name,
-                e.desc()
-            )
-        })?;
+    let gids = nix::unistd::getgrouplist(&user, account.gid).map_err(|e| {
+        format!(
+            "looking up the groups of {} failed: {}",
+            account.name,
+            e.desc()
+        )
+    })?;
     let mut names = Vec::with_capacity(gids.len());
     for gid in gids {
         if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {

@@ -118,7 +118,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String
                     outln!(
                         "{:<16} {:<5} {:<7} {:<7} {:<8} {}",
                         for_terminal(&d.name),
-                        for_terminal(&d.kind),
+                        d.kind,
                         for_terminal(&d.algorithm),
                         d.digits,
                         period,

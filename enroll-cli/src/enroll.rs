@@ -187,9 +187,9 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> 
             "issuer": issuer,
             "uri": key_uri.as_str(),
             "secret": new.secret().to_base32().as_str(),
-            "algorithm": new.params.algorithm.as_str(),
-            "digits": new.params.digits,
-            "period": new.params.period,
+            "algorithm": new.params.algorithm().as_str(),
+            "digits": new.params.digits(),
+            "period": new.params.period(),
             "recovery_codes": codes,
         });
         outln!("{doc}");
@@ -261,7 +261,9 @@ pub fn show_key(
             screen,
             &format!(
                 "Warning: {} / {} digits / {} s is not SHA1 / 6 / 30. Google Authenticator and Microsoft Authenticator may ignore these settings and show wrong codes; Aegis and FreeOTP honour them.",
-                key.params.algorithm, key.params.digits, key.params.period
+                key.params.algorithm(),
+                key.params.digits(),
+                key.params.period()
             ),
         );
     }

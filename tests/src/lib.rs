@@ -671,8 +671,8 @@ impl TestUser {
         let account = otpgate_core::sys::account::by_name(&name).unwrap().unwrap();
         Self {
             name,
-            uid: account.uid,
-            gid: account.gid,
+            uid: account.uid.as_raw(),
+            gid: account.gid.as_raw(),
             home,
             owns_home: true,
         }

@@ -23,8 +23,14 @@ pub fn source_path(account: &Account, file: Option<&Path>) -> PathBuf {
 pub fn read(account: &Account, path: &Path) -> Result<GoogleFile, String> {
     let bytes = {
         let _id = FsIdentity::become_user(account.uid, account.gid).map_err(|e| e.to_string())?;
-        fs::read_private_file(path, Trust { owner: account.uid }, MAX_FILE_SIZE)
-            .map_err(|e| format!("cannot import: {e}"))?
+        fs::read_private_file(
+            path,
+            Trust {
+                owner: account.uid.as_raw(),
+            },
+            MAX_FILE_SIZE,
+        )
+        .map_err(|e| format!("cannot import: {e}"))?
     };
     let text =
         std::str::from_utf8(&bytes).map_err(|_| format!("{} is not text", path.display()))?;

@@ -18,14 +18,14 @@ use zeroize::Zeroizing;
 /// Who runs the command.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub uid: u32,
+    pub uid: crate::sys::account::Uid,
     pub account: Option<Account>,
 }
 
 impl Caller {
     /// The current process's effective user.
     pub fn current() -> Result<Self, String> {
-        let uid = nix::unistd::geteuid().as_raw();
+        let uid = nix::unistd::geteuid();
         Ok(Self {
             uid,
             account: account::by_uid(uid)?,
@@ -33,7 +33,7 @@ impl Caller {
     }
 
     pub fn is_root(&self) -> bool {
-        self.uid == 0
+        self.uid.is_root()
     }
 }
 
@@ -311,11 +311,11 @@ mod tests {
         let now = 1_800_000_000;
         let good = otp::totp(&secret, &TotpParams::DEFAULT, now).to_string();
         let root = Caller {
-            uid: 0,
+            uid: 0.into(),
             account: None,
         };
         let user = Caller {
-            uid: 1000,
+            uid: 1000.into(),
             account: None,
         };
         let never = || -> Result<Option<Zeroizing<String>>, String> { panic!("root is not asked") };
@@ -349,15 +349,20 @@ mod tests {
     fn only_root_names_other_users() {
         let root = Caller::current().unwrap();
         assert!(root.is_root(), "this test must run as root (CI does)");
-        assert_eq!(target_account(&root, Some("root"), "x").unwrap().uid, 0);
+        assert!(
+            target_account(&root, Some("root"), "x")
+                .unwrap()
+                .uid
+                .is_root()
+        );
         assert!(
             target_account(&root, Some("no-such-user-og"), "x")
                 .unwrap_err()
                 .contains("no such user")
         );
         let nobody = Caller {
-            uid: 65534,
-            account: crate::sys::account::by_uid(65534).unwrap(),
+            uid: 65534.into(),
+            account: crate::sys::account::by_uid(65534.into()).unwrap(),
         };
         assert!(
             target_account(&nobody, Some("root"), "enroll")

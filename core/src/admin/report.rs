@@ -4,17 +4,34 @@ use crate::admin::escape::for_terminal;
 use crate::enrollment::DeviceKind;
 use crate::otp::recovery;
 use crate::store::Store;
-use crate::sys::account::Account;
+use crate::sys::account::{Account, Gid, Uid};
 use crate::sys::clock::format_utc;
 use serde::Serialize;
 use std::path::Path;
+
+/// A device's kind, as reports show it.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceType {
+    Totp,
+    Hotp,
+}
+
+impl std::fmt::Display for DeviceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            Self::Totp => "totp",
+            Self::Hotp => "hotp",
+        })
+    }
+}
 
 /// One device, for display.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeviceReport {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: DeviceType,
     pub algorithm: String,
     pub digits: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,7 +70,7 @@ pub struct UserReport {
 pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
     let mut r = UserReport {
         user: account.name.clone(),
-        uid: account.uid,
+        uid: account.uid.as_raw(),
         secret_file: String::new(),
         enrolled: false,
         enrolled_since: None,
@@ -88,17 +105,17 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
         .map(|d| match d.kind {
             DeviceKind::Totp(p) => DeviceReport {
                 name: d.name.clone(),
-                kind: "totp".into(),
-                algorithm: p.algorithm.to_string(),
-                digits: p.digits,
-                period: Some(p.period),
+                kind: DeviceType::Totp,
+                algorithm: p.algorithm().to_string(),
+                digits: p.digits(),
+                period: Some(p.period()),
                 created: d.created,
             },
             DeviceKind::Hotp {
                 algorithm, digits, ..
             } => DeviceReport {
                 name: d.name.clone(),
-                kind: "hotp".into(),
+                kind: DeviceType::Hotp,
                 algorithm: algorithm.to_string(),
                 digits,
                 period: None,
@@ -116,7 +133,7 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                     .map_or(0, |s| recovery::remaining(s, &state.used_in_set(&s.salt))),
             );
             r.last_success = state.last_success;
-            r.last_method = state.last_method;
+            r.last_method = state.last_method.map(|m| m.to_string());
         }
         Err(e) => {
             r.note = Some(format!(
@@ -151,7 +168,7 @@ impl UserReport {
             out.push_str(&format!(
                 "Device:          {} ({}, {}, {} digits{period})\n",
                 e(&d.name),
-                e(&d.kind.to_uppercase()),
+                d.kind.to_string().to_uppercase(),
                 e(&d.algorithm),
                 d.digits
             ));
@@ -191,7 +208,7 @@ pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
             .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
             .ok_or_else(|| format!("enforce_groups: group \"{name}\" does not exist"))?;
         for a in &all {
-            let member = a.gid == group.gid.as_raw() || group.mem.contains(&a.name);
+            let member = a.gid == group.gid || group.mem.contains(&a.name);
             if member && !out.iter().any(|o| o.name == a.name) {
                 out.push(a.clone());
             }
@@ -226,8 +243,8 @@ pub fn parse_passwd(text: &str) -> Vec<Account> {
             }
             Some(Account {
                 name: f[0].to_string(),
-                uid: f[2].parse().ok()?,
-                gid: f[3].parse().ok()?,
+                uid: Uid::from_raw(f[2].parse().ok()?),
+                gid: Gid::from_raw(f[3].parse().ok()?),
                 home: f[5].into(),
                 shell: f[6].into(),
             })

@@ -13,7 +13,7 @@ mod messages;
 pub mod verify;
 
 pub use messages::{CODE_USED, NOT_A_CODE, NOT_ENROLLED, RECOVERY_USED, WRONG_CODE};
-pub use verify::{Verdict, adopt_legacy, decide, decide_recovery};
+pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
 use crate::config::Config;
 use crate::config::args::ModuleArgs;

@@ -10,7 +10,7 @@ use crate::otp;
 use crate::otp::input::{self, Input};
 use crate::otp::recovery::{self, RecoveryCode};
 use crate::policy;
-use crate::store::state::UserState;
+use crate::store::state::{Method, UserState};
 use crate::store::{Store, StoreExt};
 use crate::sys::account::Account;
 use crate::sys::clock::format_utc;
@@ -98,6 +98,24 @@ pub fn adopt_legacy(enrollment: &Enrollment, state: &mut UserState) {
     }
 }
 
+/// How far from the expected code a device's code may be: TOTP steps on each
+/// side of now (clock drift), HOTP presses ahead of the expected counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tolerance {
+    pub window: u32,
+    pub hotp_lookahead: u32,
+}
+
+impl Tolerance {
+    /// The tolerance a config sets.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            window: config.window,
+            hotp_lookahead: config.hotp_lookahead,
+        }
+    }
+}
+
 /// Decides on a classified code against an enrollment and the user's state,
 /// updating the state for an accepted one. Pure: no I/O, fully unit-tested.
 ///
@@ -108,9 +126,12 @@ pub fn decide(
     state: &mut UserState,
     code: &str,
     now: u64,
-    window: u32,
-    lookahead: u32,
+    tolerance: Tolerance,
 ) -> Verdict {
+    let Tolerance {
+        window,
+        hotp_lookahead: lookahead,
+    } = tolerance;
     let mut replayed = None;
     let mut resync = None;
     for device in &enrollment.devices {
@@ -183,7 +204,7 @@ pub fn decide(
 
 fn accept(state: &mut UserState, device: &str, matched: u64, now: u64) -> Verdict {
     state.last_success = Some(now);
-    state.last_method = Some(device.to_string());
+    state.last_method = Some(Method::Device(device.to_string()));
     Verdict::Device {
         name: device.to_string(),
         matched,
@@ -206,7 +227,7 @@ pub fn decide_recovery(
     }
     state.use_recovery(&set.salt, hash, now);
     state.last_success = Some(now);
-    state.last_method = Some("recovery code".into());
+    state.last_method = Some(Method::RecoveryCode);
     Verdict::Recovery {
         remaining: recovery::remaining(set, &state.used_in_set(&set.salt)),
     }
@@ -246,14 +267,7 @@ fn check_reply(
     match input {
         Input::Empty => Verdict::Unusable("empty code"),
         Input::Invalid(why) => Verdict::Unusable(why),
-        Input::Code(code) => match decide(
-            enrollment,
-            st,
-            code,
-            now,
-            config.window,
-            config.hotp_lookahead,
-        ) {
+        Input::Code(code) => match decide(enrollment, st, code, now, Tolerance::of(config)) {
             Verdict::Wrong if enrollment.recovery.is_some() => recovery(st),
             v => v,
         },
@@ -331,7 +345,16 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn decide10(e: &Enrollment, st: &mut UserState, code: &str, now: u64, window: u32) -> Verdict {
-        decide(e, st, code, now, window, 10)
+        decide(
+            e,
+            st,
+            code,
+            now,
+            Tolerance {
+                window,
+                hotp_lookahead: 10,
+            },
+        )
     }
 
     fn enrollment(id: &str) -> Enrollment {

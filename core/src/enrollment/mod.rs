@@ -73,7 +73,7 @@ pub enum DeviceKind {
 impl DeviceKind {
     pub fn digits(&self) -> u8 {
         match self {
-            Self::Totp(p) => p.digits,
+            Self::Totp(p) => p.digits(),
             Self::Hotp { digits, .. } => *digits,
         }
     }
@@ -348,15 +348,15 @@ impl Enrollment {
             created: self.created,
             device_name: (primary.name != PRIMARY_DEVICE).then(|| primary.name.clone()),
             secret: primary.secret.to_base32(),
-            algorithm: params.algorithm,
-            digits: params.digits,
-            period: params.period,
+            algorithm: params.algorithm(),
+            digits: params.digits(),
+            period: params.period(),
             recovery: self.recovery.clone(),
             devices: others
                 .iter()
                 .map(|d| {
                     let (algorithm, digits, period, counter) = match d.kind {
-                        DeviceKind::Totp(p) => (p.algorithm, p.digits, Some(p.period), None),
+                        DeviceKind::Totp(p) => (p.algorithm(), p.digits(), Some(p.period()), None),
                         DeviceKind::Hotp {
                             algorithm,
                             digits,

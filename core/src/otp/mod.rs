@@ -62,12 +62,15 @@ pub const DIGITS_RANGE: std::ops::RangeInclusive<u8> = 6..=8;
 /// Accepted TOTP periods in seconds.
 pub const PERIOD_RANGE: std::ops::RangeInclusive<u64> = 10..=300;
 
-/// How a TOTP device computes its codes.
+/// How a TOTP device computes its codes. The fields are private: a value
+/// exists only through [`TotpParams::new`] (checked) or
+/// [`TotpParams::DEFAULT`], so code generation can never see digits or a
+/// period out of range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TotpParams {
-    pub algorithm: Algorithm,
-    pub digits: u8,
-    pub period: u64,
+    algorithm: Algorithm,
+    digits: u8,
+    period: u64,
 }
 
 impl TotpParams {
@@ -77,6 +80,19 @@ impl TotpParams {
         digits: 6,
         period: 30,
     };
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub fn digits(&self) -> u8 {
+        self.digits
+    }
+
+    /// Seconds per code.
+    pub fn period(&self) -> u64 {
+        self.period
+    }
 
     /// Whether these are the universally supported defaults (apps such as
     /// Google Authenticator silently ignore anything else).

@@ -32,9 +32,9 @@ pub fn totp_uri(
         "otpauth://totp/{issuer_enc}:{}?secret={}&issuer={issuer_enc}&algorithm={}&digits={}&period={}",
         percent_encode(account),
         secret.to_base32().as_str(),
-        params.algorithm,
-        params.digits,
-        params.period
+        params.algorithm(),
+        params.digits(),
+        params.period()
     ))
 }
 

@@ -15,21 +15,29 @@ use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::state::UserState;
 use crate::store::statedir::StateDir;
-use crate::sys::account::Account;
+use crate::sys::account::{Account, Gid, Uid};
 use crate::sys::fs::{self, FsError, SafeDir, Trust};
 use crate::sys::identity::FsIdentity;
 use crate::sys::paths;
 use std::path::PathBuf;
 
+/// Whose identity reaches a secret file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Access {
+    /// In the user's home (which must be there): read and written with the
+    /// user's file-system ids, so root never follows what the user planted.
+    AsUser { home: PathBuf },
+    /// Elsewhere (a central store): as root.
+    AsRoot,
+}
+
 /// Where one user's secret file lives and how to reach it.
 #[derive(Debug, Clone)]
 pub struct Location {
     pub path: PathBuf,
-    /// Whether the file lies in the user's home, so access must use their ids.
-    pub in_home: bool,
-    home: Option<PathBuf>,
-    uid: u32,
-    gid: u32,
+    access: Access,
+    uid: Uid,
+    gid: Gid,
 }
 
 impl Location {
@@ -39,8 +47,13 @@ impl Location {
         let path = paths::expand(template, &account.name, &account.home)
             .map_err(|e| StoreError::Path(format!("secret_path: {e}")))?;
         Ok(Self {
-            in_home: paths::is_inside(&path, &account.home),
-            home: Some(account.home.clone()),
+            access: if paths::is_inside(&path, &account.home) {
+                Access::AsUser {
+                    home: account.home.clone(),
+                }
+            } else {
+                Access::AsRoot
+            },
             path,
             uid: account.uid,
             gid: account.gid,
@@ -48,15 +61,21 @@ impl Location {
     }
 
     fn trust(&self) -> Trust {
-        Trust { owner: self.uid }
+        Trust {
+            owner: self.uid.as_raw(),
+        }
+    }
+
+    fn in_home(&self) -> bool {
+        matches!(self.access, Access::AsUser { .. })
     }
 
     /// Switches to the user's file-system ids when the file is in their home.
     fn identity(&self) -> Result<FsIdentity, StoreError> {
-        if self.in_home {
+        if self.in_home() {
             FsIdentity::become_user(self.uid, self.gid).map_err(StoreError::Fs)
         } else {
-            FsIdentity::become_user(0, 0).map_err(StoreError::Fs)
+            FsIdentity::become_user(Uid::from_raw(0), Gid::from_raw(0)).map_err(StoreError::Fs)
         }
     }
 
@@ -65,7 +84,7 @@ impl Location {
     /// enrolled" — an unmounted /home must not turn into `nullok`'s pass.
     pub fn load(&self) -> Result<Option<Enrollment>, StoreError> {
         let _id = self.identity()?;
-        if let (true, Some(home)) = (self.in_home, &self.home) {
+        if let Access::AsUser { home } = &self.access {
             SafeDir::open(home, self.trust()).map_err(|e| match e {
                 FsError::NotFound { path } => StoreError::Path(format!(
                     "the home directory {} does not exist or is not mounted",
@@ -105,7 +124,7 @@ impl Location {
     /// becomes [`StoreError::ManagedByRoot`], which says whom to ask.
     fn explain(&self, error: StoreError, user: &str) -> StoreError {
         let denied = matches!(error, StoreError::Fs(FsError::PermissionDenied { .. }));
-        if denied && !self.in_home && !nix::unistd::geteuid().is_root() {
+        if denied && !self.in_home() && !nix::unistd::geteuid().is_root() {
             StoreError::ManagedByRoot {
                 path: self.path.clone(),
                 user: user.to_string(),
@@ -118,7 +137,7 @@ impl Location {
     /// Fails early (before a secret is shown) when a non-root caller cannot
     /// write the secret file's directory, e.g. a root-managed central store.
     pub fn check_writable(&self, user: &str) -> Result<(), StoreError> {
-        if nix::unistd::geteuid().is_root() || self.in_home {
+        if nix::unistd::geteuid().is_root() || self.in_home() {
             return Ok(());
         }
         let Some(dir) = self.path.parent() else {
@@ -202,7 +221,11 @@ impl Store for FileStore {
             Ok(l) => format!(
                 "{} ({})",
                 l.path.display(),
-                if l.in_home { "as the user" } else { "as root" }
+                if l.in_home() {
+                    "as the user"
+                } else {
+                    "as root"
+                }
             ),
             Err(e) => e.to_string(),
         }

@@ -5,7 +5,7 @@
 use crate::enrollment::Enrollment;
 use crate::store::state::UserState;
 use crate::store::{Store, StoreError};
-use crate::sys::account::Account;
+use crate::sys::account::{Account, Uid};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -29,12 +29,12 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn with<R>(&self, uid: u32, f: impl FnOnce(&mut Entry) -> R) -> R {
+    fn with<R>(&self, uid: Uid, f: impl FnOnce(&mut Entry) -> R) -> R {
         let mut users = self
             .users
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(users.entry(uid).or_default())
+        f(users.entry(uid.as_raw()).or_default())
     }
 }
 

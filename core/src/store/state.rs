@@ -28,6 +28,47 @@ pub const MAX_STATE_SIZE: u64 = 64 * 1024;
 /// used is dropped); a set holds at most 100 codes.
 pub const MAX_USED_SETS: usize = 4;
 
+/// What a successful login used. Stored as text: a device's name, or
+/// `recovery code` (which no device name can be: names have no spaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    Device(String),
+    RecoveryCode,
+}
+
+impl Method {
+    const RECOVERY: &'static str = "recovery code";
+
+    fn from_text(text: &str) -> Self {
+        if text == Self::RECOVERY {
+            Self::RecoveryCode
+        } else {
+            Self::Device(text.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Device(name) => f.write_str(name),
+            Self::RecoveryCode => f.write_str(Self::RECOVERY),
+        }
+    }
+}
+
+impl Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from_text(&String::deserialize(d)?))
+    }
+}
+
 /// Replay memory of one device secret.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,9 +160,9 @@ pub struct UserState {
     /// Unix time of the last accepted code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success: Option<u64>,
-    /// What was used then: a device name or "recovery code".
+    /// What was used then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_method: Option<String>,
+    pub last_method: Option<Method>,
     /// First login attempt seen while not enrolled (starts the grace period).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<u64>,
@@ -195,7 +236,7 @@ impl From<StateV1> for UserState {
         };
         Self {
             last_success: v1.last_success,
-            last_method: v1.last_method,
+            last_method: v1.last_method.map(|m| Method::from_text(&m)),
             first_seen: v1.first_seen,
             failures: v1.failures,
             locked_until: v1.locked_until,

@@ -179,7 +179,7 @@ impl StateDir {
                 &n.state,
                 text.as_bytes(),
                 STATE_MODE,
-                Some(account.uid),
+                Some(account.uid.as_raw()),
             )?;
         }
         if converted {
@@ -222,8 +222,8 @@ mod tests {
     fn account(name: &str, uid: u32) -> Account {
         Account {
             name: name.into(),
-            uid,
-            gid: uid,
+            uid: uid.into(),
+            gid: uid.into(),
             home: "/nonexistent".into(),
             shell: "/bin/sh".into(),
         }

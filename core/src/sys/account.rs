@@ -2,12 +2,15 @@
 
 use std::path::PathBuf;
 
-/// The parts of a passwd entry otpgate needs.
+pub use nix::unistd::{Gid, Uid};
+
+/// The parts of a passwd entry otpgate needs. Ids are typed, so a uid can
+/// never be passed where a gid belongs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub name: String,
-    pub uid: u32,
-    pub gid: u32,
+    pub uid: Uid,
+    pub gid: Gid,
     pub home: PathBuf,
     pub shell: PathBuf,
 }
@@ -16,8 +19,8 @@ impl From<nix::unistd::User> for Account {
     fn from(u: nix::unistd::User) -> Self {
         Self {
             name: u.name,
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
+            uid: u.uid,
+            gid: u.gid,
             home: u.dir,
             shell: u.shell,
         }
@@ -33,8 +36,8 @@ pub fn by_name(name: &str) -> Result<Option<Account>, String> {
 }
 
 /// Looks up an account by uid.
-pub fn by_uid(uid: u32) -> Result<Option<Account>, String> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+pub fn by_uid(uid: Uid) -> Result<Option<Account>, String> {
+    nix::unistd::User::from_uid(uid)
         .map(|u| u.map(Account::from))
         .map_err(|e| format!("looking up uid {uid} failed: {}", e.desc()))
 }
@@ -46,8 +49,8 @@ mod tests {
     #[test]
     fn root_exists_and_nonsense_does_not() {
         let root = by_name("root").unwrap().unwrap();
-        assert_eq!((root.uid, root.gid), (0, 0));
-        assert_eq!(by_uid(0).unwrap().unwrap().name, "root");
+        assert_eq!((root.uid.as_raw(), root.gid.as_raw()), (0, 0));
+        assert_eq!(by_uid(Uid::from_raw(0)).unwrap().unwrap().name, "root");
         assert_eq!(by_name("no-such-user-otpgate-test").unwrap(), None);
     }
 }

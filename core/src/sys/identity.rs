@@ -13,19 +13,19 @@ pub struct FsIdentity {
 }
 
 impl FsIdentity {
-    pub fn become_user(uid: u32, gid: u32) -> Result<Self, FsError> {
-        if !nix::unistd::geteuid().is_root() || uid == 0 {
+    pub fn become_user(uid: Uid, gid: Gid) -> Result<Self, FsError> {
+        if !nix::unistd::geteuid().is_root() || uid.is_root() {
             return Ok(Self { restore: None });
         }
-        let prev_gid = nix::unistd::setfsgid(Gid::from_raw(gid));
-        let prev_uid = nix::unistd::setfsuid(Uid::from_raw(uid));
+        let prev_gid = nix::unistd::setfsgid(gid);
+        let prev_uid = nix::unistd::setfsuid(uid);
         let guard = Self {
             restore: Some((prev_uid, prev_gid)),
         };
         // setfsuid reports failure only by not changing: ask again to confirm.
         let now_uid = nix::unistd::setfsuid(Uid::from_raw(u32::MAX));
         let now_gid = nix::unistd::setfsgid(Gid::from_raw(u32::MAX));
-        if now_uid.as_raw() != uid || now_gid.as_raw() != gid {
+        if now_uid != uid || now_gid != gid {
             return Err(FsError::Identity {
                 why: format!("setfsuid({uid})/setfsgid({gid}) did not take effect"),
             });

@@ -322,7 +322,7 @@ mod tests {
         let d = tmp("ident");
         private(&d.join("rootonly"), "x");
         {
-            let _id = FsIdentity::become_user(65534, 65534).unwrap();
+            let _id = FsIdentity::become_user(65534.into(), 65534.into()).unwrap();
             assert!(matches!(
                 read_private_file(&d.join("rootonly"), Trust::ROOT, 100),
                 Err(FsError::PermissionDenied { .. })
