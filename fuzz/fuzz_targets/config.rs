@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use otpgate_core::config::Config;
-use otpgate_core::auth::ModuleArgs;
+use otpgate_core::config::args::ModuleArgs;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
