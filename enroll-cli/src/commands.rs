@@ -2,6 +2,7 @@
 //! check-config, import.
 
 use crate::enroll::{ask_current_code, now, print_recovery_codes};
+use crate::fail;
 use otpgate_core::admin::escape::for_terminal;
 use otpgate_core::admin::report::{self, UserReport};
 use otpgate_core::admin::{self, Caller, import, unlock};
@@ -11,14 +12,8 @@ use otpgate_core::store::{self, Store, StoreExt};
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
-fn require_root(caller: &Caller, what: &str) -> Result<(), String> {
-    if caller.is_root() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} is for administrators: run it as root (sudo otpgate {what})"
-        ))
-    }
+fn require_root(caller: &Caller, what: &str) -> fail::Result<()> {
+    Ok(caller.require_root(what)?)
 }
 
 /// The root-or-current-code rule, asking on the terminal.
@@ -28,8 +23,8 @@ fn authorize(
     store: &dyn Store,
     account: &otpgate_core::sys::account::Account,
     what: &str,
-) -> Result<(), String> {
-    admin::require_code_or_root(
+) -> fail::Result<()> {
+    Ok(admin::require_code_or_root(
         caller,
         config,
         store,
@@ -37,10 +32,10 @@ fn authorize(
         ask_current_code,
         now()?,
         what,
-    )
+    )?)
 }
 
-pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> Result<(), String> {
+pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "show the status")?;
@@ -62,7 +57,7 @@ pub fn recovery_codes(
     user: Option<&str>,
     count: Option<usize>,
     json: bool,
-) -> Result<(), String> {
+) -> fail::Result<()> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "make recovery codes")?;
@@ -102,7 +97,7 @@ pub fn recovery_codes(
     Ok(())
 }
 
-pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), String> {
+pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<()> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "disable 2FA")?;
@@ -114,7 +109,8 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), Str
         return Err(format!(
             "{} is not enrolled ({location} does not exist); nothing to disable",
             account.name
-        ));
+        )
+        .into());
     }
     authorize(&caller, &config, store.as_ref(), &account, "disabling 2FA")?;
     store.remove(&account).map_err(|e| e.to_string())?;
@@ -135,7 +131,7 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> Result<(), Str
     Ok(())
 }
 
-pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(), String> {
+pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     require_root(&caller, "reset")?;
     let config = admin::load_config(config_path)?;
@@ -167,9 +163,9 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(),
     let had_file = store.remove(&account).map_err(|e| e.to_string())?;
     let had_state = store.remove_state(&account).map_err(|e| e.to_string())?;
     if !had_file && !had_state {
-        return Err(format!(
-            "{user} is not enrolled and has no login state; nothing to reset"
-        ));
+        return Err(
+            format!("{user} is not enrolled and has no login state; nothing to reset").into(),
+        );
     }
     outln!(
         "Reset {user}: enrollment {}, login state {}. They can enroll again with `otpgate enroll`.",
@@ -179,7 +175,7 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> Result<(),
     Ok(())
 }
 
-pub fn audit(config_path: Option<&Path>, json: bool) -> Result<(), String> {
+pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
@@ -240,7 +236,7 @@ pub fn check_config(
     positional: Option<&Path>,
     service: Option<&str>,
     pam_dir: &Path,
-) -> Result<(), String> {
+) -> fail::Result<()> {
     let path = positional.or(config_path);
     let service = match service {
         Some(name) => Some((name, admin::check_service(pam_dir, name)?)),
@@ -298,7 +294,7 @@ pub fn import_google(
     user: Option<&str>,
     file: Option<&Path>,
     force: bool,
-) -> Result<(), String> {
+) -> fail::Result<()> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "import")?;

@@ -1,6 +1,7 @@
 //! `otpgate device add|list|remove`: several authenticators per user.
 
 use crate::enroll::{self, KeyView, now, read_secret, require_code_or_root};
+use crate::fail;
 use crate::qr::{self, QrTarget};
 use crate::term;
 use clap::{Args, Subcommand};
@@ -78,7 +79,7 @@ pub struct AddArgs {
     no_confirm: bool,
 }
 
-fn enrolled(store: &dyn Store, account: &Account) -> Result<Enrollment, String> {
+fn enrolled(store: &dyn Store, account: &Account) -> fail::Result<Enrollment> {
     store
         .load(account)
         .map_err(|e| e.to_string())?
@@ -87,10 +88,11 @@ fn enrolled(store: &dyn Store, account: &Account) -> Result<Enrollment, String> 
                 "{} is not enrolled; run `otpgate enroll` first, then add more devices",
                 account.name
             )
+            .into()
         })
 }
 
-pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String> {
+pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     match cmd {
@@ -153,11 +155,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> Result<(), String
     }
 }
 
-fn add(
-    caller: &Caller,
-    config: &otpgate_core::config::Config,
-    args: &AddArgs,
-) -> Result<(), String> {
+fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -> fail::Result<()> {
     let account = admin::target_account(caller, args.user.as_deref(), "add devices")?;
     admin::check_no_confirm(
         caller,
@@ -243,7 +241,7 @@ fn confirm_hotp(
     digits: u8,
     start: u64,
     lookahead: u32,
-) -> Result<u64, String> {
+) -> fail::Result<u64> {
     let tries = admin::CONFIRM_TRIES;
     for attempt in 1..=tries {
         let Some(code) = term::read_line(&format!(

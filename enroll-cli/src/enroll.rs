@@ -1,5 +1,6 @@
 //! `otpgate enroll`: secret, QR code, confirmation, recovery codes.
 
+use crate::fail;
 use crate::qr::{self, QrTarget};
 use crate::term;
 use clap::Args;
@@ -91,8 +92,8 @@ pub fn require_code_or_root(
     store: &dyn Store,
     account: &Account,
     what: &str,
-) -> Result<(), String> {
-    admin::require_code_or_root(
+) -> fail::Result<()> {
+    Ok(admin::require_code_or_root(
         caller,
         config,
         store,
@@ -100,7 +101,7 @@ pub fn require_code_or_root(
         ask_current_code,
         now()?,
         what,
-    )
+    )?)
 }
 
 /// Prints recovery codes with the advice that goes with them.
@@ -121,7 +122,7 @@ pub fn print_recovery_codes(out: &mut dyn std::io::Write, codes: &[RecoveryCode]
     }
 }
 
-pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> Result<(), String> {
+pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
     let caller = Caller::current()?;
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, args.user.as_deref(), "enroll")?;
@@ -216,7 +217,7 @@ pub fn show_key(
     qr_target: &QrTarget,
     json: bool,
     key: &KeyView,
-) -> Result<(), String> {
+) -> fail::Result<()> {
     let w = |screen: &mut dyn std::io::Write, s: &str| {
         let _ = writeln!(screen, "{s}");
     };
@@ -276,7 +277,7 @@ pub fn confirm_totp(
     params: &TotpParams,
     window: u32,
     failed: &str,
-) -> Result<(), String> {
+) -> fail::Result<()> {
     let tries = admin::CONFIRM_TRIES;
     for attempt in 1..=tries {
         let Some(code) =
@@ -291,7 +292,5 @@ pub fn confirm_totp(
             "That code is not valid. Check that the app's clock is right and that you added this account."
         );
     }
-    Err(format!(
-        "{failed}: no valid code was entered, and nothing was written. Try again"
-    ))
+    Err(format!("{failed}: no valid code was entered, and nothing was written. Try again").into())
 }

@@ -24,6 +24,7 @@ macro_rules! out {
 mod commands;
 mod device;
 mod enroll;
+mod fail;
 mod qr;
 mod term;
 
@@ -36,7 +37,7 @@ use std::process::ExitCode;
     name = "otpgate",
     version,
     about = "Two-factor authentication (TOTP codes and recovery codes) for SSH and sudo",
-    after_help = "Examples:\n  otpgate enroll                      set up your phone app (QR code)\n  otpgate status                      what is set up, recovery codes left\n  sudo otpgate enroll --user alice --secret - --no-confirm < secret.txt\n  sudo otpgate reset --user alice     lost phone: remove alice's enrollment\n  sudo otpgate audit                  who is enrolled\n\nSee otpgate(1), pam_otpgate(8) and otpgate.toml(5)."
+    after_help = "Examples:\n  otpgate enroll                      set up your phone app (QR code)\n  otpgate status                      what is set up, recovery codes left\n  sudo otpgate enroll --user alice --secret - --no-confirm < secret.txt\n  sudo otpgate reset --user alice     lost phone: remove alice's enrollment\n  sudo otpgate audit                  who is enrolled\n\nExit status: 0 done, 1 it could not be done, 2 invalid use (a flag, a value, a user name), 3 not permitted (not root, or no valid current code).\n\nSee otpgate(1), pam_otpgate(8) and otpgate.toml(5)."
 )]
 struct Cli {
     /// Configuration file to use instead of /etc/otpgate/config.toml.
@@ -202,13 +203,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(fail) => {
             // One line, and nothing from a file or account acts on the terminal.
             eprintln!(
                 "otpgate: {}",
-                otpgate_core::admin::escape::for_terminal(&message)
+                otpgate_core::admin::escape::for_terminal(&fail.message)
             );
-            ExitCode::FAILURE
+            ExitCode::from(fail.code)
         }
     }
 }

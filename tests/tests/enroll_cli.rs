@@ -624,3 +624,34 @@ fn a_user_cannot_write_a_root_managed_store_and_is_told_whom_to_ask() {
         ),
     );
 }
+
+/// otpgate(1) EXIT STATUS: 1 could not be done, 2 invalid use, 3 not permitted.
+#[test]
+fn exit_status_tells_denied_from_invalid_from_failed() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let other = w.enrolled_user();
+    let code = |out: &std::process::Output| out.status.code();
+    // Not permitted.
+    let out = w.otpgate_as(&u, &["audit"], "");
+    assert_cli_error(&out, "run it as root");
+    assert_eq!(code(&out), Some(3));
+    let out = w.otpgate_as(&u, &["status", "--user", &other.name], "");
+    assert_eq!(code(&out), Some(3), "{out:?}");
+    let out = w.otpgate_as(&u, &["enroll", "--no-confirm", "--qr", "none"], "");
+    assert_eq!(code(&out), Some(3), "{out:?}");
+    // Invalid use.
+    let out = w.otpgate(&["status", "--user", "no-such-user-og"], "");
+    assert_cli_error(&out, "no such user");
+    assert_eq!(code(&out), Some(2));
+    let out = w.otpgate(
+        &["enroll", "--user", &u.name, "--no-confirm", "--digits", "9"],
+        "",
+    );
+    assert_eq!(code(&out), Some(2), "{out:?}");
+    assert_eq!(code(&w.otpgate(&["enroll", "--bogus"], "")), Some(2));
+    // Could not be done.
+    let out = w.otpgate(&["recovery-codes", "--user", &u.name], "");
+    assert_cli_error(&out, "not enrolled");
+    assert_eq!(code(&out), Some(1));
+}

@@ -1,10 +1,13 @@
 //! Decisions behind the `otpgate` commands: who may act on whose enrollment,
 //! and how a new enrollment is put together. The CLI only does the terminal.
 
+mod error;
 pub mod escape;
 pub mod import;
 pub mod report;
 pub mod unlock;
+
+pub use error::{Error, Kind};
 
 use crate::config::{Config, Source};
 use crate::enrollment::Enrollment;
@@ -24,12 +27,23 @@ pub struct Caller {
 
 impl Caller {
     /// The current process's effective user.
-    pub fn current() -> Result<Self, String> {
+    pub fn current() -> Result<Self, Error> {
         let uid = nix::unistd::geteuid();
         Ok(Self {
             uid,
-            account: account::by_uid(uid)?,
+            account: account::by_uid(uid).map_err(Error::System)?,
         })
+    }
+
+    /// Refuses anyone but root (`command` names the command).
+    pub fn require_root(&self, command: &str) -> Result<(), Error> {
+        if self.is_root() {
+            Ok(())
+        } else {
+            Err(Error::NotRoot {
+                command: command.to_string(),
+            })
+        }
     }
 
     pub fn is_root(&self) -> bool {
@@ -39,37 +53,32 @@ impl Caller {
 
 /// Resolves the account a command acts on: `--user NAME`, or the caller.
 /// Only root may name another user.
-pub fn target_account(
-    caller: &Caller,
-    user: Option<&str>,
-    action: &str,
-) -> Result<Account, String> {
+pub fn target_account(caller: &Caller, user: Option<&str>, action: &str) -> Result<Account, Error> {
     let Some(name) = user else {
-        return caller.account.clone().ok_or_else(|| {
-            format!(
-                "your uid {} has no account entry; use --user NAME",
-                caller.uid
-            )
+        return caller.account.clone().ok_or(Error::NoAccountEntry {
+            uid: caller.uid.as_raw(),
         });
     };
-    crate::sys::paths::check_user_name(name).map_err(|e| format!("--user {name:?}: {e}"))?;
-    let account = account::by_name(name)?.ok_or_else(|| {
-        format!("no such user: {name}; check the name with `getent passwd {name}`")
-    })?;
+    crate::sys::paths::check_user_name(name)
+        .map_err(|e| Error::Input(format!("--user {name:?}: {e}")))?;
+    let account = account::by_name(name)
+        .map_err(Error::System)?
+        .ok_or_else(|| Error::NoSuchUser {
+            name: name.to_string(),
+        })?;
     if !caller.is_root() && account.uid != caller.uid {
-        return Err(format!(
-            "only root can {action} for another user ({name}); run `sudo otpgate ... --user {name}`"
-        ));
+        return Err(Error::OtherUser {
+            action: action.to_string(),
+            name: name.to_string(),
+        });
     }
     Ok(account)
 }
 
 /// Loads the config for a command (`--config PATH` or the default).
-pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, String> {
+pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, Error> {
     let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
-    Config::load(&source).map_err(|e| {
-        format!("{e}; fix the file (see otpgate.toml(5)), then run `otpgate check-config`")
-    })
+    Ok(Config::load(&source)?)
 }
 
 /// What `otpgate enroll` was asked for.
@@ -97,20 +106,23 @@ impl NewEnrollment {
         secret: Option<Secret>,
         opts: &EnrollOptions,
         now: u64,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, Error> {
         let params = TotpParams::new(
             opts.algorithm.unwrap_or(config.algorithm),
             opts.digits.unwrap_or(config.digits),
             opts.period.unwrap_or(config.period),
-        )?;
+        )
+        .map_err(Error::Input)?;
         let secret = match secret {
             Some(s) => s,
-            None => Secret::generate().map_err(|e| e.to_string())?,
+            None => Secret::generate().map_err(|e| Error::System(e.to_string()))?,
         };
-        let mut enrollment = Enrollment::new(secret, params, now).map_err(|e| e.to_string())?;
+        let mut enrollment =
+            Enrollment::new(secret, params, now).map_err(|e| Error::System(e.to_string()))?;
         let mut recovery_codes = Vec::new();
         if opts.recovery_codes > 0 {
-            let (codes, set) = recovery::generate_set(opts.recovery_codes, now)?;
+            let (codes, set) =
+                recovery::generate_set(opts.recovery_codes, now).map_err(Error::Input)?;
             enrollment.recovery = Some(set);
             recovery_codes = codes;
         }
@@ -137,25 +149,24 @@ pub const CONFIRM_TRIES: u32 = 3;
 
 /// Refuses to overwrite an existing enrollment unless forced; whether one
 /// exists.
-pub fn check_replace(store: &dyn Store, account: &Account, force: bool) -> Result<bool, String> {
-    let exists = store.exists(account).map_err(|e| e.to_string())?;
+pub fn check_replace(store: &dyn Store, account: &Account, force: bool) -> Result<bool, Error> {
+    let exists = store.exists(account)?;
     if exists && !force {
-        return Err(format!(
-            "{} is already enrolled ({}); to replace the enrollment (your app's entry stops working) use --force",
-            account.name,
-            store.location(account).unwrap_or_default()
-        ));
+        return Err(Error::AlreadyEnrolled {
+            user: account.name.clone(),
+            location: store.location(account)?,
+        });
     }
     Ok(exists)
 }
 
 /// Who may skip proving that a new app or token works (`--no-confirm`):
 /// root alone, for provisioning. `instead` says what a user does instead.
-pub fn check_no_confirm(caller: &Caller, no_confirm: bool, instead: &str) -> Result<(), String> {
+pub fn check_no_confirm(caller: &Caller, no_confirm: bool, instead: &str) -> Result<(), Error> {
     if no_confirm && !caller.is_root() {
-        return Err(format!(
-            "--no-confirm is for administrators (root); {instead}"
-        ));
+        return Err(Error::NoConfirm {
+            instead: instead.to_string(),
+        });
     }
     Ok(())
 }
@@ -181,11 +192,11 @@ pub fn require_code_or_root(
     code: impl FnOnce() -> Result<Option<Zeroizing<String>>, String>,
     now: u64,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let existing = if caller.is_root() {
         None
     } else {
-        store.load(account).map_err(|e| e.to_string())?
+        store.load(account)?
     };
     authorize_change(caller, existing.as_ref(), code, now, config.window, what)
 }
@@ -202,28 +213,28 @@ pub fn authorize_change(
     now: u64,
     window: u32,
     what: &str,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     let Some(existing) = existing.filter(|_| !caller.is_root()) else {
         return Ok(());
     };
-    let code = code()?
-        .ok_or_else(|| format!("{what} needs a current code from your app; nothing was changed"))?;
+    let code = code()
+        .map_err(Error::System)?
+        .ok_or_else(|| Error::CodeNeeded {
+            what: what.to_string(),
+        })?;
     if current_code_valid(existing, &code, now, window) {
         Ok(())
     } else {
-        Err(format!(
-            "that code is not valid; {what} refused and nothing was changed"
-        ))
+        Err(Error::CodeRefused {
+            what: what.to_string(),
+        })
     }
 }
 
 /// Why `account`, once not enrolled, would be denied by `config`'s policy
 /// (for the warning `otpgate disable` prints), or `None` if they would pass.
-pub fn denied_when_unenrolled(
-    config: &Config,
-    account: &Account,
-) -> Result<Option<String>, String> {
-    let groups = crate::policy::groups_if_needed(config, account)?;
+pub fn denied_when_unenrolled(config: &Config, account: &Account) -> Result<Option<String>, Error> {
+    let groups = crate::policy::groups_if_needed(config, account).map_err(Error::System)?;
     if crate::policy::exempt_group(config, &groups).is_some() {
         return Ok(None);
     }
@@ -260,19 +271,19 @@ pub struct Effective {
 pub fn effective_config(
     path: Option<&std::path::Path>,
     service: Option<&ServiceCheck>,
-) -> Result<Effective, String> {
+) -> Result<Effective, Error> {
     let mut args = crate::config::args::ModuleArgs {
         source: Source::Default,
         overrides: Vec::new(),
     };
     if let Some(found) = service {
         let refs: Vec<&str> = found.args.iter().map(String::as_str).collect();
-        args = crate::config::args::ModuleArgs::parse(&refs).map_err(|e| e.to_string())?;
+        args = crate::config::args::ModuleArgs::parse(&refs)?;
     }
     if let Some(p) = path {
         args.source = Source::Explicit(p.to_path_buf());
     }
-    let config = args.load_checked().map_err(|e| e.to_string())?;
+    let config = args.load_checked()?;
     Ok(Effective {
         config,
         source: args.source,
@@ -280,18 +291,19 @@ pub fn effective_config(
 }
 
 /// Reads service `service` in `pam_dir` (normally /etc/pam.d).
-pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<ServiceCheck, String> {
-    crate::sys::paths::check_user_name(service).map_err(|e| format!("--service: {e}"))?;
+pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<ServiceCheck, Error> {
+    crate::sys::paths::check_user_name(service)
+        .map_err(|e| Error::Input(format!("--service: {e}")))?;
     let stack =
-        crate::config::pamfile::stack(pam_dir, service, "auth").map_err(|e| e.to_string())?;
+        crate::config::pamfile::stack(pam_dir, service, "auth").map_err(|e| Error::System(e.0))?;
     let otpgate: Vec<&crate::config::pamfile::Entry> =
         stack.iter().filter(|e| e.is_otpgate()).collect();
     let Some(first) = otpgate.first() else {
-        return Err(format!(
-            "pam_otpgate.so is not in the auth stack of {} (includes followed)",
-            pam_dir.join(service).display()
-        ));
+        return Err(Error::NotInStack {
+            path: pam_dir.join(service).display().to_string(),
+        });
     };
+
     Ok(ServiceCheck {
         args: first.args.clone(),
         otpgate_lines: otpgate.len(),
@@ -341,8 +353,13 @@ mod tests {
             1,
             "adding a device",
         );
-        assert!(err.unwrap_err().contains("adding a device refused"));
-        assert!(authorize_change(&user, Some(&e), || Ok(None), now, 1, "x").is_err());
+        let err = err.unwrap_err();
+        assert_eq!(err.kind(), Kind::Denied);
+        assert!(err.to_string().contains("adding a device refused"));
+        assert_eq!(
+            authorize_change(&user, Some(&e), || Ok(None), now, 1, "x").unwrap_err(),
+            Error::CodeNeeded { what: "x".into() }
+        );
     }
 
     #[test]
@@ -355,19 +372,15 @@ mod tests {
                 .uid
                 .is_root()
         );
-        assert!(
-            target_account(&root, Some("no-such-user-og"), "x")
-                .unwrap_err()
-                .contains("no such user")
-        );
+        let err = target_account(&root, Some("no-such-user-og"), "x").unwrap_err();
+        assert_eq!(err.kind(), Kind::Usage);
+        assert!(err.to_string().contains("no such user"));
         let nobody = Caller {
             uid: 65534.into(),
             account: crate::sys::account::by_uid(65534.into()).unwrap(),
         };
-        assert!(
-            target_account(&nobody, Some("root"), "enroll")
-                .unwrap_err()
-                .contains("only root can enroll")
-        );
+        let err = target_account(&nobody, Some("root"), "enroll").unwrap_err();
+        assert_eq!(err.kind(), Kind::Denied);
+        assert!(err.to_string().contains("only root can enroll"));
     }
 }

@@ -1,6 +1,7 @@
 //! `otpgate reset --unlock`: ending a lockout, and repairing a state that
 //! grew over its size cap.
 
+use super::Error;
 use crate::config::Config;
 use crate::enrollment::Enrollment;
 use crate::lockout::Limits;
@@ -26,40 +27,36 @@ pub fn unlock(
     account: &Account,
     enrollment: Option<&Enrollment>,
     now: u64,
-) -> Result<Unlocked, String> {
+) -> Result<Unlocked, Error> {
     let mut result = None;
-    store
-        .repair_state(account, &mut |st| {
-            st.clamp(now, Limits::of(config));
-            let was_locked_until = st.locked_at(now);
-            st.clear_failures();
-            let compacted = match enrollment.filter(|_| st.too_large()) {
-                Some(e) => {
-                    crate::auth::adopt_legacy(e, st);
-                    let devices: Vec<String> =
-                        e.devices.iter().map(|d| d.secret.fingerprint()).collect();
-                    st.compact(
-                        &devices,
-                        e.recovery.as_ref().map(|r| r.salt.as_str()),
-                        Some(&e.credentials_fingerprint()),
-                    )
-                }
-                None => 0,
-            };
-            result = Some(Unlocked {
-                was_locked_until,
-                compacted,
-            });
-        })
-        .map_err(|e| e.to_string())?;
-    result.ok_or_else(|| "the store ran no update; nothing was changed".to_string())
+    store.repair_state(account, &mut |st| {
+        st.clamp(now, Limits::of(config));
+        let was_locked_until = st.locked_at(now);
+        st.clear_failures();
+        let compacted = match enrollment.filter(|_| st.too_large()) {
+            Some(e) => {
+                crate::auth::adopt_legacy(e, st);
+                let devices: Vec<String> =
+                    e.devices.iter().map(|d| d.secret.fingerprint()).collect();
+                st.compact(
+                    &devices,
+                    e.recovery.as_ref().map(|r| r.salt.as_str()),
+                    Some(&e.credentials_fingerprint()),
+                )
+            }
+            None => 0,
+        };
+        result = Some(Unlocked {
+            was_locked_until,
+            compacted,
+        });
+    })?;
+    result.ok_or_else(|| Error::System("the store ran no update; nothing was changed".into()))
 }
 
 /// Forgets the used codes of a revoked recovery set (root made a new one).
-pub fn forget_recovery_set(store: &dyn Store, account: &Account, salt: &str) -> Result<(), String> {
-    store
-        .update(account, |st| st.forget_recovery_set(salt))
-        .map_err(|e| e.to_string())
+pub fn forget_recovery_set(store: &dyn Store, account: &Account, salt: &str) -> Result<(), Error> {
+    Ok(store.update(account, |st| st.forget_recovery_set(salt))?)
 }
 
 #[cfg(test)]
