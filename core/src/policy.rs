@@ -1,7 +1,7 @@
 //! Who must use a second factor, and who is exempt: enforcement mode and
 //! groups, exempt groups and networks (CIDRs matched against PAM_RHOST).
 
-use crate::sys::account::Account;
+use crate::sys::account::{Account, LookupError};
 use serde::{Deserialize, Serialize};
 use std::ffi::CString;
 use std::net::IpAddr;
@@ -129,12 +129,41 @@ pub fn second_factor_required(config: &crate::config::Config, groups: &[String])
     Requirement { required, why }
 }
 
+/// A group the policy names that does not exist, or could not be looked up:
+/// every login is denied until it is fixed (a typo must not silently change
+/// who is asked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    Missing {
+        key: &'static str,
+        group: String,
+    },
+    Lookup {
+        key: &'static str,
+        error: LookupError,
+    },
+}
+
+impl std::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { key, group } => write!(
+                f,
+                "key `{key}`: group \"{group}\" does not exist; create it or fix the name"
+            ),
+            Self::Lookup { key, error } => write!(f, "key `{key}`: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for GroupError {}
+
 /// The account's group names, looked up only when the policy names groups
 /// (a lookup failure must deny, so it is not done for nothing).
 pub fn groups_if_needed(
     config: &crate::config::Config,
     account: &Account,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, LookupError> {
     if config.exempt_groups.is_empty() && config.enforce_groups.is_empty() {
         Ok(Vec::new())
     } else {
@@ -169,15 +198,15 @@ pub fn exempt_group<'c>(
 }
 
 /// The names of the groups `account` belongs to (primary and supplementary).
-pub fn group_names(account: &Account) -> Result<Vec<String>, String> {
-    let user =
-        CString::new(account.name.as_bytes()).map_err(|_| "user name contains NUL".to_string())?;
-    let gids = nix::unistd::getgrouplist(&user, account.gid).map_err(|e| {
-        format!(
-            "looking up the groups of {} failed: {}",
-            account.name,
-            e.desc()
-        )
+pub fn group_names(account: &Account) -> Result<Vec<String>, LookupError> {
+    let what = || format!("the groups of {}", account.name);
+    let user = CString::new(account.name.as_bytes()).map_err(|_| LookupError {
+        what: what(),
+        errno: nix::errno::Errno::EINVAL,
+    })?;
+    let gids = nix::unistd::getgrouplist(&user, account.gid).map_err(|errno| LookupError {
+        what: what(),
+        errno,
     })?;
     let mut names = Vec::with_capacity(gids.len());
     for gid in gids {
@@ -190,16 +219,24 @@ pub fn group_names(account: &Account) -> Result<Vec<String>, String> {
 
 /// Checks that every configured group exists (a typo must not silently
 /// change who is asked).
-pub fn check_groups(key: &str, groups: &[String]) -> Result<(), String> {
+pub fn check_groups(key: &'static str, groups: &[String]) -> Result<(), GroupError> {
     for g in groups {
         match nix::unistd::Group::from_name(g) {
             Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("key `{key}`: group \"{g}\" does not exist")),
-            Err(e) => {
-                return Err(format!(
-                    "key `{key}`: looking up group \"{g}\" failed: {}",
-                    e.desc()
-                ));
+            Ok(None) => {
+                return Err(GroupError::Missing {
+                    key,
+                    group: g.clone(),
+                });
+            }
+            Err(errno) => {
+                return Err(GroupError::Lookup {
+                    key,
+                    error: LookupError {
+                        what: format!("group \"{g}\""),
+                        errno,
+                    },
+                });
             }
         }
     }

@@ -50,5 +50,17 @@ impl From<otpgate_core::store::StoreError> for Fail {
     }
 }
 
+impl From<otpgate_core::otp::OtpError> for Fail {
+    fn from(e: otpgate_core::otp::OtpError) -> Self {
+        Error::from(e).into()
+    }
+}
+
+impl From<otpgate_core::enrollment::devices::DeviceError> for Fail {
+    fn from(e: otpgate_core::enrollment::devices::DeviceError) -> Self {
+        Error::from(e).into()
+    }
+}
+
 /// A result of a command.
 pub type Result<T = ()> = std::result::Result<T, Fail>;

@@ -142,6 +142,22 @@ impl From<StoreError> for Error {
     }
 }
 
+impl From<crate::otp::OtpError> for Error {
+    fn from(e: crate::otp::OtpError) -> Self {
+        use crate::otp::OtpError::{Digits, Period, RecoveryCount};
+        match e {
+            Digits(_) | Period(_) | RecoveryCount(_) => Self::Input(e.to_string()),
+            _ => Self::System(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::enrollment::devices::DeviceError> for Error {
+    fn from(e: crate::enrollment::devices::DeviceError) -> Self {
+        Self::Input(e.to_string())
+    }
+}
+
 impl From<ConfigError> for Error {
     fn from(e: ConfigError) -> Self {
         Self::Config(e)

@@ -38,7 +38,7 @@ pub fn read(account: &Account, path: &Path) -> Result<GoogleFile, Error> {
 
 /// The enrollment an imported file becomes.
 pub fn enrollment(google: &GoogleFile, now: u64) -> Result<Enrollment, Error> {
-    let params = TotpParams::new(Algorithm::SHA1, 6, google.period).map_err(Error::Input)?;
+    let params = TotpParams::new(Algorithm::SHA1, 6, google.period)?;
     let mut enrollment = Enrollment::new(google.secret.clone(), params, now)
         .map_err(|e| Error::System(e.to_string()))?;
     if !google.scratch_codes.is_empty() {
@@ -47,7 +47,7 @@ pub fn enrollment(google: &GoogleFile, now: u64) -> Result<Enrollment, Error> {
             .iter()
             .filter_map(|c| RecoveryCode::from_scratch(c))
             .collect();
-        enrollment.recovery = Some(recovery::hash_set(&codes, now).map_err(Error::System)?);
+        enrollment.recovery = Some(recovery::hash_set(&codes, now)?);
     }
     Ok(enrollment)
 }

@@ -31,7 +31,7 @@ impl Caller {
         let uid = nix::unistd::geteuid();
         Ok(Self {
             uid,
-            account: account::by_uid(uid).map_err(Error::System)?,
+            account: account::by_uid(uid).map_err(|e| Error::System(e.to_string()))?,
         })
     }
 
@@ -62,7 +62,7 @@ pub fn target_account(caller: &Caller, user: Option<&str>, action: &str) -> Resu
     crate::sys::paths::check_user_name(name)
         .map_err(|e| Error::Input(format!("--user {name:?}: {e}")))?;
     let account = account::by_name(name)
-        .map_err(Error::System)?
+        .map_err(|e| Error::System(e.to_string()))?
         .ok_or_else(|| Error::NoSuchUser {
             name: name.to_string(),
         })?;
@@ -111,8 +111,7 @@ impl NewEnrollment {
             opts.algorithm.unwrap_or(config.algorithm),
             opts.digits.unwrap_or(config.digits),
             opts.period.unwrap_or(config.period),
-        )
-        .map_err(Error::Input)?;
+        )?;
         let secret = match secret {
             Some(s) => s,
             None => Secret::generate().map_err(|e| Error::System(e.to_string()))?,
@@ -121,8 +120,7 @@ impl NewEnrollment {
             Enrollment::new(secret, params, now).map_err(|e| Error::System(e.to_string()))?;
         let mut recovery_codes = Vec::new();
         if opts.recovery_codes > 0 {
-            let (codes, set) =
-                recovery::generate_set(opts.recovery_codes, now).map_err(Error::Input)?;
+            let (codes, set) = recovery::generate_set(opts.recovery_codes, now)?;
             enrollment.recovery = Some(set);
             recovery_codes = codes;
         }
@@ -234,7 +232,8 @@ pub fn authorize_change(
 /// Why `account`, once not enrolled, would be denied by `config`'s policy
 /// (for the warning `otpgate disable` prints), or `None` if they would pass.
 pub fn denied_when_unenrolled(config: &Config, account: &Account) -> Result<Option<String>, Error> {
-    let groups = crate::policy::groups_if_needed(config, account).map_err(Error::System)?;
+    let groups = crate::policy::groups_if_needed(config, account)
+        .map_err(|e| Error::System(e.to_string()))?;
     if crate::policy::exempt_group(config, &groups).is_some() {
         return Ok(None);
     }

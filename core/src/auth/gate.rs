@@ -47,16 +47,16 @@ pub(super) fn before_prompt(
     ctx: &mut Ctx,
 ) -> Gate {
     if let Err(e) = paths::check_user_name(req.user) {
-        return Gate::Prompt(Prompted::Unknown(e));
+        return Gate::Prompt(Prompted::Unknown(e.to_string()));
     }
     let account = match account::by_name(req.user) {
         Ok(Some(a)) => a,
         Ok(None) => return Gate::Prompt(Prompted::Unknown("no such user".into())),
-        Err(e) => return Gate::Prompt(Prompted::Broken(e)),
+        Err(e) => return Gate::Prompt(Prompted::Broken(e.to_string())),
     };
     let groups = match policy::groups_if_needed(config, &account) {
         Ok(g) => g,
-        Err(e) => return Gate::Prompt(Prompted::Broken(e)),
+        Err(e) => return Gate::Prompt(Prompted::Broken(e.to_string())),
     };
     if let Some(why) = policy::exemption(config, &groups, req.rhost) {
         ctx.line(

@@ -236,7 +236,10 @@ pub fn decide_recovery(
 /// The stored hash a typed recovery (or imported scratch) code matches.
 /// Called under the lock and only after the lockout check, so a locked
 /// user's guesses cost no hash at all.
-fn recovery_hash(enrollment: &Enrollment, input: &Input) -> Result<Option<String>, String> {
+fn recovery_hash(
+    enrollment: &Enrollment,
+    input: &Input,
+) -> Result<Option<String>, crate::otp::OtpError> {
     let code = match input {
         Input::Recovery(code) => Some(code.clone()),
         Input::Code(digits) => RecoveryCode::from_scratch(digits),
@@ -262,7 +265,7 @@ fn check_reply(
     }
     let recovery = |st: &mut UserState| match recovery_hash(enrollment, input) {
         Ok(hash) => decide_recovery(enrollment, st, hash.as_deref(), now),
-        Err(e) => Verdict::RecoveryBroken(e),
+        Err(e) => Verdict::RecoveryBroken(e.to_string()),
     };
     match input {
         Input::Empty => Verdict::Unusable("empty code"),

@@ -57,9 +57,9 @@ impl ModuleArgs {
     /// `otpgate check-config --service` both use it.
     pub fn load_checked(&self) -> Result<Config, ConfigError> {
         let config = self.load()?;
-        config.check_system().map_err(|message| ConfigError {
+        config.check_system().map_err(|e| ConfigError {
             source: self.source.path().display().to_string(),
-            message,
+            message: e.to_string(),
         })?;
         Ok(config)
     }

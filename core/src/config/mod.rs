@@ -298,7 +298,7 @@ impl Config {
 
     /// Checks what cannot be checked from the text alone: that the named
     /// groups exist. Done at login too (a deleted group denies, fail closed).
-    pub fn check_system(&self) -> Result<(), String> {
+    pub fn check_system(&self) -> Result<(), crate::policy::GroupError> {
         crate::policy::check_groups("enforce_groups", &self.enforce_groups)?;
         crate::policy::check_groups("exempt_groups", &self.exempt_groups)
     }
@@ -494,7 +494,12 @@ mod tests {
             assert!(e.contains(want), "{text}: {e}");
         }
         let c = Config::parse("exempt_groups = [\"no-such-group-og\"]", "c").unwrap();
-        assert!(c.check_system().unwrap_err().contains("no-such-group-og"));
+        assert!(
+            c.check_system()
+                .unwrap_err()
+                .to_string()
+                .contains("no-such-group-og")
+        );
         let c = Config::default()
             .with_overrides(
                 &[("exempt_networks".into(), "10.0.0.0/8,192.0.2.0/24".into())],

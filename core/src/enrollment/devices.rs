@@ -1,48 +1,90 @@
 //! Several authenticators per user: adding, removing and confirming devices.
 
-use crate::enrollment::{Device, DeviceKind, Enrollment, check_device_name};
+use crate::enrollment::{Device, DeviceKind, DeviceNameError, Enrollment, check_device_name};
 use crate::otp::secret::Secret;
 use crate::otp::{self, Algorithm};
 
 /// Most devices one enrollment may hold.
 pub const MAX_DEVICES: usize = 10;
 
+/// Why a device could not be added or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceError {
+    Name(DeviceNameError),
+    Taken(String),
+    Counter(u64),
+    SameSecret { existing: String },
+    TooMany,
+    NotFound { name: String, names: Vec<String> },
+    LastTotp(String),
+}
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Name(e) => e.fmt(f),
+            Self::Taken(name) => write!(
+                f,
+                "a device named \"{name}\" already exists; pick another name or remove it first"
+            ),
+            Self::Counter(c) => write!(
+                f,
+                "counter {c} is beyond {}; check --counter",
+                crate::enrollment::MAX_HOTP_COUNTER
+            ),
+            Self::SameSecret { existing } => write!(
+                f,
+                "device \"{existing}\" already has this secret; one secret gives one device (a code must never count twice)"
+            ),
+            Self::TooMany => write!(
+                f,
+                "at most {MAX_DEVICES} devices per user; remove one first"
+            ),
+            Self::NotFound { name, names } => write!(
+                f,
+                "no device named \"{name}\"; devices: {}",
+                names.join(", ")
+            ),
+            Self::LastTotp(name) => write!(
+                f,
+                "\"{name}\" is the only time-based device; use `otpgate disable` to remove the whole enrollment, or add another app first"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
 /// Checks the name of a device to be added: valid, and not taken. (The CLI
 /// asks this before showing a secret, and [`add`] again.)
-pub fn check_new_name(enrollment: &Enrollment, name: &str) -> Result<(), String> {
-    check_device_name(name)?;
+pub fn check_new_name(enrollment: &Enrollment, name: &str) -> Result<(), DeviceError> {
+    check_device_name(name).map_err(DeviceError::Name)?;
     if enrollment.devices.iter().any(|d| d.name == name) {
-        return Err(format!(
-            "a device named \"{name}\" already exists; pick another name or remove it first"
-        ));
+        return Err(DeviceError::Taken(name.to_string()));
     }
     Ok(())
 }
 
 /// Adds a device, refusing invalid or duplicate names, a secret another
 /// device has, and more than [`MAX_DEVICES`].
-pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
+pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), DeviceError> {
     check_new_name(enrollment, &device.name)?;
     if let DeviceKind::Hotp { initial, .. } = device.kind
         && initial > crate::enrollment::MAX_HOTP_COUNTER
     {
-        return Err(format!(
-            "counter {initial} is beyond {}; check --counter",
-            crate::enrollment::MAX_HOTP_COUNTER
-        ));
+        return Err(DeviceError::Counter(initial));
     }
     if let Some(same) = enrollment
         .devices
         .iter()
         .find(|d| d.secret == device.secret)
     {
-        return Err(format!(
-            "device \"{}\" already has this secret; one secret gives one device (a code must never count twice)",
-            same.name
-        ));
+        return Err(DeviceError::SameSecret {
+            existing: same.name.clone(),
+        });
     }
     if enrollment.devices.len() >= MAX_DEVICES {
-        return Err(format!("at most {MAX_DEVICES} devices per user"));
+        return Err(DeviceError::TooMany);
     }
     enrollment.devices.push(device);
     Ok(())
@@ -51,14 +93,14 @@ pub fn add(enrollment: &mut Enrollment, device: Device) -> Result<(), String> {
 /// Removes a device. Removing the primary device promotes the next
 /// time-based one (the file's top level must be a TOTP device); the last
 /// TOTP device cannot be removed (use `otpgate disable`).
-pub fn remove(enrollment: &mut Enrollment, name: &str) -> Result<(), String> {
+pub fn remove(enrollment: &mut Enrollment, name: &str) -> Result<(), DeviceError> {
     let idx = enrollment
         .devices
         .iter()
         .position(|d| d.name == name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = enrollment.devices.iter().map(|d| d.name.as_str()).collect();
-            format!("no device named \"{name}\"; devices: {}", names.join(", "))
+        .ok_or_else(|| DeviceError::NotFound {
+            name: name.to_string(),
+            names: enrollment.devices.iter().map(|d| d.name.clone()).collect(),
         })?;
     if idx == 0 {
         let next = enrollment
@@ -66,9 +108,7 @@ pub fn remove(enrollment: &mut Enrollment, name: &str) -> Result<(), String> {
             .iter()
             .skip(1)
             .position(|d| matches!(d.kind, DeviceKind::Totp(_)))
-            .ok_or_else(|| {
-                format!("\"{name}\" is the only time-based device; use `otpgate disable` to remove the whole enrollment, or add another app first")
-            })?;
+            .ok_or_else(|| DeviceError::LastTotp(name.to_string()))?;
         let promoted = enrollment.devices.remove(next + 1);
         enrollment.devices[0] = promoted;
     } else {
@@ -164,7 +204,7 @@ mod tests {
         let mut copy = device("copy", DeviceKind::Totp(TotpParams::DEFAULT));
         copy.secret = e.devices[0].secret.clone();
         let err = add(&mut e, copy.clone()).unwrap_err();
-        assert!(err.contains("already has this secret"), "{err}");
+        assert!(err.to_string().contains("already has this secret"), "{err}");
         // Written by hand into the file, it is refused when read.
         e.devices.push(copy);
         assert!(e.to_toml().is_err());
@@ -175,7 +215,7 @@ mod tests {
             e.devices[0].secret.to_base32().as_str()
         ));
         let err = Enrollment::parse(text.as_bytes()).unwrap_err();
-        assert!(err.0.contains("same secret"), "{err}");
+        assert!(err.to_string().contains("same secret"), "{err}");
     }
 
     #[test]
@@ -190,6 +230,7 @@ mod tests {
         assert!(
             remove(&mut e, "default")
                 .unwrap_err()
+                .to_string()
                 .contains("only time-based")
         );
         add(
@@ -206,6 +247,7 @@ mod tests {
         assert!(
             remove(&mut e, "nope")
                 .unwrap_err()
+                .to_string()
                 .contains("backup, yubikey")
         );
     }

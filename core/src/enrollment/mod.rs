@@ -100,13 +100,99 @@ pub struct RecoverySet {
     pub hashes: Vec<String>,
 }
 
-/// Why a secret file could not be used.
+/// Why a secret file could not be used. Each message says what is wrong;
+/// the store adds what to do (re-enroll, or restore the file).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormatError(pub String);
+pub enum FormatError {
+    NotUtf8,
+    Empty,
+    /// The TOML did not parse, or had unknown, missing or duplicate keys.
+    Syntax(String),
+    UnsupportedVersion(i64),
+    VersionNotInteger,
+    VersionMissing,
+    EnrollmentId,
+    /// A secret that is not valid base32, or too short or long.
+    Secret {
+        what: String,
+        why: String,
+    },
+    /// Parameters or recovery codes that cannot be used.
+    Otp {
+        what: String,
+        error: crate::otp::OtpError,
+    },
+    DeviceName(DeviceNameError),
+    DuplicateName(String),
+    SameSecret {
+        first: String,
+        second: String,
+    },
+    Counter {
+        device: String,
+        counter: u64,
+    },
+    /// A device of the wrong shape (`type`, `period`/`counter`).
+    DeviceShape {
+        device: String,
+        why: String,
+    },
+    NoDevice,
+    PrimaryNotTotp,
+    Randomness,
+    Serialize(String),
+}
+
+/// A device name that is not 1-32 characters of `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNameError(pub String);
+
+impl std::fmt::Display for DeviceNameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "device name \"{}\" must be 1 to 32 characters of letters, digits, '.', '_' or '-'",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for DeviceNameError {}
 
 impl std::fmt::Display for FormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            Self::NotUtf8 => f.write_str("the file is not valid UTF-8 text"),
+            Self::Empty => f.write_str("the file is empty"),
+            Self::Syntax(msg) => write!(f, "not a valid otpgate secret file: {msg}"),
+            Self::UnsupportedVersion(v) => write!(
+                f,
+                "format version {v} is not supported (this otpgate reads version {FORMAT_VERSION}): upgrade otpgate or re-enroll"
+            ),
+            Self::VersionNotInteger => f.write_str("`version` must be an integer"),
+            Self::VersionMissing => f.write_str("the `version` key is missing"),
+            Self::EnrollmentId => {
+                f.write_str("`enrollment_id` must be 16 to 64 hexadecimal digits")
+            }
+            Self::Secret { what, why } => write!(f, "{what}: {why}"),
+            Self::Otp { what, error } if what.is_empty() => error.fmt(f),
+            Self::Otp { what, error } => write!(f, "{what}: {error}"),
+            Self::DeviceName(e) => e.fmt(f),
+            Self::DuplicateName(name) => write!(f, "device name \"{name}\" appears twice"),
+            Self::SameSecret { first, second } => write!(
+                f,
+                "devices \"{first}\" and \"{second}\" have the same secret; remove one of them"
+            ),
+            Self::Counter { device, counter } => write!(
+                f,
+                "device \"{device}\": counter {counter} is beyond {MAX_HOTP_COUNTER}; no token gets there"
+            ),
+            Self::DeviceShape { device, why } => write!(f, "device \"{device}\": {why}"),
+            Self::NoDevice => f.write_str("an enrollment needs a device"),
+            Self::PrimaryNotTotp => f.write_str("the primary device must be a TOTP device"),
+            Self::Randomness => f.write_str("the system's random number source failed"),
+            Self::Serialize(why) => write!(f, "writing the secret file failed: {why}"),
+        }
     }
 }
 
@@ -152,7 +238,7 @@ struct VersionProbe {
 }
 
 /// Checks a device name: 1–32 characters of `[A-Za-z0-9._-]`.
-pub fn check_device_name(name: &str) -> Result<(), String> {
+pub fn check_device_name(name: &str) -> Result<(), DeviceNameError> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name
@@ -161,9 +247,7 @@ pub fn check_device_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "device name \"{name}\" must be 1 to 32 characters of letters, digits, '.', '_' or '-'"
-        ))
+        Err(DeviceNameError(name.to_string()))
     }
 }
 
@@ -171,24 +255,24 @@ fn check_enrollment_id(id: &str) -> Result<(), FormatError> {
     if (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(FormatError(
-            "`enrollment_id` must be 16 to 64 hexadecimal digits".into(),
-        ))
+        Err(FormatError::EnrollmentId)
     }
 }
 
 fn parse_secret(text: &str, what: &str) -> Result<Secret, FormatError> {
-    Secret::from_base32(text).map_err(|e| FormatError(format!("{what}: {e}")))
+    Secret::from_base32(text).map_err(|e| FormatError::Secret {
+        what: what.to_string(),
+        why: e.to_string(),
+    })
 }
 
 impl Enrollment {
     /// Parses file bytes: UTF-8, known version, no unknown or duplicate keys,
     /// every value in range.
     pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| FormatError("the file is not valid UTF-8 text".into()))?;
+        let text = std::str::from_utf8(bytes).map_err(|_| FormatError::NotUtf8)?;
         if text.trim().is_empty() {
-            return Err(FormatError("the file is empty".into()));
+            return Err(FormatError::Empty);
         }
         // One strict parse on the login path; the version probe only runs to
         // explain a failure (a newer format fails with unknown keys first).
@@ -203,12 +287,17 @@ impl Enrollment {
             return Err(unsupported_version(i64::from(raw.version)));
         }
         check_enrollment_id(&raw.enrollment_id)?;
-        let params = TotpParams::new(raw.algorithm, raw.digits, raw.period).map_err(FormatError)?;
+        let params = TotpParams::new(raw.algorithm, raw.digits, raw.period).map_err(|error| {
+            FormatError::Otp {
+                what: String::new(),
+                error,
+            }
+        })?;
         let primary_name = raw
             .device_name
             .clone()
             .unwrap_or_else(|| PRIMARY_DEVICE.into());
-        check_device_name(&primary_name).map_err(FormatError)?;
+        check_device_name(&primary_name).map_err(FormatError::DeviceName)?;
         let mut devices = vec![Device {
             name: primary_name,
             secret: parse_secret(&raw.secret, "`secret`")?,
@@ -218,15 +307,15 @@ impl Enrollment {
         for d in raw.devices {
             let device = Self::parse_device(d)?;
             if devices.iter().any(|e| e.name == device.name) {
-                return Err(FormatError(format!(
-                    "device name \"{}\" appears twice",
-                    device.name
-                )));
+                return Err(FormatError::DuplicateName(device.name));
             }
             devices.push(device);
         }
         if let Some(r) = &raw.recovery {
-            crate::otp::recovery::check_set(r).map_err(FormatError)?;
+            crate::otp::recovery::check_set(r).map_err(|error| FormatError::Otp {
+                what: String::new(),
+                error,
+            })?;
         }
         let enrollment = Self {
             id: raw.enrollment_id,
@@ -243,10 +332,10 @@ impl Enrollment {
     pub fn check_distinct_secrets(&self) -> Result<(), FormatError> {
         for (i, a) in self.devices.iter().enumerate() {
             if let Some(b) = self.devices[..i].iter().find(|b| b.secret == a.secret) {
-                return Err(FormatError(format!(
-                    "devices \"{}\" and \"{}\" have the same secret; remove one of them",
-                    b.name, a.name
-                )));
+                return Err(FormatError::SameSecret {
+                    first: b.name.clone(),
+                    second: a.name.clone(),
+                });
             }
         }
         Ok(())
@@ -279,27 +368,34 @@ impl Enrollment {
         match probe.version {
             Some(toml::Value::Integer(v)) if v == i64::from(FORMAT_VERSION) => Ok(()),
             Some(toml::Value::Integer(v)) => Err(unsupported_version(v)),
-            Some(_) => Err(FormatError("`version` must be an integer".into())),
-            None => Err(FormatError("the `version` key is missing".into())),
+            Some(_) => Err(FormatError::VersionNotInteger),
+            None => Err(FormatError::VersionMissing),
         }
     }
 
     fn parse_device(d: RawDevice) -> Result<Device, FormatError> {
-        check_device_name(&d.name).map_err(FormatError)?;
+        check_device_name(&d.name).map_err(FormatError::DeviceName)?;
         let what = format!("device \"{}\"", d.name);
+        let otp = |error| FormatError::Otp {
+            what: what.clone(),
+            error,
+        };
+        let shape = |why: String| FormatError::DeviceShape {
+            device: d.name.clone(),
+            why,
+        };
         let kind = match (d.kind.as_str(), d.period, d.counter) {
-            ("totp", Some(period), None) => DeviceKind::Totp(
-                TotpParams::new(d.algorithm, d.digits, period)
-                    .map_err(|e| FormatError(format!("{what}: {e}")))?,
-            ),
+            ("totp", Some(period), None) => {
+                DeviceKind::Totp(TotpParams::new(d.algorithm, d.digits, period).map_err(otp)?)
+            }
             ("hotp", None, Some(counter)) if counter > MAX_HOTP_COUNTER => {
-                return Err(FormatError(format!(
-                    "{what}: counter {counter} is beyond {MAX_HOTP_COUNTER}; no token gets there"
-                )));
+                return Err(FormatError::Counter {
+                    device: d.name,
+                    counter,
+                });
             }
             ("hotp", None, Some(counter)) => {
-                TotpParams::new(d.algorithm, d.digits, 30)
-                    .map_err(|e| FormatError(format!("{what}: {e}")))?;
+                TotpParams::new(d.algorithm, d.digits, 30).map_err(otp)?;
                 DeviceKind::Hotp {
                     algorithm: d.algorithm,
                     digits: d.digits,
@@ -307,18 +403,18 @@ impl Enrollment {
                 }
             }
             ("totp", _, _) => {
-                return Err(FormatError(format!(
-                    "{what}: a totp device needs `period` and no `counter`"
-                )));
+                return Err(shape(
+                    "a totp device needs `period` and no `counter`".into(),
+                ));
             }
             ("hotp", _, _) => {
-                return Err(FormatError(format!(
-                    "{what}: a hotp device needs `counter` and no `period`"
-                )));
+                return Err(shape(
+                    "a hotp device needs `counter` and no `period`".into(),
+                ));
             }
             (other, _, _) => {
-                return Err(FormatError(format!(
-                    "{what}: type \"{other}\" is not \"totp\" or \"hotp\""
+                return Err(shape(format!(
+                    "type \"{other}\" is not \"totp\" or \"hotp\""
                 )));
             }
         };
@@ -333,14 +429,9 @@ impl Enrollment {
     /// Serializes to the file format (the result holds secrets: it is wiped on drop).
     pub fn to_toml(&self) -> Result<Zeroizing<String>, FormatError> {
         self.check_distinct_secrets()?;
-        let (primary, others) = self
-            .devices
-            .split_first()
-            .ok_or_else(|| FormatError("an enrollment needs a device".into()))?;
+        let (primary, others) = self.devices.split_first().ok_or(FormatError::NoDevice)?;
         let DeviceKind::Totp(params) = primary.kind else {
-            return Err(FormatError(
-                "the primary device must be a TOTP device".into(),
-            ));
+            return Err(FormatError::PrimaryNotTotp);
         };
         let raw = RawFile {
             version: FORMAT_VERSION,
@@ -376,7 +467,7 @@ impl Enrollment {
                 })
                 .collect(),
         };
-        let body = toml::to_string(&raw).map_err(|e| FormatError(e.to_string()))?;
+        let body = toml::to_string(&raw).map_err(|e| FormatError::Serialize(e.to_string()))?;
         let mut out = Zeroizing::new(String::with_capacity(body.len() + 200));
         out.push_str(
             "# otpgate secret file (format version 1). It holds your 2FA secret:\n\
@@ -390,7 +481,7 @@ impl Enrollment {
     pub fn new_id() -> Result<String, FormatError> {
         let mut bytes = [0u8; 16];
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes)
-            .map_err(|_| FormatError("the system's random number source failed".into()))?;
+            .map_err(|_| FormatError::Randomness)?;
         Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
@@ -419,9 +510,7 @@ impl Enrollment {
 }
 
 fn unsupported_version(v: i64) -> FormatError {
-    FormatError(format!(
-        "format version {v} is not supported (this otpgate reads version {FORMAT_VERSION}): upgrade otpgate or re-enroll"
-    ))
+    FormatError::UnsupportedVersion(v)
 }
 
 fn toml_error(e: &toml::de::Error) -> FormatError {
@@ -429,7 +518,7 @@ fn toml_error(e: &toml::de::Error) -> FormatError {
     if let Some(span) = e.span() {
         msg = format!("{msg} (at byte {})", span.start);
     }
-    FormatError(format!("not a valid otpgate secret file: {msg}"))
+    FormatError::Syntax(msg)
 }
 
 #[cfg(test)]

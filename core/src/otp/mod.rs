@@ -56,6 +56,64 @@ impl std::fmt::Display for Algorithm {
     }
 }
 
+/// Why OTP parameters, a recovery-code set or a random source could not be
+/// used. Each message says what is wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtpError {
+    Digits(u8),
+    Period(u64),
+    /// The operating system's random source failed.
+    Randomness,
+    RecoveryCount(usize),
+    RecoveryKdf(String),
+    RecoveryParams {
+        m: u32,
+        t: u32,
+        p: u32,
+    },
+    RecoverySalt(String),
+    RecoveryHashes,
+    Hashing(String),
+}
+
+impl std::fmt::Display for OtpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (d0, d1) = (DIGITS_RANGE.start(), DIGITS_RANGE.end());
+        let (p0, p1) = (PERIOD_RANGE.start(), PERIOD_RANGE.end());
+        match self {
+            Self::Digits(d) => write!(f, "digits must be from {d0} to {d1}, not {d}"),
+            Self::Period(p) => write!(f, "period must be from {p0} to {p1} seconds, not {p}"),
+            Self::Randomness => f.write_str("the system's random number source failed"),
+            Self::RecoveryCount(n) => write!(
+                f,
+                "the number of recovery codes must be from 1 to {}, not {n}",
+                recovery::MAX_COUNT
+            ),
+            Self::RecoveryKdf(kdf) => write!(f, "recovery: kdf \"{kdf}\" is not \"argon2id\""),
+            Self::RecoveryParams { m, t, p } => write!(
+                f,
+                "recovery: Argon2 parameters m_cost={m}, t_cost={t}, p_cost={p} are not the ones otpgate writes \
+                 (m_cost={}, t_cost={}, p_cost={}); run `otpgate recovery-codes` to make a new set",
+                recovery::M_COST,
+                recovery::T_COST,
+                recovery::P_COST
+            ),
+            Self::RecoverySalt(why) => write!(
+                f,
+                "recovery: salt {why}; run `otpgate recovery-codes` to make a new set"
+            ),
+            Self::RecoveryHashes => write!(
+                f,
+                "recovery: hashes must be at most {} of 32 bytes of base32 each; run `otpgate recovery-codes` to make a new set",
+                recovery::MAX_COUNT
+            ),
+            Self::Hashing(why) => write!(f, "hashing a recovery code failed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for OtpError {}
+
 /// Smallest and largest code length accepted anywhere (RFC 4226 §5.3 allows 6–8;
 /// totp-rs panics at 10 or more, so this range is also a safety bound).
 pub const DIGITS_RANGE: std::ops::RangeInclusive<u8> = 6..=8;
@@ -102,20 +160,12 @@ impl TotpParams {
 
     /// Validates digits and period; callers build params only through this or
     /// [`Self::DEFAULT`], so code generation can never hit totp-rs's panics.
-    pub fn new(algorithm: Algorithm, digits: u8, period: u64) -> Result<Self, String> {
+    pub fn new(algorithm: Algorithm, digits: u8, period: u64) -> Result<Self, OtpError> {
         if !DIGITS_RANGE.contains(&digits) {
-            return Err(format!(
-                "digits must be from {} to {}, not {digits}",
-                DIGITS_RANGE.start(),
-                DIGITS_RANGE.end()
-            ));
+            return Err(OtpError::Digits(digits));
         }
         if !PERIOD_RANGE.contains(&period) {
-            return Err(format!(
-                "period must be from {} to {} seconds, not {period}",
-                PERIOD_RANGE.start(),
-                PERIOD_RANGE.end()
-            ));
+            return Err(OtpError::Period(period));
         }
         Ok(Self {
             algorithm,

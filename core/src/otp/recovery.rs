@@ -8,6 +8,7 @@
 //! more than 56 bits.
 
 use crate::enrollment::RecoverySet;
+use crate::otp::OtpError;
 use crate::otp::secret::{Secret, base32_encode};
 use rand::TryRng;
 use subtle::ConstantTimeEq;
@@ -66,11 +67,11 @@ impl RecoveryCode {
     }
 
     /// A new random code from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, String> {
+    pub fn generate() -> Result<Self, OtpError> {
         let mut raw = Zeroizing::new([0u8; CODE_LEN]);
         rand::rngs::SysRng
             .try_fill_bytes(&mut *raw)
-            .map_err(|_| "the system's random number source failed".to_string())?;
+            .map_err(|_| OtpError::Randomness)?;
         let text: String = raw
             .iter()
             .map(|b| ALPHABET[(b & 31) as usize] as char)
@@ -88,9 +89,9 @@ impl RecoveryCode {
     }
 }
 
-fn argon(set_m: u32, set_t: u32, set_p: u32) -> Result<argon2::Argon2<'static>, String> {
+fn argon(set_m: u32, set_t: u32, set_p: u32) -> Result<argon2::Argon2<'static>, OtpError> {
     let params = argon2::Params::new(set_m, set_t, set_p, Some(HASH_LEN))
-        .map_err(|e| format!("bad Argon2 parameters: {e}"))?;
+        .map_err(|e| OtpError::Hashing(format!("bad Argon2 parameters: {e}")))?;
     Ok(argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
@@ -98,11 +99,11 @@ fn argon(set_m: u32, set_t: u32, set_p: u32) -> Result<argon2::Argon2<'static>, 
     ))
 }
 
-fn hash(set: &RecoverySet, salt: &[u8], code: &RecoveryCode) -> Result<String, String> {
+fn hash(set: &RecoverySet, salt: &[u8], code: &RecoveryCode) -> Result<String, OtpError> {
     let mut out = Zeroizing::new([0u8; HASH_LEN]);
     argon(set.m_cost, set.t_cost, set.p_cost)?
         .hash_password_into(code.0.as_bytes(), salt, &mut *out)
-        .map_err(|e| format!("hashing failed: {e}"))?;
+        .map_err(|e| OtpError::Hashing(e.to_string()))?;
     Ok(base32_encode(&*out))
 }
 
@@ -113,11 +114,9 @@ fn decode(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Makes `count` new codes and their hashed set.
-pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, RecoverySet), String> {
+pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, RecoverySet), OtpError> {
     if count == 0 || count > MAX_COUNT {
-        return Err(format!(
-            "the number of recovery codes must be from 1 to {MAX_COUNT}"
-        ));
+        return Err(OtpError::RecoveryCount(count));
     }
     let mut codes: Vec<RecoveryCode> = Vec::with_capacity(count);
     while codes.len() < count {
@@ -131,14 +130,14 @@ pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, Recove
 }
 
 /// Hashes given codes into a new set with a fresh salt.
-pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, String> {
+pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, OtpError> {
     if codes.len() > MAX_COUNT {
-        return Err(format!("at most {MAX_COUNT} recovery codes"));
+        return Err(OtpError::RecoveryCount(codes.len()));
     }
     let mut salt = [0u8; SALT_LEN];
     rand::rngs::SysRng
         .try_fill_bytes(&mut salt)
-        .map_err(|_| "the system's random number source failed".to_string())?;
+        .map_err(|_| OtpError::Randomness)?;
     let mut set = RecoverySet {
         kdf: "argon2id".into(),
         m_cost: M_COST,
@@ -157,29 +156,29 @@ pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, String>
 /// Validates a stored set: known KDF, exactly otpgate's own costs (a hostile
 /// file must not make the login process spend seconds and gigabytes), a
 /// well-formed salt and hashes.
-pub fn check_set(set: &RecoverySet) -> Result<(), String> {
+pub fn check_set(set: &RecoverySet) -> Result<(), OtpError> {
     if set.kdf != "argon2id" {
-        return Err(format!("recovery: kdf \"{}\" is not \"argon2id\"", set.kdf));
+        return Err(OtpError::RecoveryKdf(set.kdf.clone()));
     }
     // Only the parameters otpgate writes: the file is the user's, and the
     // hash runs as root on the login path, outside the user's limits.
     if (set.m_cost, set.t_cost, set.p_cost) != (M_COST, T_COST, P_COST) {
-        return Err(format!(
-            "recovery: Argon2 parameters m_cost={}, t_cost={}, p_cost={} are not the ones otpgate writes \
-             (m_cost={M_COST}, t_cost={T_COST}, p_cost={P_COST}); run `otpgate recovery-codes` to make a new set",
-            set.m_cost, set.t_cost, set.p_cost
-        ));
+        return Err(OtpError::RecoveryParams {
+            m: set.m_cost,
+            t: set.t_cost,
+            p: set.p_cost,
+        });
     }
-    let salt = decode(&set.salt).map_err(|e| format!("recovery: salt: {e}"))?;
+    let salt = decode(&set.salt).map_err(OtpError::RecoverySalt)?;
     if salt.len() < 8 {
-        return Err("recovery: salt shorter than 8 bytes".into());
+        return Err(OtpError::RecoverySalt("is shorter than 8 bytes".into()));
     }
     if set.hashes.len() > MAX_COUNT {
-        return Err(format!("recovery: more than {MAX_COUNT} hashes"));
+        return Err(OtpError::RecoveryHashes);
     }
     for h in &set.hashes {
         if decode(h).map(|b| b.len()) != Ok(HASH_LEN) {
-            return Err("recovery: a hash is not 32 bytes of base32".into());
+            return Err(OtpError::RecoveryHashes);
         }
     }
     Ok(())
@@ -187,9 +186,9 @@ pub fn check_set(set: &RecoverySet) -> Result<(), String> {
 
 /// Hashes `code` once and returns the stored hash it matches, if any. The
 /// comparison runs over every stored hash in constant time.
-pub fn find(set: &RecoverySet, code: &RecoveryCode) -> Result<Option<String>, String> {
+pub fn find(set: &RecoverySet, code: &RecoveryCode) -> Result<Option<String>, OtpError> {
     check_set(set)?;
-    let salt = decode(&set.salt)?;
+    let salt = decode(&set.salt).map_err(OtpError::RecoverySalt)?;
     let typed = hash(set, &salt, code)?;
     let mut found = None;
     for stored in &set.hashes {
@@ -273,7 +272,7 @@ mod tests {
             let mut s = set.clone();
             (s.m_cost, s.t_cost, s.p_cost) = (m, t, p);
             let e = check_set(&s).unwrap_err();
-            assert!(e.contains("otpgate recovery-codes"), "{e}");
+            assert!(e.to_string().contains("otpgate recovery-codes"), "{e}");
         }
         let mut s = set.clone();
         s.kdf = "md5".into();

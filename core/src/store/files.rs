@@ -43,9 +43,10 @@ pub struct Location {
 impl Location {
     /// Resolves the `secret_path` template for `account`.
     pub fn of(template: &str, account: &Account) -> Result<Self, StoreError> {
-        paths::check_user_name(&account.name).map_err(StoreError::Path)?;
-        let path = paths::expand(template, &account.name, &account.home)
-            .map_err(|e| StoreError::Path(format!("secret_path: {e}")))?;
+        paths::check_user_name(&account.name)
+            .map_err(|e| StoreError::Path(paths::PathError::BadUserName(e)))?;
+        let path =
+            paths::expand(template, &account.name, &account.home).map_err(StoreError::Path)?;
         Ok(Self {
             access: if paths::is_inside(&path, &account.home) {
                 Access::AsUser {
@@ -86,10 +87,7 @@ impl Location {
         let _id = self.identity()?;
         if let Access::AsUser { home } = &self.access {
             SafeDir::open(home, self.trust()).map_err(|e| match e {
-                FsError::NotFound { path } => StoreError::Path(format!(
-                    "the home directory {} does not exist or is not mounted",
-                    path.display()
-                )),
+                FsError::NotFound { path } => StoreError::NoHome(path),
                 other => StoreError::Fs(other),
             })?;
         }

@@ -87,7 +87,7 @@ impl Store for MemoryStore {
                 return Ok(());
             }
             if fail {
-                return Err(StoreError::Path(
+                return Err(StoreError::Unavailable(
                     "the in-memory store was told to fail writes".into(),
                 ));
             }

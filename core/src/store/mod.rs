@@ -31,8 +31,14 @@ use std::path::PathBuf;
 /// and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
-    /// Where the enrollment lives could not be worked out for this user.
-    Path(String),
+    /// Where the enrollment lives could not be worked out for this user
+    /// (the `secret_path` template, or the user name in it).
+    Path(crate::sys::paths::PathError),
+    /// The home directory the enrollment lives in is not there.
+    NoHome(PathBuf),
+    /// The engine could not do its work (a store told to fail, a store that
+    /// ran no update).
+    Unavailable(String),
     /// A file or directory is missing, unsafe or unreadable.
     Fs(FsError),
     /// The enrollment was read but is not valid.
@@ -46,7 +52,13 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Path(e) => f.write_str(e),
+            Self::Path(e) => write!(f, "secret_path: {e}"),
+            Self::NoHome(home) => write!(
+                f,
+                "the home directory {} does not exist or is not mounted",
+                home.display()
+            ),
+            Self::Unavailable(why) => f.write_str(why),
             Self::Fs(e) => e.fmt(f),
             Self::Format { path, error } => write!(
                 f,
@@ -125,7 +137,9 @@ pub trait StoreExt: Store {
     ) -> Result<R, StoreError> {
         let mut out = None;
         self.update_state(account, &mut |st| out = Some(decide(st)))?;
-        out.ok_or_else(|| StoreError::Path("the store ran no update; nothing was changed".into()))
+        out.ok_or_else(|| {
+            StoreError::Unavailable("the store ran no update; nothing was changed".into())
+        })
     }
 
     /// The enrollment, or an error saying how to enroll.

@@ -27,19 +27,47 @@ impl From<nix::unistd::User> for Account {
     }
 }
 
+/// The account database (NSS) could not answer: this must deny, never count
+/// as "no such user".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupError {
+    /// What was looked up ("user", "uid 1000", "the groups of alice", "group wheel").
+    pub what: String,
+    pub errno: nix::errno::Errno,
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "looking up {} failed: {}; check NSS (/etc/nsswitch.conf, sssd)",
+            self.what,
+            self.errno.desc()
+        )
+    }
+}
+
+impl std::error::Error for LookupError {}
+
 /// Looks up an account by name. `Ok(None)`: no such user; `Err`: NSS failed
 /// (which must deny, not count as "no such user").
-pub fn by_name(name: &str) -> Result<Option<Account>, String> {
+pub fn by_name(name: &str) -> Result<Option<Account>, LookupError> {
     nix::unistd::User::from_name(name)
         .map(|u| u.map(Account::from))
-        .map_err(|e| format!("looking up user failed: {}", e.desc()))
+        .map_err(|errno| LookupError {
+            what: "user".into(),
+            errno,
+        })
 }
 
 /// Looks up an account by uid.
-pub fn by_uid(uid: Uid) -> Result<Option<Account>, String> {
+pub fn by_uid(uid: Uid) -> Result<Option<Account>, LookupError> {
     nix::unistd::User::from_uid(uid)
         .map(|u| u.map(Account::from))
-        .map_err(|e| format!("looking up uid {uid} failed: {}", e.desc()))
+        .map_err(|errno| LookupError {
+            what: format!("uid {uid}"),
+            errno,
+        })
 }
 
 #[cfg(test)]

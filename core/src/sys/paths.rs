@@ -2,13 +2,72 @@
 
 use std::path::{Component, Path, PathBuf};
 
+/// Why a path template, a path or a user name cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    TemplateNotAbsolute(String),
+    UnknownEscape { template: String, escape: char },
+    LoneEscape(String),
+    UserHasSlash,
+    HomeNotUtf8,
+    NotAbsolute(PathBuf),
+    DotComponent(PathBuf),
+    NoFileName(PathBuf),
+    BadUserName(UserNameError),
+}
+
+/// Why a user name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserNameError {
+    Empty,
+    TooLong,
+    NotAnAccountName,
+    SlashOrControl,
+}
+
+impl std::fmt::Display for UserNameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "the user name is empty",
+            Self::TooLong => "the user name is longer than 256 bytes",
+            Self::NotAnAccountName => "the user name is not a valid account name",
+            Self::SlashOrControl => "the user name contains '/' or a control character",
+        })
+    }
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TemplateNotAbsolute(t) => write!(
+                f,
+                "\"{t}\" must be an absolute path or start with %h (the user's home)"
+            ),
+            Self::UnknownEscape { template, escape } => write!(
+                f,
+                "unknown escape %{escape} in \"{template}\"; use %u (user), %h (home) or %%"
+            ),
+            Self::LoneEscape(t) => write!(f, "\"{t}\" ends with a lone %"),
+            Self::UserHasSlash => f.write_str("the user name contains '/'"),
+            Self::HomeNotUtf8 => f.write_str("the home directory is not valid UTF-8"),
+            Self::NotAbsolute(p) => write!(f, "{} is not an absolute path", p.display()),
+            Self::DotComponent(p) => {
+                write!(f, "{} contains a \".\" or \"..\" component", p.display())
+            }
+            Self::NoFileName(p) => write!(f, "{} does not name a file", p.display()),
+            Self::BadUserName(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PathError {}
+impl std::error::Error for UserNameError {}
+
 /// Checks a template's syntax without a user: only `%u`, `%h` and `%%`, and
 /// the result must be absolute (start with `/` or `%h`).
-pub fn check_template(template: &str) -> Result<(), String> {
+pub fn check_template(template: &str) -> Result<(), PathError> {
     if !(template.starts_with('/') || template.starts_with("%h")) {
-        return Err(format!(
-            "\"{template}\" must be an absolute path or start with %h (the user's home)"
-        ));
+        return Err(PathError::TemplateNotAbsolute(template.to_string()));
     }
     expand(template, "user", Path::new("/home/user")).map(|_| ())
 }
@@ -18,7 +77,7 @@ pub fn check_template(template: &str) -> Result<(), String> {
 /// The result must be absolute and must not contain `.` or `..` components,
 /// so that a template (or a strange home directory) cannot walk out of where
 /// the administrator meant.
-pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, String> {
+pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, PathError> {
     let mut out = String::with_capacity(template.len() + 32);
     let mut chars = template.chars();
     while let Some(c) = chars.next() {
@@ -27,21 +86,20 @@ pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, String
             continue;
         }
         match chars.next() {
-            Some('u') if user.contains('/') => {
-                return Err("the user name contains '/'".into());
-            }
+            Some('u') if user.contains('/') => return Err(PathError::UserHasSlash),
             Some('u') => out.push_str(user),
             Some('h') => match home.to_str() {
                 Some(h) => out.push_str(h),
-                None => return Err("the home directory is not valid UTF-8".into()),
+                None => return Err(PathError::HomeNotUtf8),
             },
             Some('%') => out.push('%'),
-            Some(other) => {
-                return Err(format!(
-                    "unknown escape %{other} in \"{template}\"; use %u (user), %h (home) or %%"
-                ));
+            Some(escape) => {
+                return Err(PathError::UnknownEscape {
+                    template: template.to_string(),
+                    escape,
+                });
             }
-            None => return Err(format!("\"{template}\" ends with a lone %")),
+            None => return Err(PathError::LoneEscape(template.to_string())),
         }
     }
     let path = PathBuf::from(out);
@@ -50,23 +108,18 @@ pub fn expand(template: &str, user: &str, home: &Path) -> Result<PathBuf, String
 }
 
 /// An absolute path made only of normal components.
-pub fn check_plain_absolute(path: &Path) -> Result<(), String> {
+pub fn check_plain_absolute(path: &Path) -> Result<(), PathError> {
     if !path.is_absolute() {
-        return Err(format!("{} is not an absolute path", path.display()));
+        return Err(PathError::NotAbsolute(path.to_path_buf()));
     }
     for component in path.components() {
         match component {
             Component::RootDir | Component::Normal(_) => {}
-            _ => {
-                return Err(format!(
-                    "{} contains a \".\" or \"..\" component",
-                    path.display()
-                ));
-            }
+            _ => return Err(PathError::DotComponent(path.to_path_buf())),
         }
     }
     if path.file_name().is_none() {
-        return Err(format!("{} does not name a file", path.display()));
+        return Err(PathError::NoFileName(path.to_path_buf()));
     }
     Ok(())
 }
@@ -75,18 +128,18 @@ pub fn check_plain_absolute(path: &Path) -> Result<(), String> {
 ///
 /// Names with `/`, control characters, or that are `.`/`..` are refused outright:
 /// no real account has them, and they are how path-traversal attacks start.
-pub fn check_user_name(name: &str) -> Result<(), String> {
+pub fn check_user_name(name: &str) -> Result<(), UserNameError> {
     if name.is_empty() {
-        return Err("the user name is empty".into());
+        return Err(UserNameError::Empty);
     }
     if name.len() > 256 {
-        return Err("the user name is longer than 256 bytes".into());
+        return Err(UserNameError::TooLong);
     }
     if name == "." || name == ".." || name.starts_with('-') {
-        return Err("the user name is not a valid account name".into());
+        return Err(UserNameError::NotAnAccountName);
     }
     if name.chars().any(|c| c == '/' || c.is_control()) {
-        return Err("the user name contains '/' or a control character".into());
+        return Err(UserNameError::SlashOrControl);
     }
     Ok(())
 }
