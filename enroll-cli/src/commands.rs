@@ -1,38 +1,19 @@
 //! The other subcommands: status, recovery-codes, disable, reset, audit,
 //! check-config, import.
 
-use crate::enroll::{ask_current_code, now, print_recovery_codes};
+use crate::enroll::{authorize_replace, now, print_recovery_codes, require_code_or_root};
 use crate::fail;
 use otpgate_core::admin::escape::for_terminal;
 use otpgate_core::admin::report::{self, UserReport};
 use otpgate_core::admin::{self, Caller, import, unlock};
-use otpgate_core::config::{Config, Source};
+use otpgate_core::config::Source;
 use otpgate_core::otp::recovery;
-use otpgate_core::store::{self, Store, StoreExt};
+use otpgate_core::store::{self, StoreExt};
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
 fn require_root(caller: &Caller, what: &str) -> fail::Result<()> {
     Ok(caller.require_root(what)?)
-}
-
-/// The root-or-current-code rule, asking on the terminal.
-fn authorize(
-    caller: &Caller,
-    config: &Config,
-    store: &dyn Store,
-    account: &otpgate_core::sys::account::Account,
-    what: &str,
-) -> fail::Result<()> {
-    Ok(admin::require_code_or_root(
-        caller,
-        config,
-        store,
-        account,
-        ask_current_code,
-        now()?,
-        what,
-    )?)
 }
 
 pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fail::Result<()> {
@@ -63,7 +44,7 @@ pub fn recovery_codes(
     let account = admin::target_account(&caller, user, "make recovery codes")?;
     let store = store::open(&config);
     let mut enrollment = store.load_enrolled(&account)?;
-    authorize(
+    require_code_or_root(
         &caller,
         &config,
         store.as_ref(),
@@ -112,7 +93,7 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<(
         )
         .into());
     }
-    authorize(&caller, &config, store.as_ref(), &account, "disabling 2FA")?;
+    require_code_or_root(&caller, &config, store.as_ref(), &account, "disabling 2FA")?;
     store.remove(&account).map_err(|e| e.to_string())?;
     if caller.is_root() {
         store.remove_state(&account).map_err(|e| e.to_string())?;
@@ -301,15 +282,7 @@ pub fn import_google(
     let path = import::source_path(&account, file);
     let google = import::read(&account, &path)?;
     let store = store::open(&config);
-    if admin::check_replace(store.as_ref(), &account, force)? {
-        authorize(
-            &caller,
-            &config,
-            store.as_ref(),
-            &account,
-            "replacing the enrollment",
-        )?;
-    }
+    authorize_replace(&caller, &config, store.as_ref(), &account, force)?;
     let enrollment = import::enrollment(&google, now()?)?;
     store
         .save(&account, &enrollment)

@@ -104,6 +104,21 @@ pub fn require_code_or_root(
     )?)
 }
 
+/// Refuses to replace an enrollment without `--force`, and with it asks a
+/// user (not root) for a current code of the enrollment being replaced.
+pub fn authorize_replace(
+    caller: &Caller,
+    config: &Config,
+    store: &dyn Store,
+    account: &Account,
+    force: bool,
+) -> fail::Result<()> {
+    if admin::check_replace(store, account, force)? {
+        require_code_or_root(caller, config, store, account, "replacing the enrollment")?;
+    }
+    Ok(())
+}
+
 /// Prints recovery codes with the advice that goes with them.
 pub fn print_recovery_codes(out: &mut dyn std::io::Write, codes: &[RecoveryCode]) {
     if codes.is_empty() {
@@ -133,15 +148,7 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
     )?;
     let store = store::open(&config);
     store.check_writable(&account).map_err(|e| e.to_string())?;
-    if admin::check_replace(store.as_ref(), &account, args.force)? {
-        require_code_or_root(
-            &caller,
-            &config,
-            store.as_ref(),
-            &account,
-            "replacing the enrollment",
-        )?;
-    }
+    authorize_replace(&caller, &config, store.as_ref(), &account, args.force)?;
     let secret = args.secret.as_deref().map(read_secret).transpose()?;
     let opts = EnrollOptions {
         algorithm: args.algorithm,

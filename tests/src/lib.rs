@@ -360,8 +360,18 @@ impl World {
     /// Enrolls `user` through the real CLI (root, new secret, `--json`) and
     /// returns the `count` recovery codes it printed.
     pub fn enroll_with_recovery(&self, user: &str, count: usize) -> Vec<String> {
+        self.enroll_secret_with_recovery(user, None, count)
+    }
+
+    /// [`Self::enroll_with_recovery`] with a given base32 secret (or a new one).
+    pub fn enroll_secret_with_recovery(
+        &self,
+        user: &str,
+        secret: Option<&str>,
+        count: usize,
+    ) -> Vec<String> {
         let n = count.to_string();
-        let args = [
+        let mut args = vec![
             "enroll",
             "--user",
             user,
@@ -372,7 +382,10 @@ impl World {
             "--recovery-codes",
             &n,
         ];
-        let codes = recovery_codes_in(&cli_ok(&self.otpgate(&args, "")));
+        if secret.is_some() {
+            args.extend(["--secret", "-"]);
+        }
+        let codes = recovery_codes_in(&cli_ok(&self.otpgate(&args, secret.unwrap_or(""))));
         assert_eq!(codes.len(), count, "enroll printed {codes:?}");
         codes
     }
@@ -569,6 +582,24 @@ pub struct TestUser {
     owns_home: bool,
 }
 
+/// Runs `useradd ARGS --shell /bin/sh --home-dir HOME NAME` under the
+/// shadow-tools lock.
+fn useradd(args: &[&str], home: &Path, name: &str) {
+    let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new("useradd")
+        .args(args)
+        .args(["--shell", "/bin/sh", "--home-dir"])
+        .arg(home)
+        .arg(name)
+        .output()
+        .expect("running useradd");
+    assert!(
+        out.status.success(),
+        "useradd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn user_lock() -> &'static Mutex<()> {
     static LOCK: Mutex<()> = Mutex::new(());
     &LOCK
@@ -615,24 +646,17 @@ impl TestUser {
     /// `toor`/`root`-style alias).
     pub fn alias(&self) -> Self {
         let name = unique("oga");
-        let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
-        let out = Command::new("useradd")
-            .args(["--non-unique", "--no-create-home", "--shell", "/bin/sh"])
-            .args([
+        useradd(
+            &[
+                "--non-unique",
+                "--no-create-home",
                 "--uid",
                 &self.uid.to_string(),
                 "--gid",
                 &self.gid.to_string(),
-            ])
-            .arg("--home-dir")
-            .arg(&self.home)
-            .arg(&name)
-            .output()
-            .expect("running useradd");
-        assert!(
-            out.status.success(),
-            "useradd: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
+            &self.home,
+            &name,
         );
         Self {
             name,
@@ -652,22 +676,9 @@ impl TestUser {
             std::fs::Permissions::from_mode(0o755),
         )
         .unwrap();
-        {
-            let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
-            let out = Command::new("useradd")
-                .args(["--create-home", "--shell", "/bin/sh"])
-                .args(extra)
-                .arg("--home-dir")
-                .arg(&home)
-                .arg(&name)
-                .output()
-                .expect("running useradd");
-            assert!(
-                out.status.success(),
-                "useradd: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        let mut args = vec!["--create-home"];
+        args.extend_from_slice(extra);
+        useradd(&args, &home, &name);
         let account = otpgate_core::sys::account::by_name(&name).unwrap().unwrap();
         Self {
             name,

@@ -16,26 +16,7 @@ const CODE_USED: &str = "This code was already used; wait for the next one.";
 
 /// Enrolls with the RFC key and `n` recovery codes; returns the codes.
 fn enrolled_with_recovery(w: &World, u: &TestUser, n: usize) -> Vec<String> {
-    let count = n.to_string();
-    let out = w.otpgate(
-        &[
-            "enroll",
-            "--user",
-            &u.name,
-            "--secret",
-            "-",
-            "--no-confirm",
-            "--json",
-            "--qr",
-            "none",
-            "--recovery-codes",
-            &count,
-        ],
-        RFC_SECRET,
-    );
-    let codes = recovery_codes_in(&cli_ok(&out));
-    assert_eq!(codes.len(), n);
-    codes
+    w.enroll_secret_with_recovery(&u.name, Some(RFC_SECRET), n)
 }
 
 /// Replaces the first line of `path` starting with `key =` (keeps owner and mode).
