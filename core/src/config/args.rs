@@ -2,7 +2,7 @@
 //! `key=value` for any config key, as the PAM module receives them (libpam
 //! splits the line; see [`super::pamfile`]).
 
-use crate::config::{Config, ConfigError, Source};
+use crate::config::{Config, ConfigError, ConfigProblem, Source};
 use crate::sys::paths;
 use std::path::PathBuf;
 
@@ -22,11 +22,14 @@ impl ModuleArgs {
         for arg in args {
             match arg.split_once('=') {
                 Some(("config", path)) => {
-                    paths::check_plain_absolute(std::path::Path::new(path)).map_err(|e| {
-                        ConfigError {
-                            source: "module arguments".into(),
-                            message: format!("config={path}: {e}"),
-                        }
+                    paths::check_plain_absolute(std::path::Path::new(path)).map_err(|error| {
+                        ConfigError::new(
+                            "module arguments",
+                            ConfigProblem::ConfigPath {
+                                path: path.to_string(),
+                                error,
+                            },
+                        )
                     })?;
                     source = Source::Explicit(PathBuf::from(path));
                 }
@@ -35,12 +38,10 @@ impl ModuleArgs {
                     overrides.push((arg.to_string(), "true".into()));
                 }
                 None => {
-                    return Err(ConfigError {
-                        source: "module arguments".into(),
-                        message: format!(
-                            "unknown argument `{arg}`; use config=PATH, debug, nullok or KEY=VALUE for a config key"
-                        ),
-                    });
+                    return Err(ConfigError::new(
+                        "module arguments",
+                        ConfigProblem::UnknownArgument(arg.to_string()),
+                    ));
                 }
             }
         }
@@ -57,9 +58,11 @@ impl ModuleArgs {
     /// `otpgate check-config --service` both use it.
     pub fn load_checked(&self) -> Result<Config, ConfigError> {
         let config = self.load()?;
-        config.check_system().map_err(|e| ConfigError {
-            source: self.source.path().display().to_string(),
-            message: e.to_string(),
+        config.check_system().map_err(|e| {
+            ConfigError::new(
+                &self.source.path().display().to_string(),
+                ConfigProblem::Groups(e),
+            )
         })?;
         Ok(config)
     }

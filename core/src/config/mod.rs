@@ -7,7 +7,7 @@ pub mod pamfile;
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
 use crate::policy::{Cidr, Enforce};
 use crate::sys::fs::{self, FsError, Trust};
-use crate::sys::paths;
+use crate::sys::paths::{self, PathError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -97,26 +97,81 @@ impl Default for Config {
     }
 }
 
-/// A config that could not be used, with the file and what is wrong.
+/// A config that could not be used: where it came from (a file, the
+/// module arguments, the built-in defaults) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub source: String,
-    pub message: String,
+    pub problem: ConfigProblem,
+}
+
+/// What is wrong with a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigProblem {
+    /// The file is missing, unsafe or unreadable.
+    Read(FsError),
+    /// Not TOML, an unknown key, or a value of the wrong type.
+    Syntax(String),
+    /// A key whose value is out of range or of the wrong form.
+    Value { key: &'static str, why: String },
+    /// `max_failures` without a window or lockout length.
+    LockoutNeedsWindow,
+    /// A module argument that is no option.
+    UnknownArgument(String),
+    /// `config=PATH` that is not a plain absolute path.
+    ConfigPath { path: String, error: PathError },
+    /// A group the policy names does not exist or cannot be looked up.
+    Groups(crate::policy::GroupError),
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(e) => e.fmt(f),
+            Self::Syntax(msg) => f.write_str(msg),
+            Self::Value { key, why } => write!(f, "key `{key}`: {why}"),
+            Self::LockoutNeedsWindow => f.write_str(
+                "keys `failure_window` and `lockout_seconds` must be at least 1 when `max_failures` is set",
+            ),
+            Self::UnknownArgument(arg) => write!(
+                f,
+                "unknown argument `{arg}`; use config=PATH, debug, nullok or KEY=VALUE for a config key"
+            ),
+            Self::ConfigPath { path, error } => write!(f, "config={path}: {error}"),
+            Self::Groups(e) => e.fmt(f),
+        }
+    }
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.source, self.message)
+        write!(f, "{}: {}", self.source, self.problem)
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-fn err(source: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        source: source.to_string(),
-        message: message.into(),
+impl ConfigError {
+    pub fn new(source: &str, problem: ConfigProblem) -> Self {
+        Self {
+            source: source.to_string(),
+            problem,
+        }
     }
+}
+
+fn err(source: &str, problem: ConfigProblem) -> ConfigError {
+    ConfigError::new(source, problem)
+}
+
+fn value(source: &str, key: &'static str, why: impl Into<String>) -> ConfigError {
+    err(
+        source,
+        ConfigProblem::Value {
+            key,
+            why: why.into(),
+        },
+    )
 }
 
 /// Where a config comes from: the default path may be absent (built-in
@@ -140,8 +195,8 @@ impl Source {
 impl Config {
     /// Parses and validates config text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| err(source, tidy_toml_error(&e, text)))?;
+        let config: Config = toml::from_str(text)
+            .map_err(|e| err(source, ConfigProblem::Syntax(tidy_toml_error(&e, text))))?;
         config.validate(source)?;
         Ok(config)
     }
@@ -159,7 +214,7 @@ impl Config {
                 config.validate("built-in defaults")?;
                 Ok(config)
             }
-            Err(e) => Err(err(&shown, e.to_string())),
+            Err(e) => Err(err(&shown, ConfigProblem::Read(e))),
         }
     }
 
@@ -173,15 +228,16 @@ impl Config {
         if overrides.is_empty() {
             return Ok(self.clone());
         }
-        let mut table = toml::Table::try_from(self).map_err(|e| err(source, e.to_string()))?;
+        let mut table = toml::Table::try_from(self)
+            .map_err(|e| err(source, ConfigProblem::Syntax(e.to_string())))?;
         for (key, value) in overrides {
             if !table.contains_key(key) {
                 return Err(err(
                     source,
-                    format!(
+                    ConfigProblem::Syntax(format!(
                         "unknown option `{key}`; known options: config, {}",
                         table.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
+                    )),
                 ));
             }
             let parsed = value
@@ -210,16 +266,18 @@ impl Config {
             };
             table.insert(key.clone(), parsed);
         }
-        let text = toml::to_string(&table).map_err(|e| err(source, e.to_string()))?;
+        let text = toml::to_string(&table)
+            .map_err(|e| err(source, ConfigProblem::Syntax(e.to_string())))?;
         Self::parse(&text, source)
     }
 
     fn validate(&self, source: &str) -> Result<(), ConfigError> {
         if !DIGITS_RANGE.contains(&self.digits) {
-            return Err(err(
+            return Err(value(
                 source,
+                "digits",
                 format!(
-                    "key `digits`: {} is out of range; allowed: {} to {}",
+                    "{} is out of range; allowed: {} to {}",
                     self.digits,
                     DIGITS_RANGE.start(),
                     DIGITS_RANGE.end()
@@ -227,10 +285,11 @@ impl Config {
             ));
         }
         if !PERIOD_RANGE.contains(&self.period) {
-            return Err(err(
+            return Err(value(
                 source,
+                "period",
                 format!(
-                    "key `period`: {} is out of range; allowed: {} to {} seconds",
+                    "{} is out of range; allowed: {} to {} seconds",
                     self.period,
                     PERIOD_RANGE.start(),
                     PERIOD_RANGE.end()
@@ -238,10 +297,11 @@ impl Config {
             ));
         }
         if self.window > MAX_WINDOW {
-            return Err(err(
+            return Err(value(
                 source,
+                "window",
                 format!(
-                    "key `window`: {} is out of range; allowed: 0 to {MAX_WINDOW} steps on each side of now",
+                    "{} is out of range; allowed: 0 to {MAX_WINDOW} steps on each side of now",
                     self.window
                 ),
             ));
@@ -250,26 +310,28 @@ impl Config {
             || self.issuer.chars().any(char::is_control)
             || self.issuer.len() > 64
         {
-            return Err(err(
+            return Err(value(
                 source,
-                "key `issuer`: must be at most 64 characters, without ':' or control characters",
+                "issuer",
+                "must be at most 64 characters, without ':' or control characters",
             ));
         }
         paths::check_template(&self.secret_path)
-            .map_err(|e| err(source, format!("key `secret_path`: {e}")))?;
+            .map_err(|e| value(source, "secret_path", e.to_string()))?;
         paths::check_plain_absolute(&self.state_dir)
-            .map_err(|e| err(source, format!("key `state_dir`: {e}")))?;
+            .map_err(|e| value(source, "state_dir", e.to_string()))?;
         if self.recovery_codes > crate::otp::recovery::MAX_COUNT {
-            return Err(err(
+            return Err(value(
                 source,
+                "recovery_codes",
                 format!(
-                    "key `recovery_codes`: {} is out of range; allowed: 0 to {}",
+                    "{} is out of range; allowed: 0 to {}",
                     self.recovery_codes,
                     crate::otp::recovery::MAX_COUNT
                 ),
             ));
         }
-        for (key, value, max) in [
+        for (key, got, max) in [
             ("grace_period_days", u64::from(self.grace_period_days), 3650),
             ("remember_minutes", u64::from(self.remember_minutes), 10_080),
             ("max_failures", u64::from(self.max_failures), 1000),
@@ -277,21 +339,19 @@ impl Config {
             ("lockout_seconds", self.lockout_seconds, 604_800),
             ("hotp_lookahead", u64::from(self.hotp_lookahead), 100),
         ] {
-            if value > max {
-                return Err(err(
+            if got > max {
+                return Err(value(
                     source,
-                    format!("key `{key}`: {value} is out of range; allowed: 0 to {max}"),
+                    key,
+                    format!("{got} is out of range; allowed: 0 to {max}"),
                 ));
             }
         }
         if self.max_failures > 0 && (self.failure_window == 0 || self.lockout_seconds == 0) {
-            return Err(err(
-                source,
-                "keys `failure_window` and `lockout_seconds` must be at least 1 when `max_failures` is set",
-            ));
+            return Err(err(source, ConfigProblem::LockoutNeedsWindow));
         }
         if self.prompt.is_empty() || self.prompt.len() > 200 || self.prompt.contains('\0') {
-            return Err(err(source, "key `prompt`: must be 1 to 200 characters"));
+            return Err(value(source, "prompt", "must be 1 to 200 characters"));
         }
         Ok(())
     }
@@ -393,9 +453,9 @@ mod tests {
     fn unknown_key_is_named() {
         let e = Config::parse("nulok = true\n", "/etc/otpgate/config.toml").unwrap_err();
         assert_eq!(e.source, "/etc/otpgate/config.toml");
-        assert!(e.message.contains("nulok"), "{e}");
+        assert!(e.to_string().contains("nulok"), "{e}");
         assert!(
-            e.message.contains("nullok"),
+            e.to_string().contains("nullok"),
             "should list the known keys: {e}"
         );
     }
@@ -471,7 +531,7 @@ mod tests {
         let e = base
             .with_overrides(&[("bogus".into(), "1".into())], "args")
             .unwrap_err();
-        assert!(e.message.contains("bogus"), "{e}");
+        assert!(e.to_string().contains("bogus"), "{e}");
     }
 
     #[test]
