@@ -7,10 +7,23 @@ require_root() {
     fi
 }
 
+# A progress line, so nobody stares at a silent terminal for minutes.
+step() {
+    echo "==> $*" >&2
+}
+
+# apt-get quietly; its output is shown only when it fails.
 apt_install() {
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    local log
+    log=$(mktemp)
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        echo "apt-get failed (above); check the network and /etc/apt/sources.list, then run this again" >&2
+        return 1
+    fi
+    rm -f "$log"
 }
 
 find_cargo() {
@@ -32,6 +45,6 @@ find_cargo() {
 
 install_cargo_deb() {
     if ! cargo deb --version 2>/dev/null | grep -q '3\.8\.0'; then
-        cargo install cargo-deb --version 3.8.0 --locked
+        cargo install --quiet cargo-deb --version 3.8.0 --locked
     fi
 }

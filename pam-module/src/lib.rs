@@ -115,6 +115,10 @@ impl PamHooks for OtpGate {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         let args = arguments(&args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        #[cfg(feature = "test-panic")]
+        if args.contains(&"otpgate-test-panic") {
+            panic!("otpgate-test-panic: a panic inside the module, on purpose");
+        }
 
         let user = match pamh.get_user(None) {
             Ok(u) => u,

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where the installed package puts the module.
-pub const INSTALLED_MODULE: &str = "/usr/lib/x86_64-linux-gnu/security/pam_otpgate.so";
+pub const INSTALLED_MODULE: &str = "/lib/x86_64-linux-gnu/security/pam_otpgate.so";
 
 /// The module the SSH tests load: the installed package's when
 /// OTPGATE_E2E_PACKAGE=1 (scripts/test.sh installs the .deb first and sets

@@ -32,3 +32,51 @@ fn the_module_exports_exactly_the_six_pam_hooks() {
         ]
     );
 }
+
+/// A panic inside the module, with the statically linked unwinder
+/// (pam-module/build.rs), is caught at the FFI boundary and becomes
+/// PAM_ABORT: the host process neither crashes nor lets anyone in. Built
+/// here as the release module is, with the test-only `test-panic` feature.
+#[test]
+fn a_panic_in_the_module_is_a_denial_not_a_crash() {
+    let dir = workspace().join("target/test-panic");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "-p", "pam-otpgate"])
+        .args(["--features", "test-panic", "--target-dir"])
+        .arg(&dir)
+        .current_dir(workspace())
+        .status()
+        .expect("running cargo build");
+    assert!(status.success());
+    let module = dir.join("release/libpam_otpgate.so");
+    let needed = Command::new("readelf")
+        .arg("-d")
+        .arg(&module)
+        .output()
+        .unwrap();
+    let needed = String::from_utf8_lossy(&needed.stdout);
+    assert!(
+        !needed.contains("libgcc_s"),
+        "the unwinder must be linked statically: {needed}"
+    );
+    let w = World::new();
+    let u = w.enrolled_user();
+    let line = |extra: &str| {
+        format!(
+            "auth required {} config={} {extra}",
+            module.display(),
+            w.config.display()
+        )
+    };
+    w.set_stack(
+        "panics",
+        &["auth required pam_permit.so", &line("otpgate-test-panic")],
+    );
+    w.set_stack("works", &["auth required pam_permit.so", &line("")]);
+    let run = w.pam("panics", &u.name, &[&code_at(RFC_SECRET, T0)], T0, None);
+    assert!(!run.success);
+    run.assert_code(PamCode::Abort);
+    assert!(run.stderr.contains("on purpose"), "{run:#?}");
+    w.pam("works", &u.name, &[&code_at(RFC_SECRET, T0)], T0, None)
+        .assert_ok();
+}

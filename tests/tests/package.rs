@@ -179,7 +179,13 @@ fn install_enable_remove_purge_keep_pam_working() {
     assert!(user.secret_file().exists());
 
     // Purge: configuration and state go; users' own enrollments stay.
-    ok("dpkg -P otpgate >/dev/null");
+    // Purged cleanly: the module sits in Debian's own PAM module directory
+    // (/lib/x86_64-linux-gnu/security), so dpkg has no second path for it
+    // to warn about.
+    let purge = sh("dpkg -P otpgate 2>&1");
+    let said = String::from_utf8_lossy(&purge.stdout);
+    assert!(purge.status.success(), "{said}");
+    assert!(!said.contains("not empty"), "{said}");
     assert!(!Path::new("/etc/otpgate").exists());
     assert!(!Path::new("/var/lib/otpgate").exists());
     assert!(
