@@ -439,14 +439,30 @@ mod tests {
 
     #[test]
     fn shipped_config_names_every_key() {
-        let text = include_str!("../../../config/config.toml");
         let table = toml::Table::try_from(Config::default()).unwrap();
-        for key in table.keys() {
-            assert!(
-                text.lines().any(|l| l.starts_with(&format!("{key} ="))),
-                "config/config.toml lacks `{key}`"
-            );
+        for (name, text) in [
+            ("config.toml", include_str!("../../../config/config.toml")),
+            (
+                "config.example.toml",
+                include_str!("../../../config/config.example.toml"),
+            ),
+        ] {
+            for key in table.keys() {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{key} ="))),
+                    "config/{name} lacks `{key}`"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_documented_example_says_what_the_shipped_config_does() {
+        let shipped = Config::parse(include_str!("../../../config/config.toml"), "c").unwrap();
+        let example =
+            Config::parse(include_str!("../../../config/config.example.toml"), "e").unwrap();
+        assert_eq!(shipped, example);
+        assert!(include_str!("../../../config/config.toml").len() < 1500);
     }
 
     #[test]

@@ -176,12 +176,23 @@ pub fn check_set(set: &RecoverySet) -> Result<(), OtpError> {
     if set.hashes.len() > MAX_COUNT {
         return Err(OtpError::RecoveryHashes);
     }
-    for h in &set.hashes {
-        if decode(h).map(|b| b.len()) != Ok(HASH_LEN) {
-            return Err(OtpError::RecoveryHashes);
-        }
+    // Checked by shape, not decoded: this runs at every login that reads
+    // the file, and a hash is only ever compared, never decoded.
+    if !set.hashes.iter().all(|h| hash_shaped(h)) {
+        return Err(OtpError::RecoveryHashes);
     }
     Ok(())
+}
+
+/// Whether `text` is what [`base32_encode`] makes of a 32-byte hash: 52
+/// characters of the base32 alphabet, the last carrying one bit.
+fn hash_shaped(text: &str) -> bool {
+    const ENCODED_LEN: usize = (HASH_LEN * 8).div_ceil(5);
+    let b = text.as_bytes();
+    b.len() == ENCODED_LEN
+        && b.iter()
+            .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(c))
+        && matches!(b.last(), Some(b'A' | b'Q'))
 }
 
 /// Hashes `code` once and returns the stored hash it matches, if any. The
@@ -277,9 +288,18 @@ mod tests {
         let mut s = set.clone();
         s.kdf = "md5".into();
         assert!(check_set(&s).is_err());
-        let mut s = set;
+        let mut s = set.clone();
         s.hashes.push("AAAA".into());
         assert!(check_set(&s).is_err());
+        for bad in [
+            set.hashes[0].to_lowercase(),
+            format!("{}B", &set.hashes[0][..51]),
+        ] {
+            let mut s = set.clone();
+            s.hashes[0] = bad;
+            assert!(check_set(&s).is_err());
+        }
+        assert!(set.hashes.iter().all(|h| hash_shaped(h)));
         assert!(generate_set(0, 1).is_err());
     }
 }

@@ -85,13 +85,21 @@ impl Location {
     /// enrolled" — an unmounted /home must not turn into `nullok`'s pass.
     pub fn load(&self) -> Result<Option<Enrollment>, StoreError> {
         let _id = self.identity()?;
-        if let Access::AsUser { home } = &self.access {
-            SafeDir::open(home, self.trust()).map_err(|e| match e {
-                FsError::NotFound { path } => StoreError::NoHome(path),
-                other => StoreError::Fs(other),
-            })?;
-        }
-        match fs::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE) {
+        let (dir, name) = fs::split(&self.path).map_err(StoreError::Fs)?;
+        // In the home, the home is walked from `/` once (it must be there)
+        // and the rest of the path from the home; elsewhere, from `/`.
+        let read = match &self.access {
+            Access::AsUser { home } => {
+                let home = SafeDir::open(home, self.trust()).map_err(|e| match e {
+                    FsError::NotFound { path } => StoreError::NoHome(path),
+                    other => StoreError::Fs(other),
+                })?;
+                home.open_below(dir)
+                    .and_then(|d| d.read_private(name, MAX_FILE_SIZE))
+            }
+            Access::AsRoot => fs::read_private_file(&self.path, self.trust(), MAX_FILE_SIZE),
+        };
+        match read {
             Ok(bytes) => Enrollment::parse(&bytes)
                 .map(Some)
                 .map_err(|error| StoreError::Format {
@@ -181,10 +189,14 @@ impl Location {
 
 /// The files engine: secret files by the `secret_path` template, login
 /// state in `state_dir`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FileStore {
     secret_path: String,
     state_dir: PathBuf,
+    /// The state directory, walked from `/` once per store (a login reads
+    /// the state before the prompt and updates it after; `audit` reads
+    /// every user's).
+    opened: std::sync::OnceLock<StateDir>,
 }
 
 impl FileStore {
@@ -192,7 +204,17 @@ impl FileStore {
         Self {
             secret_path: config.secret_path.clone(),
             state_dir: config.state_dir.clone(),
+            opened: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The state directory, created (mode 0711) if missing.
+    fn state_dir(&self) -> Result<&StateDir, StoreError> {
+        if let Some(dir) = self.opened.get() {
+            return Ok(dir);
+        }
+        let dir = StateDir::open(&self.state_dir)?;
+        Ok(self.opened.get_or_init(|| dir))
     }
 
     fn locate(&self, account: &Account) -> Result<Location, StoreError> {
@@ -200,9 +222,12 @@ impl FileStore {
     }
 
     /// The state directory if it exists (readers must not create it).
-    fn existing_state_dir(&self) -> Result<Option<StateDir>, StoreError> {
+    fn existing_state_dir(&self) -> Result<Option<&StateDir>, StoreError> {
+        if let Some(dir) = self.opened.get() {
+            return Ok(Some(dir));
+        }
         match StateDir::open_existing(&self.state_dir) {
-            Ok(dir) => Ok(Some(dir)),
+            Ok(dir) => Ok(Some(self.opened.get_or_init(|| dir))),
             Err(crate::store::statedir::StateError::Fs(e)) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -264,7 +289,7 @@ impl Store for FileStore {
         account: &Account,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StoreError> {
-        Ok(StateDir::open(&self.state_dir)?.update(account, |st| decide(st))?)
+        Ok(self.state_dir()?.update(account, |st| decide(st))?)
     }
 
     fn repair_state(
@@ -272,9 +297,7 @@ impl Store for FileStore {
         account: &Account,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StoreError> {
-        Ok(StateDir::open(&self.state_dir)?
-            .for_repair()
-            .update(account, |st| decide(st))?)
+        Ok(self.state_dir()?.repair_update(account, |st| decide(st))?)
     }
 
     fn remove_state(&self, account: &Account) -> Result<bool, StoreError> {

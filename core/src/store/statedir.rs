@@ -116,16 +116,14 @@ impl StateDir {
         self
     }
 
-    /// Reads files up to [`MAX_REPAIR_SIZE`] (for `reset --unlock`, which
-    /// compacts an oversized file).
-    pub fn for_repair(mut self) -> Self {
-        self.max_size = MAX_REPAIR_SIZE;
-        self
-    }
-
-    fn read_file(&self, name: &OsString, user: &str) -> Result<Option<UserState>, StateError> {
+    fn read_file(
+        &self,
+        name: &OsString,
+        user: &str,
+        max: u64,
+    ) -> Result<Option<UserState>, StateError> {
         let path = || self.dir.path().join(name).display().to_string();
-        match self.dir.read_checked(name, self.max_size, 0o027) {
+        match self.dir.read_checked(name, max, 0o027) {
             Ok(bytes) => UserState::parse(&bytes)
                 .map(Some)
                 .map_err(|why| StateError::Corrupt { path: path(), why }),
@@ -140,11 +138,16 @@ impl StateDir {
 
     /// The state, from the uid's file or else a version-1 file to convert;
     /// the flag says whether it came from a version-1 file.
-    fn read_any(&self, account: &Account, n: &Names) -> Result<(UserState, bool), StateError> {
-        if let Some(state) = self.read_file(&n.state, &account.name)? {
+    fn read_any(
+        &self,
+        account: &Account,
+        n: &Names,
+        max: u64,
+    ) -> Result<(UserState, bool), StateError> {
+        if let Some(state) = self.read_file(&n.state, &account.name, max)? {
             return Ok((state, false));
         }
-        match self.read_file(&n.legacy, &account.name)? {
+        match self.read_file(&n.legacy, &account.name, max)? {
             Some(state) => Ok((state, true)),
             None => Ok((UserState::default(), false)),
         }
@@ -153,7 +156,8 @@ impl StateDir {
     /// Reads a user's state without locking (a snapshot, for status output
     /// and the check before the prompt).
     pub fn read(&self, account: &Account) -> Result<UserState, StateError> {
-        self.read_any(account, &names(account)).map(|(s, _)| s)
+        self.read_any(account, &names(account), self.max_size)
+            .map(|(s, _)| s)
     }
 
     /// Runs `decide` on the user's state under an exclusive lock and writes
@@ -165,9 +169,28 @@ impl StateDir {
         account: &Account,
         decide: impl FnOnce(&mut UserState) -> R,
     ) -> Result<R, StateError> {
+        self.update_reading(account, self.max_size, decide)
+    }
+
+    /// [`Self::update`] that reads files up to [`MAX_REPAIR_SIZE`] (for
+    /// `reset --unlock`, which compacts an oversized file).
+    pub fn repair_update<R>(
+        &self,
+        account: &Account,
+        decide: impl FnOnce(&mut UserState) -> R,
+    ) -> Result<R, StateError> {
+        self.update_reading(account, MAX_REPAIR_SIZE, decide)
+    }
+
+    fn update_reading<R>(
+        &self,
+        account: &Account,
+        max: u64,
+        decide: impl FnOnce(&mut UserState) -> R,
+    ) -> Result<R, StateError> {
         let n = names(account);
         let _lock = self.dir.lock(&n.lock, self.lock_timeout)?;
-        let (before, converted) = self.read_any(account, &n)?;
+        let (before, converted) = self.read_any(account, &n, max)?;
         let mut state = before.clone();
         let result = decide(&mut state);
         if state != before || converted {
@@ -357,9 +380,9 @@ mod tests {
                 .contains("otpgate reset --user fay --unlock"),
             "{err}"
         );
-        let repaired = StateDir::open(&dir).unwrap().for_repair();
+        let repaired = StateDir::open(&dir).unwrap();
         repaired
-            .update(&fay, |s| s.devices.retain(|k, _| k.ends_with('1')))
+            .repair_update(&fay, |s| s.devices.retain(|k, _| k.ends_with('1')))
             .unwrap();
         assert!(store.read(&fay).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();

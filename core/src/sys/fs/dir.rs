@@ -25,12 +25,55 @@ impl SafeDir {
     fn walk(path: &Path, trust: Trust, create: Option<u32>) -> Result<Self, FsError> {
         let parts = components(path)?;
         let root = Path::new("/");
-        let mut fd =
+        let fd =
             nix::fcntl::open(root, DIR_FLAGS, Mode::empty()).map_err(|e| io(root, "opening", e))?;
-        let mut here = PathBuf::from("/");
+        let here = PathBuf::from("/");
         let st = fstat(&fd).map_err(|e| io(&here, "checking", e))?;
         check_dir(&st, &here, trust)?;
-        for name in parts {
+        Self::descend(fd, here, &parts, trust, create)
+    }
+
+    /// Opens `path`, which lies below this directory, walking only the
+    /// components under it (the checks are the same as [`Self::open`]'s:
+    /// no links, trusted owners, not writable by others). Saves walking the
+    /// whole path from `/` again.
+    pub fn open_below(&self, path: &Path) -> Result<Self, FsError> {
+        let rel = path
+            .strip_prefix(&self.path)
+            .map_err(|_| FsError::BadPath {
+                path: path.into(),
+                why: format!("is not below {}", self.path.display()),
+            })?;
+        let mut parts = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => parts.push(n),
+                _ => {
+                    return Err(FsError::BadPath {
+                        path: path.into(),
+                        why: "must not contain \".\" or \"..\"".into(),
+                    });
+                }
+            }
+        }
+        let fd = self.fd.try_clone().map_err(|e| {
+            io(
+                &self.path,
+                "opening",
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            )
+        })?;
+        Self::descend(fd, self.path.clone(), &parts, self.trust, None)
+    }
+
+    fn descend(
+        mut fd: OwnedFd,
+        mut here: PathBuf,
+        parts: &[&OsStr],
+        trust: Trust,
+        create: Option<u32>,
+    ) -> Result<Self, FsError> {
+        for &name in parts {
             here.push(name);
             let next = match openat(&fd, name, DIR_FLAGS, Mode::empty()) {
                 Ok(next) => next,
