@@ -39,8 +39,10 @@ T0=1800000000
 SEC=/usr/lib/x86_64-linux-gnu/security
 useradd -m -d "$B/home" "$U"
 
-# otpgate: the user's file in their home, state in $B/state.
+# otpgate: the user's file in their home, state in $B/state; a two-line
+# config, and the shipped config (only state_dir changed).
 printf 'state_dir = "%s/state"\nmax_failures = 0\n' "$B" > "$B/config.toml"
+sed "s#^state_dir = .*#state_dir = \"$B/state-shipped\"#" "$ROOT/config/config.toml" > "$B/shipped.toml"
 echo "$SECRET" | "$ROOT/target/release/otpgate" --config "$B/config.toml" enroll --user "$U" --secret - --no-confirm --recovery-codes 0 --qr none >/dev/null
 # google-authenticator: same secret, reuse refused like otpgate, no rate limit.
 printf '%s\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n' "$SECRET" > "$B/home/.google_authenticator"
@@ -52,6 +54,7 @@ mkdir -p "$B/svc"
 echo 'auth required pam_deny.so' > "$B/svc/other"
 printf 'auth required pam_permit.so\n' > "$B/svc/baseline"
 printf 'auth required %s/target/release/libpam_otpgate.so config=%s/config.toml\n' "$ROOT" "$B" > "$B/svc/otpgate"
+printf 'auth required %s/target/release/libpam_otpgate.so config=%s/shipped.toml\n' "$ROOT" "$B" > "$B/svc/otpgate-shipped"
 printf 'auth required %s/pam_google_authenticator.so\n' "$SEC" > "$B/svc/google-authenticator"
 printf 'auth required %s/pam_oath.so usersfile=%s/users.oath window=1 digits=6\n' "$SEC" "$B" > "$B/svc/oath"
 
@@ -98,7 +101,7 @@ echo "Each login is one pamtester process under pam_wrapper + libfaketime; 'base
 echo
 printf '%-22s %-34s %-34s\n' "module" "right code (fresh step each)" "wrong code"
 step=0
-for svc in baseline otpgate google-authenticator oath; do
+for svc in baseline otpgate otpgate-shipped google-authenticator oath; do
     r=$(rate "$svc" right $step); step=$((step + LOGINS + 10))
     w=$(rate "$svc" wrong $step); step=$((step + LOGINS + 10))
     printf '%-22s %-34s %-34s\n' "$svc" "$r" "$w"
@@ -107,14 +110,19 @@ done
 echo
 printf '%-22s %-22s %-22s %-18s\n' "module" "instructions (right)" "instructions (wrong)" "peak RSS (KiB)"
 base_r=0; base_w=0
-for svc in baseline otpgate google-authenticator oath; do
+declare -A SHARE RSS
+for svc in baseline otpgate otpgate-shipped google-authenticator oath; do
     t=$((T0 + 30 * (step + 5))); step=$((step + 10))
     ir=$(instr "$svc" "$(code_at "$t")" "$t")
     iw=$(instr "$svc" 000000 "$((t + 60))")
     kb=$(peak_kb "$svc" "$(code_at $((t + 120)))" "$((t + 120))")
     if [ "$svc" = baseline ]; then base_r=$ir; base_w=$iw; fi
     printf '%-22s %-22s %-22s %-18s\n' "$svc" "$ir (+$((ir - base_r)))" "$iw (+$((iw - base_w)))" "$kb"
+    SHARE[$svc]=$((ir - base_r)); RSS[$svc]=$kb
 done
+awk -v a="${SHARE[otpgate]}" -v s="${SHARE[otpgate-shipped]}" -v g="${SHARE[google-authenticator]}" \
+    'BEGIN { printf "otpgate share / google-authenticator share (right code): %.2fx two-line config, %.2fx shipped config (goal <= 1.0x)\n", a / g, s / g }'
+echo "peak RSS above google-authenticator: otpgate $(( ${RSS[otpgate-shipped]} - ${RSS[google-authenticator]} )) KiB (goal <= 256 KiB)"
 
 echo
 "$ROOT/target/release/bench_recovery"

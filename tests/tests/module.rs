@@ -59,6 +59,21 @@ fn a_panic_in_the_module_is_a_denial_not_a_crash() {
         !needed.contains("libgcc_s"),
         "the unwinder must be linked statically: {needed}"
     );
+    // pam-module/build.rs: DT_RELR and full RELRO (read-only GOT, BIND_NOW).
+    assert!(needed.contains("(RELR)"), "no DT_RELR: {needed}");
+    assert!(
+        needed.contains("BIND_NOW"),
+        "not linked with -z now: {needed}"
+    );
+    let headers = Command::new("readelf")
+        .arg("-lW")
+        .arg(&module)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&headers.stdout).contains("GNU_RELRO"),
+        "no RELRO segment"
+    );
     let w = World::new();
     let u = w.enrolled_user();
     let line = |extra: &str| {

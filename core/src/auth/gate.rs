@@ -194,7 +194,8 @@ fn state_decides(
     if let Some(until) = state.locked_at(now) {
         return Some(deny_locked(until, conv, ctx));
     }
-    if let Some(ip) = policy::rhost_ip(req.rhost)
+    if config.remember_minutes > 0
+        && let Some(ip) = policy::rhost_ip(req.rhost)
         && state.remembered(
             req.service,
             &ip.to_string(),

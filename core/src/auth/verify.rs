@@ -294,7 +294,8 @@ pub(super) fn verify(
 ) -> Outcome {
     let input = input::classify(reply);
     let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
-    let credentials = enrollment.credentials_fingerprint();
+    // Only needed to remember an address (a hash of every device's secret).
+    let credentials = remember_ip.map(|_| enrollment.credentials_fingerprint());
     let mut lock_started = None;
     let verdict = store.update(account, |st| {
         st.clamp(now, Limits::of(config));
@@ -302,8 +303,8 @@ pub(super) fn verify(
         let verdict = check_reply(config, enrollment, st, &input, now);
         if verdict.accepted() {
             st.clear_failures();
-            if let Some(ip) = remember_ip {
-                st.remember(req.service, &ip.to_string(), &credentials, now);
+            if let (Some(ip), Some(credentials)) = (remember_ip, &credentials) {
+                st.remember(req.service, &ip.to_string(), credentials, now);
             }
         } else if verdict.counts_as_failure() {
             lock_started = st.record_failure(

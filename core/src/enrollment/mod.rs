@@ -482,7 +482,7 @@ impl Enrollment {
         let mut bytes = [0u8; 16];
         rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes)
             .map_err(|_| FormatError::Randomness)?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(crate::otp::secret::hex(&bytes))
     }
 
     /// A new enrollment with one TOTP device.

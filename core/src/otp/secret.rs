@@ -124,7 +124,7 @@ impl Secret {
         };
         mac.update(b"otpgate/device-fingerprint/v1");
         let digest = mac.finalize().into_bytes();
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&digest[..16])
     }
 
     /// Key size in bits.
@@ -148,10 +148,19 @@ impl Secret {
 /// SHA-256 of `bytes`, first 128 bits in hex (identifies non-secret data).
 pub fn digest_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&sha2::Sha256::digest(bytes)[..16])
+}
+
+/// Lower-case hex, without the formatting machinery (this runs at every
+/// login).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// RFC 4648 base32 without padding.
@@ -183,6 +192,16 @@ impl std::fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lower_case_and_fingerprints_are_stable() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        let s = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
+        assert_eq!(s.fingerprint().len(), 32);
+        assert_eq!(s.fingerprint(), s.clone().fingerprint());
+        let other = Secret::from_bytes(vec![1; 20]).unwrap();
+        assert_ne!(s.fingerprint(), other.fingerprint());
+    }
 
     #[test]
     fn base32_round_trips_rfc4648_vectors() {
