@@ -742,3 +742,37 @@ fn the_state_file_is_named_after_the_uid() {
     assert!(names.contains(&w.state_file(&u)), "{names:?}");
     assert!(!w.state.join(format!("{}.state", u.name)).exists());
 }
+
+#[test]
+fn an_alias_state_from_the_previous_version_is_not_forgotten() {
+    let w = World::new();
+    let u = TestUser::new(&w);
+    let codes = enrolled_with_recovery(&w, &u, 3);
+    let alias = u.alias();
+    // The account logged in once under the new version: its uid file exists.
+    w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    assert!(w.state_file(&u).exists());
+    // 0.1 left a file for the alias, recording the first recovery code used.
+    let text = std::fs::read_to_string(u.secret_file()).unwrap();
+    let first_hash = text
+        .split("hashes = [")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let legacy = w.state.join(format!("{}.state", alias.name));
+    std::fs::write(
+        &legacy,
+        format!("version = 1\nenrollment_id = \"0\"\nused_recovery = [\"{first_hash}\"]\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    w.login(&alias.name, &codes[0], T0 + 1)
+        .assert_denied("recovery code already used");
+    w.login(&u.name, &codes[0], T0 + 2)
+        .assert_denied("recovery code already used");
+    assert!(!legacy.exists(), "absorbed into the uid's file");
+    w.login(&u.name, &codes[1], T0 + 3).assert_ok();
+}

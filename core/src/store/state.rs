@@ -247,6 +247,33 @@ impl From<StateV1> for UserState {
 }
 
 impl UserState {
+    /// Takes in a version-1 state of another name of this uid (an alias
+    /// converted after the first): its unmapped memory, failures and lock
+    /// join this one, so nothing it recorded is forgotten.
+    pub fn absorb(&mut self, old: UserState) {
+        if let Some(old_legacy) = old.legacy {
+            let legacy = self.legacy.get_or_insert_with(Legacy::default);
+            for (name, device) in old_legacy.devices {
+                legacy.devices.entry(name).or_insert(device);
+            }
+            for hash in old_legacy.used_recovery {
+                if !legacy.used_recovery.contains(&hash) {
+                    legacy.used_recovery.push(hash);
+                }
+            }
+        }
+        self.failures.extend(old.failures);
+        self.locked_until = self.locked_until.max(old.locked_until);
+        self.first_seen = match (self.first_seen, old.first_seen) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if old.last_success > self.last_success {
+            self.last_success = old.last_success;
+            self.last_method = old.last_method;
+        }
+    }
+
     /// Whether the recovery code with stored hash `hash` of the set with
     /// salt `set` was already used.
     pub fn recovery_used(&self, set: &str, hash: &str) -> bool {
@@ -344,6 +371,26 @@ impl UserState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aliases_old_state_is_absorbed_not_lost() {
+        let mut current = UserState {
+            failures: vec![5],
+            first_seen: Some(50),
+            ..UserState::default()
+        };
+        current.use_recovery("salt", "h1", 1);
+        let old = UserState::parse(
+            b"version = 1\nused_recovery = [\"h2\"]\nfailures = [7]\nlocked_until = 99\nfirst_seen = 10\n",
+        )
+        .unwrap();
+        current.absorb(old);
+        assert!(current.recovery_used("salt", "h1"));
+        assert!(current.recovery_used("any-set", "h2"));
+        assert_eq!(current.failures, vec![5, 7]);
+        assert_eq!(current.locked_until, Some(99));
+        assert_eq!(current.first_seen, Some(10));
+    }
 
     #[test]
     fn used_recovery_sets_are_bounded_and_the_current_one_kept() {

@@ -144,12 +144,18 @@ impl StateDir {
         n: &Names,
         max: u64,
     ) -> Result<(UserState, bool), StateError> {
-        if let Some(state) = self.read_file(&n.state, &account.name, max)? {
-            return Ok((state, false));
-        }
-        match self.read_file(&n.legacy, &account.name, max)? {
-            Some(state) => Ok((state, true)),
-            None => Ok((UserState::default(), false)),
+        let current = self.read_file(&n.state, &account.name, max)?;
+        // A version-1 file of this name is read even when the uid's file
+        // exists: an alias (another name, same uid) may have been converted
+        // first, and its used codes must not be forgotten.
+        match (current, self.read_file(&n.legacy, &account.name, max)?) {
+            (Some(state), None) => Ok((state, false)),
+            (None, None) => Ok((UserState::default(), false)),
+            (None, Some(old)) => Ok((old, true)),
+            (Some(mut state), Some(old)) => {
+                state.absorb(old);
+                Ok((state, true))
+            }
         }
     }
 
