@@ -502,22 +502,27 @@ mod tests {
         ));
     }
 
+    /// A 6-digit SHA1 HOTP token named "tok" starting at `initial`.
+    fn hotp_token(secret: &Secret, initial: u64) -> Device {
+        Device {
+            name: "tok".into(),
+            secret: secret.clone(),
+            kind: DeviceKind::Hotp {
+                algorithm: otp::Algorithm::SHA1,
+                digits: 6,
+                initial,
+            },
+            created: 1,
+        }
+    }
+
     #[test]
     fn hotp_counters_at_the_top_of_the_range_cannot_overflow_or_hang() {
         let mut e = enrollment("0123456789abcdef");
         let secret = Secret::from_bytes(vec![7; 20]).unwrap();
         for initial in [u64::MAX, u64::MAX - 5, u64::MAX - 200] {
             e.devices.truncate(1);
-            e.devices.push(Device {
-                name: "tok".into(),
-                secret: secret.clone(),
-                kind: DeviceKind::Hotp {
-                    algorithm: otp::Algorithm::SHA1,
-                    digits: 6,
-                    initial,
-                },
-                created: 1,
-            });
+            e.devices.push(hotp_token(&secret, initial));
             let mut st = UserState::default();
             let v = decide10(&e, &mut st, "000000", NOW, 1);
             assert!(
@@ -534,16 +539,7 @@ mod tests {
     fn hotp_replay_check_looks_back_a_bounded_distance() {
         let mut e = enrollment("0123456789abcdef");
         let secret = Secret::from_bytes(vec![7; 20]).unwrap();
-        e.devices.push(Device {
-            name: "tok".into(),
-            secret: secret.clone(),
-            kind: DeviceKind::Hotp {
-                algorithm: otp::Algorithm::SHA1,
-                digits: 6,
-                initial: 0,
-            },
-            created: 1,
-        });
+        e.devices.push(hotp_token(&secret, 0));
         let mut st = UserState::default();
         st.devices.insert(
             secret.fingerprint(),
