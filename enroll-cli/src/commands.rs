@@ -267,6 +267,14 @@ pub fn check_config(
              (see /usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code)."
         );
     }
+    if let Some((name, found)) = &service {
+        for problem in &found.split_problems {
+            eprintln!(
+                "warning: in PAM service {name}, split mode: {}",
+                for_terminal(problem)
+            );
+        }
+    }
     Ok(())
 }
 

@@ -9,15 +9,71 @@
 //!   with the constant format `"%s"` and the message as the one argument: a
 //!   `%` in a user name can then never be read as a format directive. We
 //!   never call `openlog(3)` (that would change the host process's logging).
+//! * `pam_set_item(PAM_AUTHTOK)` — split mode hands the password on; the
+//!   item pam-bindings exposes for it cannot be built from our own bytes.
+//! * `pam_get_data` through pam-bindings — unsafe because the data under a
+//!   key must have the type asked for; [`KEPT_KEY`] is ours alone.
 
 use super::OtpGate;
+use otpgate_core::auth::Kept;
+use pam::constants::PamResultCode;
 use pam::module::PamHandle;
+use std::cell::Cell;
 use std::ffi::CString;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_void};
+use zeroize::Zeroizing;
 
 #[link(name = "pam")]
 unsafe extern "C" {
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+}
+
+/// `PAM_AUTHTOK` from `<security/_pam_types.h>`.
+const PAM_AUTHTOK: c_int = 6;
+
+/// The PAM data key under which split mode's first line keeps the code. The
+/// version is part of it, so two builds of the module in one process never
+/// read each other's data as their own type.
+pub const KEPT_KEY: &str = concat!("pam_otpgate/kept/", env!("CARGO_PKG_VERSION"));
+
+/// What is stored under [`KEPT_KEY`]: taken (left empty) by the line that
+/// verifies it, dropped — and so wiped — by libpam at `pam_end`.
+pub type KeptCell = Cell<Option<Kept>>;
+
+/// Sets PAM_AUTHTOK to `password` (libpam copies it; our copy is wiped).
+/// The error is libpam's return code.
+pub fn set_authtok(pamh: &mut PamHandle, password: &[u8]) -> Result<(), c_int> {
+    if password.contains(&0) {
+        return Err(PamResultCode::PAM_BUF_ERR as c_int);
+    }
+    let mut text = Zeroizing::new(Vec::with_capacity(password.len() + 1));
+    text.extend_from_slice(password);
+    text.push(0);
+    // SAFETY: `pamh` is the live handle libpam passed to this hook, borrowed
+    // mutably for the call. `text` is a NUL-terminated byte string with no
+    // interior NUL (checked above) that outlives the call; pam_set_item
+    // copies an AUTHTOK string and keeps no pointer to it.
+    let rc = unsafe { pam_set_item(pamh, PAM_AUTHTOK, text.as_ptr().cast()) };
+    if rc == PamResultCode::PAM_SUCCESS as c_int {
+        Ok(())
+    } else {
+        Err(rc)
+    }
+}
+
+/// Takes what split mode's first line kept in this PAM handle, if anything.
+pub fn take_kept(pamh: &PamHandle) -> Option<Kept> {
+    // SAFETY: only `keep` below stores data under KEPT_KEY, always as a
+    // `KeptCell` (the key carries this build's version), so the type asked
+    // for is the type stored.
+    let cell = unsafe { pamh.get_data::<KeptCell>(KEPT_KEY) }.ok()?;
+    cell.take()
+}
+
+/// Keeps `kept` in the PAM handle for the `forwarded_code` line.
+pub fn keep(pamh: &mut PamHandle, kept: Kept) -> Result<(), PamResultCode> {
+    pamh.set_data::<KeptCell>(KEPT_KEY, Box::new(Cell::new(Some(kept))))
 }
 
 /// Writes one line to syslog through libpam. Interior NUL bytes (which a

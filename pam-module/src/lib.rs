@@ -22,7 +22,7 @@
 #[allow(unsafe_code)]
 mod ffi;
 
-use otpgate_core::auth::{Conversation, Level, Log, Outcome, Request};
+use otpgate_core::auth::{Conversation, Handoff, Kept, Level, Log, Outcome, Request};
 use otpgate_core::sys::clock::SystemClock;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
@@ -92,6 +92,35 @@ impl Conversation for PamConversation<'_> {
     }
 }
 
+/// Split mode through libpam. Taking the kept code needs only a shared
+/// borrow of the handle; handing the password on needs a mutable one, so
+/// it is done after the conversation (which borrows the handle) is over.
+struct PamHandoff<'h> {
+    pamh: &'h PamHandle,
+    pending: Option<(Zeroizing<Vec<u8>>, Kept)>,
+}
+
+impl Handoff for PamHandoff<'_> {
+    fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), String> {
+        if password.contains(&0) {
+            return Err("the password contains a NUL byte".into());
+        }
+        self.pending = Some((Zeroizing::new(password.to_vec()), kept));
+        Ok(())
+    }
+
+    fn take_kept(&mut self) -> Option<Kept> {
+        ffi::take_kept(self.pamh)
+    }
+}
+
+/// Sets PAM_AUTHTOK and the PAM data for the `forwarded_code` line.
+fn hand_on(pamh: &mut PamHandle, password: &[u8], kept: Kept) -> Result<(), String> {
+    ffi::set_authtok(pamh, password)
+        .map_err(|c| format!("pam_set_item(PAM_AUTHTOK) returned {c}"))?;
+    ffi::keep(pamh, kept).map_err(|c| format!("pam_set_data: {c:?}"))
+}
+
 fn to_pam(outcome: Outcome) -> PamResultCode {
     match outcome {
         Outcome::Success => PamResultCode::PAM_SUCCESS,
@@ -139,19 +168,41 @@ impl PamHooks for OtpGate {
             service: &service,
             rhost: rhost.as_deref(),
         };
-        let pamh: &PamHandle = pamh;
-        let mut conv = PamConversation {
-            conv: pamh.get_item::<Conv>().ok().flatten(),
-            silent: flags & PAM_SILENT != 0,
+        let pending = {
+            let shared: &PamHandle = pamh;
+            let mut conv = PamConversation {
+                conv: shared.get_item::<Conv>().ok().flatten(),
+                silent: flags & PAM_SILENT != 0,
+            };
+            let mut handoff = PamHandoff {
+                pamh: shared,
+                pending: None,
+            };
+            let outcome = otpgate_core::auth::authenticate(
+                &args,
+                &request,
+                &mut conv,
+                &mut handoff,
+                &mut Syslog(shared),
+                &SystemClock,
+            );
+            if outcome != Outcome::Ignore {
+                return to_pam(outcome);
+            }
+            handoff.pending
         };
-        let outcome = otpgate_core::auth::authenticate(
-            &args,
-            &request,
-            &mut conv,
-            &mut Syslog(pamh),
-            &SystemClock,
-        );
-        to_pam(outcome)
+        if let Some((password, kept)) = pending
+            && let Err(e) = hand_on(pamh, &password, kept)
+        {
+            Syslog(pamh).log(
+                Level::Err,
+                &format!(
+                    "result=denied reason=\"split mode: could not hand the password on: {e}\""
+                ),
+            );
+            return PamResultCode::PAM_AUTHINFO_UNAVAIL;
+        }
+        PamResultCode::PAM_IGNORE
     }
 
     fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
@@ -245,6 +296,7 @@ mod tests {
             &refs,
             &req,
             &mut NoConv,
+            &mut otpgate_core::auth::NoHandoff,
             &mut Quiet,
             &otpgate_core::sys::clock::FixedClock(1_800_000_000),
         );

@@ -253,6 +253,8 @@ pub struct ServiceCheck {
     /// No other module can succeed: when otpgate passes a user by policy
     /// (PAM_IGNORE), libpam denies the login.
     pub ignore_denies: bool,
+    /// What is wrong with the split-mode lines, if the stack has them.
+    pub split_problems: Vec<String>,
 }
 
 /// The config a login through a PAM service really runs with.
@@ -273,6 +275,7 @@ pub fn effective_config(
 ) -> Result<Effective, Error> {
     let mut args = crate::config::args::ModuleArgs {
         source: Source::Default,
+        mode: crate::config::args::Mode::Prompt,
         overrides: Vec::new(),
     };
     if let Some(found) = service {
@@ -307,6 +310,7 @@ pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<Service
         args: first.args.clone(),
         otpgate_lines: otpgate.len(),
         ignore_denies: !crate::config::pamfile::passes_without_otpgate(&stack),
+        split_problems: crate::config::pamfile::split_mode_problems(&stack),
         stack,
     })
 }

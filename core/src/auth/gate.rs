@@ -38,11 +38,23 @@ pub(super) enum Prompted {
     Broken(String),
 }
 
+/// How the gate may act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pass {
+    /// Decide, record what must be recorded (a grace period's start, a
+    /// clock fault), tell the user.
+    Decide,
+    /// Split mode's first line, before the password step: only look. Nothing
+    /// is written; the caller mutes the conversation and the log.
+    Peek,
+}
+
 pub(super) fn before_prompt(
     config: &Config,
     store: &dyn Store,
     req: &Request,
     now: u64,
+    pass: Pass,
     conv: &mut dyn Conversation,
     ctx: &mut Ctx,
 ) -> Gate {
@@ -73,12 +85,26 @@ pub(super) fn before_prompt(
     let enrollment = match store.load(&account) {
         Ok(Some(e)) => e,
         Ok(None) => {
-            return not_enrolled(config, store, &account, &groups, location, now, conv, ctx);
+            let asked = Asked {
+                account: &account,
+                groups: &groups,
+                now,
+                pass,
+            };
+            return not_enrolled(config, store, &asked, location, conv, ctx);
         }
         Err(e) => return Gate::Prompt(Prompted::Broken(e.to_string())),
     };
-    if let Some(outcome) = state_decides(config, store, &account, &enrollment, req, now, conv, ctx)
-    {
+    if let Some(outcome) = state_decides(
+        config,
+        store,
+        &account,
+        &enrollment,
+        req,
+        (now, pass),
+        conv,
+        ctx,
+    ) {
         return Gate::Decided(outcome);
     }
     Gate::Prompt(Prompted::Enrolled {
@@ -87,19 +113,30 @@ pub(super) fn before_prompt(
     })
 }
 
+/// The account being looked at, and how.
+struct Asked<'a> {
+    account: &'a Account,
+    groups: &'a [String],
+    now: u64,
+    pass: Pass,
+}
+
 /// Not enrolled: passed by policy, in the grace period, or to be denied
 /// after the prompt.
-#[allow(clippy::too_many_arguments)]
 fn not_enrolled(
     config: &Config,
     store: &dyn Store,
-    account: &Account,
-    groups: &[String],
+    asked: &Asked,
     location: String,
-    now: u64,
     conv: &mut dyn Conversation,
     ctx: &mut Ctx,
 ) -> Gate {
+    let Asked {
+        account,
+        groups,
+        now,
+        pass,
+    } = *asked;
     let required = policy::second_factor_required(config, groups);
     if !required.required {
         ctx.line(
@@ -113,7 +150,7 @@ fn not_enrolled(
         return Gate::Decided(Outcome::Ignore);
     }
     if config.grace_period_days > 0 {
-        match grace(config, store, account, now) {
+        match grace(config, store, account, now, pass) {
             Ok(Some(deadline)) => {
                 let date = format_utc(deadline);
                 conv.info(&format!(
@@ -139,21 +176,27 @@ fn not_enrolled(
 }
 
 /// The grace period's end if `now` is still inside it; records the first
-/// attempt (which starts the period) in the state. A first attempt stored
-/// while the clock was fast is pulled back to now, so the period never
-/// reaches further than `grace_period_days` from now.
+/// attempt (which starts the period) in the state, unless only peeking. A
+/// first attempt stored while the clock was fast is pulled back to now, so
+/// the period never reaches further than `grace_period_days` from now.
 fn grace(
     config: &Config,
     store: &dyn Store,
     account: &Account,
     now: u64,
+    pass: Pass,
 ) -> Result<Option<u64>, String> {
-    let first = store
-        .update(account, |st| {
+    let first = match pass {
+        Pass::Decide => store.update(account, |st| {
             st.clamp(now, Limits::of(config));
             *st.first_seen.get_or_insert(now)
-        })
-        .map_err(|e| e.to_string())?;
+        }),
+        Pass::Peek => store.read_state(account).map(|mut st| {
+            st.clamp(now, Limits::of(config));
+            st.first_seen.unwrap_or(now)
+        }),
+    }
+    .map_err(|e| e.to_string())?;
     let deadline = first.saturating_add(u64::from(config.grace_period_days) * 86_400);
     Ok((now < deadline).then_some(deadline))
 }
@@ -167,16 +210,17 @@ fn state_decides(
     account: &Account,
     enrollment: &Enrollment,
     req: &Request,
-    now: u64,
+    (now, pass): (u64, Pass),
     conv: &mut dyn Conversation,
     ctx: &mut Ctx,
 ) -> Option<Outcome> {
     if config.remember_minutes == 0 && config.max_failures == 0 {
         return None;
     }
-    // A snapshot; only a clock fault (times in the future) makes it a write.
+    // A snapshot; only a clock fault (times in the future) makes it a write,
+    // and only when deciding.
     let state = store.read_state(account).and_then(|mut state| {
-        if state.clamp(now, Limits::of(config)) {
+        if state.clamp(now, Limits::of(config)) && pass == Pass::Decide {
             state = store.update(account, |st| {
                 st.clamp(now, Limits::of(config));
                 st.clone()

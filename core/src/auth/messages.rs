@@ -41,6 +41,13 @@ pub const RECOVERY_USED: &str = "This recovery code was already used; each works
 pub const NOT_A_CODE: &str =
     "That is not a code: type the code from your authenticator app, or a recovery code.";
 
+/// Split mode: a reply that cannot be handed on (too long, a NUL byte).
+pub const FORWARD_REFUSED: &str =
+    "That reply cannot be used: type your password followed by your verification code.";
+/// Split mode: policy asks for a code now but did not when the reply was read.
+pub const FORWARD_NOT_ASKED: &str =
+    "A verification code is required now: log in again with your password followed by your code.";
+
 /// What an unknown user is told: exactly what a known one would be for the
 /// same reply, so the answer reveals nothing about the account.
 pub(super) fn tell_unknown(reply: &[u8], conv: &mut dyn Conversation) {

@@ -8,18 +8,24 @@
 //! what happened ([`messages`]). Every error ends in a denial and a log line
 //! saying why; only the policy passes listed in the README yield `Ignore`.
 
+mod forward;
 mod gate;
 mod messages;
+pub mod split;
 pub mod verify;
 
-pub use messages::{CODE_USED, NOT_A_CODE, NOT_ENROLLED, RECOVERY_USED, WRONG_CODE};
+pub use forward::{Handoff, Kept, NoHandoff};
+pub use messages::{
+    CODE_USED, FORWARD_NOT_ASKED, FORWARD_REFUSED, NOT_A_CODE, NOT_ENROLLED, RECOVERY_USED,
+    WRONG_CODE,
+};
 pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
 use crate::config::Config;
-use crate::config::args::ModuleArgs;
+use crate::config::args::{Mode, ModuleArgs};
 use crate::store::{self, Store};
 use crate::sys::clock::Clock;
-use gate::{Gate, Prompted};
+use gate::{Gate, Pass, Prompted};
 use zeroize::Zeroizing;
 
 /// The result, as PAM will see it.
@@ -116,16 +122,19 @@ pub(crate) fn deny_line(ctx: &mut Ctx, level: Level, why: &str) {
     );
 }
 
-/// The full decision for one `pam_sm_authenticate` call.
+/// The full decision for one `pam_sm_authenticate` call. `handoff` carries
+/// what split mode's two lines hand each other (unused by the usual line).
 pub fn authenticate(
     args: &[&str],
     req: &Request,
     conv: &mut dyn Conversation,
+    handoff: &mut dyn Handoff,
     log: &mut dyn Log,
     clock: &dyn Clock,
 ) -> Outcome {
     let mut ctx = Ctx::new(log, req, args.contains(&"debug"));
-    let config = match ModuleArgs::parse(args).and_then(|a| a.load_checked()) {
+    let loaded = ModuleArgs::parse(args).and_then(|a| Ok((a.mode, a.load_checked()?)));
+    let (mode, config) = match loaded {
         Ok(c) => c,
         Err(e) => {
             deny_line(&mut ctx, Level::Err, &format!("configuration error: {e}"));
@@ -138,85 +147,188 @@ pub fn authenticate(
         return Outcome::AuthInfoUnavail;
     };
     let store = store::open(&config);
-    run(&config, store.as_ref(), req, conv, &mut ctx, now)
+    let line = Line {
+        config: &config,
+        store: store.as_ref(),
+        req,
+        now,
+    };
+    line.run(mode, conv, handoff, &mut ctx)
 }
 
 /// The flow against any store and a given time (core's unit tests drive it
 /// with the in-memory engine).
+#[allow(clippy::too_many_arguments)]
 pub fn authenticate_with(
     config: &Config,
     store: &dyn Store,
     req: &Request,
+    mode: Mode,
     conv: &mut dyn Conversation,
+    handoff: &mut dyn Handoff,
     log: &mut dyn Log,
     now: u64,
 ) -> Outcome {
     let mut ctx = Ctx::new(log, req, config.debug);
-    run(config, store, req, conv, &mut ctx, now)
+    let line = Line {
+        config,
+        store,
+        req,
+        now,
+    };
+    line.run(mode, conv, handoff, &mut ctx)
 }
 
-fn run(
-    config: &Config,
-    store: &dyn Store,
-    req: &Request,
+/// One `pam_otpgate.so` line at work: its config, its store, the request.
+pub(crate) struct Line<'a> {
+    pub config: &'a Config,
+    pub store: &'a dyn Store,
+    pub req: &'a Request<'a>,
+    pub now: u64,
+}
+
+/// Where the code comes from.
+pub(crate) enum Source {
+    /// Ask for it, up to `prompts` times.
+    Ask,
+    /// Split mode: what the first line kept; one try, no prompt.
+    Kept(Kept),
+}
+
+/// Asks with echo off; a NULL reply or a failed conversation is a denial.
+pub(crate) fn ask(
     conv: &mut dyn Conversation,
+    prompt: &str,
     ctx: &mut Ctx,
-    now: u64,
-) -> Outcome {
-    let prompted = match gate::before_prompt(config, store, req, now, conv, ctx) {
-        Gate::Decided(outcome) => return outcome,
-        Gate::Prompt(p) => p,
-    };
-    let reply = match conv.ask_hidden(&config.prompt) {
-        Ok(Some(r)) => r,
+) -> Result<Zeroizing<Vec<u8>>, Outcome> {
+    match conv.ask_hidden(prompt) {
+        Ok(Some(r)) => Ok(r),
         Ok(None) => {
             deny_line(
                 ctx,
                 Level::Notice,
                 "the application returned no reply (NULL response)",
             );
-            return Outcome::AuthErr;
+            Err(Outcome::AuthErr)
         }
         Err(e) => {
             deny_line(ctx, Level::Err, &format!("conversation failed: {e}"));
-            return Outcome::ConvErr;
+            Err(Outcome::ConvErr)
         }
-    };
-    match prompted {
-        Prompted::Unknown(why) => {
-            messages::tell_unknown(&reply, conv);
-            deny_line(ctx, Level::Notice, &format!("unknown user: {why}"));
-            Outcome::UserUnknown
+    }
+}
+
+impl Line<'_> {
+    fn run(
+        &self,
+        mode: Mode,
+        conv: &mut dyn Conversation,
+        handoff: &mut dyn Handoff,
+        ctx: &mut Ctx,
+    ) -> Outcome {
+        match mode {
+            Mode::Prompt => self.check(Source::Ask, conv, ctx),
+            Mode::ForwardPass => forward::forward_pass(self, conv, handoff, ctx),
+            Mode::ForwardedCode => forward::forwarded_code(self, conv, handoff, ctx),
         }
-        Prompted::NotEnrolled { location, why } => {
-            conv.error(NOT_ENROLLED);
-            deny_line(
-                ctx,
-                Level::Notice,
-                &format!(
-                    "not enrolled: {location} does not exist and 2FA is required ({why}); the user must run `otpgate enroll`"
-                ),
-            );
-            Outcome::AuthErr
-        }
-        Prompted::Broken(why) => {
-            deny_line(ctx, Level::Err, &why);
-            Outcome::AuthInfoUnavail
-        }
-        Prompted::Enrolled {
-            account,
-            enrollment,
-        } => verify::verify(
+    }
+
+    /// The gate, then the code (asked or kept), verified.
+    pub(crate) fn check(
+        &self,
+        source: Source,
+        conv: &mut dyn Conversation,
+        ctx: &mut Ctx,
+    ) -> Outcome {
+        let Line {
             config,
             store,
-            &account,
-            &enrollment,
-            &reply,
             req,
             now,
-            conv,
-            ctx,
-        ),
+        } = *self;
+        let prompted = match gate::before_prompt(config, store, req, now, Pass::Decide, conv, ctx) {
+            Gate::Decided(outcome) => return outcome,
+            Gate::Prompt(p) => p,
+        };
+        let tries = match source {
+            Source::Ask => config.prompts,
+            Source::Kept(_) => 1,
+        };
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            let reply = match &source {
+                Source::Ask => match ask(conv, &config.prompt, ctx) {
+                    Ok(r) => r,
+                    Err(outcome) => return outcome,
+                },
+                Source::Kept(kept) => match forward::kept_reply(kept, conv, ctx) {
+                    Ok(r) => r,
+                    Err(outcome) => return outcome,
+                },
+            };
+            let again = tried < tries;
+            match self.decide(&prompted, &reply, conv, ctx, again) {
+                Some(outcome) => return outcome,
+                None => continue,
+            }
+        }
+    }
+
+    /// Decides on one reply; `None` means "ask again" (only when `again`).
+    fn decide(
+        &self,
+        prompted: &Prompted,
+        reply: &[u8],
+        conv: &mut dyn Conversation,
+        ctx: &mut Ctx,
+        again: bool,
+    ) -> Option<Outcome> {
+        match prompted {
+            Prompted::Unknown(why) => {
+                messages::tell_unknown(reply, conv);
+                if again {
+                    return None;
+                }
+                deny_line(ctx, Level::Notice, &format!("unknown user: {why}"));
+                Some(Outcome::UserUnknown)
+            }
+            Prompted::NotEnrolled { location, why } => {
+                conv.error(NOT_ENROLLED);
+                deny_line(
+                    ctx,
+                    Level::Notice,
+                    &format!(
+                        "not enrolled: {location} does not exist and 2FA is required ({why}); the user must run `otpgate enroll`"
+                    ),
+                );
+                Some(Outcome::AuthErr)
+            }
+            Prompted::Broken(why) => {
+                deny_line(ctx, Level::Err, why);
+                Some(Outcome::AuthInfoUnavail)
+            }
+            Prompted::Enrolled {
+                account,
+                enrollment,
+            } => {
+                let checked = verify::verify(
+                    self.config,
+                    self.store,
+                    account,
+                    enrollment,
+                    reply,
+                    self.req,
+                    self.now,
+                    conv,
+                    ctx,
+                );
+                if checked.may_retry && again {
+                    return None;
+                }
+                Some(checked.outcome)
+            }
+        }
     }
 }
 
@@ -228,14 +340,33 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     struct Script {
+        /// Replies given first, in order; then `reply` for every further ask.
+        first: std::collections::VecDeque<Vec<u8>>,
         reply: Result<Option<Vec<u8>>, String>,
         asked: usize,
+        prompts: Vec<String>,
         infos: Vec<String>,
     }
 
+    impl Script {
+        fn new(reply: Result<Option<Vec<u8>>, String>) -> Self {
+            Self {
+                first: Default::default(),
+                reply,
+                asked: 0,
+                prompts: vec![],
+                infos: vec![],
+            }
+        }
+    }
+
     impl Conversation for Script {
-        fn ask_hidden(&mut self, _prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
             self.asked += 1;
+            self.prompts.push(prompt.into());
+            if let Some(r) = self.first.pop_front() {
+                return Ok(Some(Zeroizing::new(r)));
+            }
             self.reply.clone().map(|r| r.map(Zeroizing::new))
         }
         fn info(&mut self, text: &str) {
@@ -260,11 +391,7 @@ mod tests {
         user: &str,
         reply: Result<Option<Vec<u8>>, String>,
     ) -> (Outcome, Script, Lines) {
-        let mut conv = Script {
-            reply,
-            asked: 0,
-            infos: vec![],
-        };
+        let mut conv = Script::new(reply);
         let mut log = Lines::default();
         let req = Request {
             user,
@@ -275,9 +402,25 @@ mod tests {
         // empty in-memory store: never the host's /etc/otpgate/config.toml.
         let out = if args.is_empty() {
             let store = crate::store::memory::MemoryStore::new();
-            authenticate_with(&Config::default(), &store, &req, &mut conv, &mut log, NOW)
+            authenticate_with(
+                &Config::default(),
+                &store,
+                &req,
+                Mode::Prompt,
+                &mut conv,
+                &mut NoHandoff,
+                &mut log,
+                NOW,
+            )
         } else {
-            authenticate(args, &req, &mut conv, &mut log, &FixedClock(NOW))
+            authenticate(
+                args,
+                &req,
+                &mut conv,
+                &mut NoHandoff,
+                &mut log,
+                &FixedClock(NOW),
+            )
         };
         (out, conv, log)
     }
@@ -353,26 +496,73 @@ mod tests {
         rhost: Option<&'a str>,
     }
 
+    /// libpam's side of split mode: PAM_AUTHTOK and the PAM data.
+    #[derive(Default)]
+    struct Pam {
+        authtok: Option<Vec<u8>>,
+        kept: Option<Kept>,
+    }
+
+    impl Handoff for Pam {
+        fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), String> {
+            self.authtok = Some(password.to_vec());
+            self.kept = Some(kept);
+            Ok(())
+        }
+        fn take_kept(&mut self) -> Option<Kept> {
+            self.kept.take()
+        }
+    }
+
     impl Login<'_> {
         fn at(&self, reply: &str, now: u64) -> (Outcome, Script) {
-            let mut conv = Script {
-                reply: Ok(Some(reply.as_bytes().to_vec())),
-                asked: 0,
-                infos: vec![],
-            };
+            self.answers(&[reply], now)
+        }
+
+        /// A login whose replies are `replies`, in order (the last repeats).
+        fn answers(&self, replies: &[&str], now: u64) -> (Outcome, Script) {
+            let mut conv = Script::new(Ok(replies.last().map(|r| r.as_bytes().to_vec())));
+            conv.first = replies.iter().map(|r| r.as_bytes().to_vec()).collect();
+            let out = self.line(Mode::Prompt, &mut conv, &mut NoHandoff, now);
+            (out, conv)
+        }
+
+        fn line(
+            &self,
+            mode: Mode,
+            conv: &mut Script,
+            handoff: &mut dyn Handoff,
+            now: u64,
+        ) -> Outcome {
             let req = Request {
                 user: "root",
                 service: self.service,
                 rhost: self.rhost,
             };
-            let out = authenticate_with(
+            authenticate_with(
                 &self.config,
                 self.store,
                 &req,
-                &mut conv,
+                mode,
+                conv,
+                handoff,
                 &mut Lines::default(),
                 now,
-            );
+            )
+        }
+
+        /// Split mode's first line with one combined reply.
+        fn forward_pass(&self, reply: &[u8], now: u64) -> (Outcome, Pam, Script) {
+            let mut conv = Script::new(Ok(Some(reply.to_vec())));
+            let mut pam = Pam::default();
+            let out = self.line(Mode::ForwardPass, &mut conv, &mut pam, now);
+            (out, pam, conv)
+        }
+
+        /// The second line, after the password module succeeded.
+        fn forwarded_code(&self, pam: &mut Pam, now: u64) -> (Outcome, Script) {
+            let mut conv = Script::new(Err("the forwarded_code line must not prompt".into()));
+            let out = self.line(Mode::ForwardedCode, &mut conv, pam, now);
             (out, conv)
         }
     }
@@ -466,5 +656,216 @@ mod tests {
             store.update(&root(), |st| st.first_seen).unwrap(),
             Some(NOW)
         );
+    }
+
+    // A second chance after a typo (`prompts`).
+
+    #[test]
+    fn prompts_asks_again_after_a_wrong_code_and_counts_each() {
+        let store = enrolled_store();
+        let config = Config {
+            prompts: 3,
+            ..Config::default()
+        };
+        let (out, conv) = login(&store, config).answers(&["000000", "111111", &code(NOW)], NOW);
+        assert_eq!((out, conv.asked), (Outcome::Success, 3));
+        assert_eq!(conv.infos, [WRONG_CODE, WRONG_CODE]);
+        // Each wrong code was counted; the good one cleared them.
+        assert_eq!(
+            store.read_state(&root()).unwrap().failures,
+            Vec::<u64>::new()
+        );
+        let (out, conv) = login(
+            &store,
+            Config {
+                prompts: 3,
+                ..Config::default()
+            },
+        )
+        .answers(&["000000", "111111", "222222"], NOW + 1);
+        assert_eq!((out, conv.asked), (Outcome::AuthErr, 3));
+        assert_eq!(store.read_state(&root()).unwrap().failures.len(), 3);
+    }
+
+    #[test]
+    fn one_prompt_by_default() {
+        let store = enrolled_store();
+        let (out, conv) = login(&store, Config::default()).answers(&["000000", &code(NOW)], NOW);
+        assert_eq!((out, conv.asked), (Outcome::AuthErr, 1));
+    }
+
+    #[test]
+    fn a_lockout_ends_the_prompts_at_once() {
+        let store = enrolled_store();
+        let config = Config {
+            prompts: 5,
+            max_failures: 2,
+            ..Config::default()
+        };
+        let (out, conv) = login(&store, config).answers(&["000000", "111111", &code(NOW)], NOW);
+        assert_eq!(out, Outcome::AuthErr);
+        assert_eq!(conv.asked, 2, "no third prompt once locked");
+        assert!(
+            conv.infos
+                .last()
+                .unwrap()
+                .starts_with("Too many wrong codes"),
+            "{:?}",
+            conv.infos
+        );
+    }
+
+    #[test]
+    fn unknown_users_are_asked_as_often_as_known_ones() {
+        let store = MemoryStore::new();
+        let mut l = login(
+            &store,
+            Config {
+                prompts: 3,
+                ..Config::default()
+            },
+        );
+        l.service = "sudo";
+        let mut conv = Script::new(Ok(Some(b"000000".to_vec())));
+        let req = Request {
+            user: "no-such-user-otpgate",
+            service: "sudo",
+            rhost: None,
+        };
+        let out = authenticate_with(
+            &l.config,
+            &store,
+            &req,
+            Mode::Prompt,
+            &mut conv,
+            &mut NoHandoff,
+            &mut Lines::default(),
+            NOW,
+        );
+        assert_eq!((out, conv.asked), (Outcome::UserUnknown, 3));
+        assert_eq!(conv.infos, [WRONG_CODE; 3]);
+    }
+
+    // Split mode (`forward_pass` + `forwarded_code`).
+
+    fn split_reply(password: &str, at: u64) -> Vec<u8> {
+        format!("{password}{}", code(at)).into_bytes()
+    }
+
+    #[test]
+    fn split_mode_hands_the_password_on_and_checks_the_code_after_it() {
+        let store = enrolled_store();
+        let l = login(&store, Config::default());
+        let (out, mut pam, conv) = l.forward_pass(&split_reply("hunter2", NOW), NOW);
+        assert_eq!(out, Outcome::Ignore);
+        assert_eq!(conv.prompts, ["Password and verification code: "]);
+        assert_eq!(pam.authtok.as_deref(), Some(&b"hunter2"[..]));
+        assert!(matches!(&pam.kept, Some(Kept::Code(c)) if **c == code(NOW)));
+        let (out, conv) = l.forwarded_code(&mut pam, NOW);
+        assert_eq!((out, conv.asked), (Outcome::Success, 0));
+        // The same code again is a replay, as at the prompt.
+        let (_, mut pam, _) = l.forward_pass(&split_reply("hunter2", NOW), NOW + 1);
+        let (out, conv) = l.forwarded_code(&mut pam, NOW + 1);
+        assert_eq!(out, Outcome::AuthErr);
+        assert_eq!(conv.infos, [CODE_USED]);
+    }
+
+    #[test]
+    fn the_first_line_writes_nothing_and_checks_nothing() {
+        // Every write fails: the first line must not need one, even for a
+        // wrong code, a lockout-worthy stream of them, or a grace period.
+        let mut store = enrolled_store();
+        store.fail_writes = true;
+        let l = login(&store, Config::default());
+        for _ in 0..10 {
+            let (out, pam, _) = l.forward_pass(b"wrongpass000000", NOW);
+            assert_eq!(out, Outcome::Ignore);
+            assert_eq!(pam.authtok.as_deref(), Some(&b"wrongpass"[..]));
+        }
+        assert_eq!(store.read_state(&root()).unwrap(), Default::default());
+        let unenrolled = {
+            let mut s = MemoryStore::new();
+            s.fail_writes = true;
+            s
+        };
+        let grace = Config {
+            grace_period_days: 7,
+            ..Config::default()
+        };
+        let (out, pam, _) = login(&unenrolled, grace).forward_pass(b"hunter2", NOW);
+        assert_eq!(out, Outcome::Ignore);
+        assert!(matches!(pam.kept, Some(Kept::NotAsked)));
+        assert_eq!(unenrolled.read_state(&root()).unwrap().first_seen, None);
+    }
+
+    #[test]
+    fn users_policy_does_not_ask_hand_on_the_whole_reply() {
+        let store = MemoryStore::new();
+        let config = Config {
+            enforce: crate::policy::Enforce::Enrolled,
+            ..Config::default()
+        };
+        let l = login(&store, config);
+        let (out, mut pam, _) = l.forward_pass(b"hunter2123456", NOW);
+        assert_eq!(out, Outcome::Ignore);
+        assert_eq!(pam.authtok.as_deref(), Some(&b"hunter2123456"[..]));
+        assert_eq!(l.forwarded_code(&mut pam, NOW).0, Outcome::Ignore);
+    }
+
+    #[test]
+    fn only_a_password_is_refused_after_the_password_step_and_counted() {
+        let store = enrolled_store();
+        let l = login(&store, Config::default());
+        let (out, mut pam, _) = l.forward_pass(b"hunter", NOW);
+        assert_eq!(out, Outcome::Ignore);
+        assert_eq!(pam.authtok.as_deref(), Some(&b"hunter"[..]));
+        let (out, conv) = l.forwarded_code(&mut pam, NOW);
+        assert_eq!(out, Outcome::AuthErr);
+        assert_eq!(conv.infos, [NOT_A_CODE]);
+        assert_eq!(store.read_state(&root()).unwrap().failures, vec![NOW]);
+    }
+
+    #[test]
+    fn a_reply_that_cannot_be_handed_on_is_refused_unread() {
+        let store = enrolled_store();
+        let l = login(&store, Config::default());
+        for reply in [vec![b'7'; 10_000], b"pass\0word123456".to_vec()] {
+            let (out, pam, conv) = l.forward_pass(&reply, NOW);
+            assert_eq!(out, Outcome::AuthErr);
+            assert!(pam.authtok.is_none() && pam.kept.is_none());
+            assert_eq!(conv.infos, [FORWARD_REFUSED]);
+        }
+        assert_eq!(store.read_state(&root()).unwrap(), Default::default());
+    }
+
+    #[test]
+    fn the_code_line_without_the_split_line_denies() {
+        let store = enrolled_store();
+        let l = login(&store, Config::default());
+        let (out, _) = l.forwarded_code(&mut Pam::default(), NOW);
+        assert_eq!(out, Outcome::AuthInfoUnavail);
+        // What was kept is used once.
+        let (_, mut pam, _) = l.forward_pass(&split_reply("pw", NOW), NOW);
+        assert_eq!(l.forwarded_code(&mut pam, NOW).0, Outcome::Success);
+        assert_eq!(l.forwarded_code(&mut pam, NOW).0, Outcome::AuthInfoUnavail);
+    }
+
+    #[test]
+    fn not_asked_then_but_asked_now_is_refused_without_counting() {
+        let store = enrolled_store();
+        let config = Config {
+            remember_minutes: 10,
+            ..Config::default()
+        };
+        let l = login(&store, config);
+        assert_eq!(l.at(&code(NOW), NOW).0, Outcome::Success);
+        // Remembered: the whole reply goes on as the password…
+        let (_, mut pam, _) = l.forward_pass(b"hunter2", NOW + 599);
+        assert!(matches!(pam.kept, Some(Kept::NotAsked)));
+        // …and the window closes before the code line runs.
+        let (out, conv) = l.forwarded_code(&mut pam, NOW + 601);
+        assert_eq!(out, Outcome::AuthErr);
+        assert_eq!(conv.infos, [FORWARD_NOT_ASKED]);
+        assert!(store.read_state(&root()).unwrap().failures.is_empty());
     }
 }

@@ -43,6 +43,19 @@ impl Verdict {
         matches!(self, Self::Device { .. } | Self::Recovery { .. })
     }
 
+    /// Whether asking again within the same login makes sense (`prompts`):
+    /// a mistyped, reused or missing code, or an HOTP token to press again.
+    fn may_retry(&self) -> bool {
+        matches!(
+            self,
+            Self::Wrong
+                | Self::Replayed { .. }
+                | Self::RecoveryUsed
+                | Self::ResyncNeeded { .. }
+                | Self::Unusable(_)
+        )
+    }
+
     /// Whether this counts toward the lockout (a guess, not a fault of ours).
     fn counts_as_failure(&self) -> bool {
         !matches!(
@@ -278,6 +291,15 @@ fn check_reply(
     }
 }
 
+/// What one checked reply came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Checked {
+    pub outcome: Outcome,
+    /// A refusal after which the user may try again in the same login
+    /// (never after a lockout began or an error).
+    pub may_retry: bool,
+}
+
 /// Checks the reply under the store's exclusivity, counts a failure or
 /// remembers the address, and reports the verdict.
 #[allow(clippy::too_many_arguments)]
@@ -291,7 +313,7 @@ pub(super) fn verify(
     now: u64,
     conv: &mut dyn Conversation,
     ctx: &mut Ctx,
-) -> Outcome {
+) -> Checked {
     let input = input::classify(reply);
     let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
     // Only needed to remember an address (a hash of every device's secret).
@@ -320,9 +342,13 @@ pub(super) fn verify(
         Ok(v) => v,
         Err(e) => {
             deny_line(ctx, Level::Err, &e.to_string());
-            return Outcome::AuthInfoUnavail;
+            return Checked {
+                outcome: Outcome::AuthInfoUnavail,
+                may_retry: false,
+            };
         }
     };
+    let may_retry = verdict.may_retry() && lock_started.is_none();
     let outcome = report(verdict, &input, conv, ctx);
     if let Some(until) = lock_started {
         conv.error(&locked_message(until));
@@ -336,7 +362,7 @@ pub(super) fn verify(
             ),
         );
     }
-    outcome
+    Checked { outcome, may_retry }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_PATH: &str = "/etc/otpgate/config.toml";
 /// A config file larger than this is refused (it is not a config file).
 pub const MAX_CONFIG_SIZE: u64 = 256 * 1024;
+/// How many times `prompts` may ask for the code within one login.
+pub const PROMPTS_RANGE: std::ops::RangeInclusive<u8> = 1..=5;
 /// Largest accepted `window` (steps on each side of now).
 pub const MAX_WINDOW: u32 = 10;
 
@@ -41,6 +43,11 @@ pub struct Config {
     pub nullok: bool,
     /// The prompt shown before reading the code.
     pub prompt: String,
+    /// Times the code is asked for within one login when a wrong one is
+    /// typed (1–5): a typo at `sudo` does not cost the password again.
+    pub prompts: u8,
+    /// The one prompt of split mode (`forward_pass`): password and code together.
+    pub forward_pass_prompt: String,
     /// Log the reason for each step of each decision.
     pub debug: bool,
     /// Recovery codes made at enrollment and by `otpgate recovery-codes`.
@@ -81,6 +88,8 @@ impl Default for Config {
             state_dir: PathBuf::from("/var/lib/otpgate"),
             nullok: false,
             prompt: "Verification code: ".into(),
+            prompts: 1,
+            forward_pass_prompt: "Password and verification code: ".into(),
             debug: false,
             recovery_codes: crate::otp::recovery::DEFAULT_COUNT,
             enforce: Enforce::All,
@@ -118,6 +127,8 @@ pub enum ConfigProblem {
     LockoutNeedsWindow,
     /// A module argument that is no option.
     UnknownArgument(String),
+    /// `forward_pass` and `forwarded_code` on one line.
+    TwoModes,
     /// `config=PATH` that is not a plain absolute path.
     ConfigPath { path: String, error: PathError },
     /// A group the policy names does not exist or cannot be looked up.
@@ -135,7 +146,10 @@ impl std::fmt::Display for ConfigProblem {
             ),
             Self::UnknownArgument(arg) => write!(
                 f,
-                "unknown argument `{arg}`; use config=PATH, debug, nullok or KEY=VALUE for a config key"
+                "unknown argument `{arg}`; use config=PATH, debug, nullok, forward_pass, forwarded_code or KEY=VALUE for a config key"
+            ),
+            Self::TwoModes => f.write_str(
+                "`forward_pass` and `forwarded_code` belong on two otpgate lines: the first before the password module, the second after it",
             ),
             Self::ConfigPath { path, error } => write!(f, "config={path}: {error}"),
             Self::Groups(e) => e.fmt(f),
@@ -350,8 +364,25 @@ impl Config {
         if self.max_failures > 0 && (self.failure_window == 0 || self.lockout_seconds == 0) {
             return Err(err(source, ConfigProblem::LockoutNeedsWindow));
         }
-        if self.prompt.is_empty() || self.prompt.len() > 200 || self.prompt.contains('\0') {
-            return Err(value(source, "prompt", "must be 1 to 200 characters"));
+        for (key, text) in [
+            ("prompt", &self.prompt),
+            ("forward_pass_prompt", &self.forward_pass_prompt),
+        ] {
+            if text.is_empty() || text.len() > 200 || text.contains('\0') {
+                return Err(value(source, key, "must be 1 to 200 characters"));
+            }
+        }
+        if !PROMPTS_RANGE.contains(&self.prompts) {
+            return Err(value(
+                source,
+                "prompts",
+                format!(
+                    "{} is out of range; allowed: {} to {} tries within one login",
+                    self.prompts,
+                    PROMPTS_RANGE.start(),
+                    PROMPTS_RANGE.end()
+                ),
+            ));
         }
         Ok(())
     }
@@ -498,6 +529,13 @@ mod tests {
             ("secret_path = \"relative\"", "secret_path", "absolute"),
             ("state_dir = \"var/lib\"", "state_dir", "absolute"),
             ("prompt = \"\"", "prompt", "1 to 200"),
+            (
+                "forward_pass_prompt = \"\"",
+                "forward_pass_prompt",
+                "1 to 200",
+            ),
+            ("prompts = 0", "prompts", "1 to 5"),
+            ("prompts = 6", "prompts", "1 to 5"),
             ("issuer = \"a:b\"", "issuer", "':'"),
             ("algorithm = \"MD5\"", "algorithm", "SHA1"),
         ] {

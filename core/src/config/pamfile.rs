@@ -227,9 +227,135 @@ pub fn passes_without_otpgate(stack: &[Entry]) -> bool {
         .any(|e| !e.is_otpgate() && e.module_name() != "pam_deny.so")
 }
 
+/// What is wrong with a split-mode stack (`forward_pass` … password module
+/// … `forwarded_code`), each as a warning saying what to change. Empty for a
+/// stack without split mode or a right one.
+pub fn split_mode_problems(stack: &[Entry]) -> Vec<String> {
+    let has = |e: &Entry, arg: &str| e.is_otpgate() && e.args.iter().any(|a| a == arg);
+    let first = stack.iter().position(|e| has(e, "forward_pass"));
+    let second = stack.iter().position(|e| has(e, "forwarded_code"));
+    let mut problems = Vec::new();
+    match (first, second) {
+        (None, None) => {}
+        (Some(_), None) => problems.push(
+            "a `pam_otpgate.so forward_pass` line takes the code off the password, but no `pam_otpgate.so forwarded_code` line after the password module checks it: add one"
+                .to_string(),
+        ),
+        (None, Some(_)) => problems.push(
+            "a `pam_otpgate.so forwarded_code` line has no `forward_pass` line before it, so it denies every login: put `auth requisite pam_otpgate.so forward_pass` before the password module"
+                .to_string(),
+        ),
+        (Some(f), Some(s)) if s < f => problems.push(
+            "the `forwarded_code` line comes before the `forward_pass` line: swap them".to_string(),
+        ),
+        (Some(f), Some(s)) => {
+            let between = &stack[f + 1..s];
+            if between.is_empty() {
+                problems.push(
+                    "no password module between `forward_pass` and `forwarded_code`: put yours (for example `auth requisite pam_unix.so use_first_pass`) between them"
+                        .to_string(),
+                );
+            }
+            for e in between {
+                if e.control != "requisite" {
+                    problems.push(format!(
+                        "{}:{}: `{}` is `{}`; make it `requisite`, so that a wrong password ends the stack before the code is checked (and counted)",
+                        e.file.display(),
+                        e.line,
+                        e.module_name(),
+                        e.control
+                    ));
+                }
+                if !e.args.iter().any(|a| {
+                    a == "use_first_pass" || a == "try_first_pass" || a == "use_authtok"
+                }) {
+                    problems.push(format!(
+                        "{}:{}: `{}` has no `use_first_pass`: it would ask for the password again instead of using the one otpgate handed on",
+                        e.file.display(),
+                        e.line,
+                        e.module_name()
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(text: &str) -> Vec<Entry> {
+        logical_lines(text)
+            .into_iter()
+            .map(|(line, l)| {
+                let w = words(&l);
+                Entry {
+                    file: "t".into(),
+                    line,
+                    kind: w[0].clone(),
+                    control: w[1].clone(),
+                    module: w[2].clone(),
+                    args: w[3..].to_vec(),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_mode_stacks_are_checked() {
+        let good = "auth requisite pam_otpgate.so forward_pass
+                    auth requisite pam_unix.so use_first_pass
+                    auth required pam_otpgate.so forwarded_code
+";
+        assert_eq!(split_mode_problems(&entries(good)), Vec::<String>::new());
+        assert!(
+            split_mode_problems(&entries(
+                "auth required pam_otpgate.so
+"
+            ))
+            .is_empty()
+        );
+        let cases = [
+            (
+                "auth requisite pam_otpgate.so forward_pass
+auth requisite pam_unix.so use_first_pass
+",
+                "no `pam_otpgate.so forwarded_code` line",
+            ),
+            (
+                "auth requisite pam_unix.so
+auth required pam_otpgate.so forwarded_code
+",
+                "denies every login",
+            ),
+            (
+                "auth requisite pam_otpgate.so forward_pass
+auth required pam_unix.so use_first_pass
+                 auth required pam_otpgate.so forwarded_code
+",
+                "make it `requisite`",
+            ),
+            (
+                "auth requisite pam_otpgate.so forward_pass
+auth requisite pam_unix.so
+                 auth required pam_otpgate.so forwarded_code
+",
+                "no `use_first_pass`",
+            ),
+            (
+                "auth requisite pam_otpgate.so forward_pass
+auth required pam_otpgate.so forwarded_code
+",
+                "no password module",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = split_mode_problems(&entries(text));
+            assert!(got.iter().any(|p| p.contains(want)), "{text}: {got:?}");
+        }
+    }
 
     #[test]
     fn words_follow_libpam_brackets_and_escapes() {
