@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 pub use otpgate_core;
 
+pub mod openvpn;
 pub mod sshd;
 
 /// The workspace root.
@@ -225,12 +226,51 @@ impl World {
         if let Some(h) = rhost {
             cmd.arg("-I").arg(format!("rhost={h}"));
         }
-        cmd.args([service, user, "authenticate"]);
-        self.pam_env(&mut cmd, at);
         let mut stdin = input.join("\n");
         stdin.push('\n');
+        self.pam_bytes(&mut cmd, service, user, stdin.as_bytes(), at)
+    }
+
+    /// [`Self::pam`] with raw bytes on pamtester's stdin (non-UTF-8, NUL).
+    pub fn pam_raw(&self, service: &str, user: &str, stdin: &[u8], at: u64) -> PamRun {
+        self.pam_bytes(&mut Command::new("pamtester"), service, user, stdin, at)
+    }
+
+    fn pam_bytes(
+        &self,
+        cmd: &mut Command,
+        service: &str,
+        user: &str,
+        stdin: &[u8],
+        at: u64,
+    ) -> PamRun {
+        cmd.args([service, user, "authenticate"]);
+        self.pam_env(cmd, at);
         let _pam = pam_lock();
-        PamRun::from(run_with_stdin(&mut cmd, stdin.as_bytes()))
+        PamRun::from(run_with_stdin(cmd, stdin))
+    }
+
+    /// The `auth` lines of a stack shipped in `config/pam.d/`, with the
+    /// module under test and this world's config in place of
+    /// `pam_otpgate.so`.
+    pub fn shipped_stack(&self, file: &str) -> Vec<String> {
+        self.shipped_stack_for(file, &module_path())
+    }
+
+    /// [`Self::shipped_stack`] with another build of the module (the
+    /// installed one, in package tests).
+    pub fn shipped_stack_for(&self, file: &str, module: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(workspace().join("config/pam.d").join(file))
+            .unwrap_or_else(|e| panic!("config/pam.d/{file}: {e}"));
+        text.lines()
+            .filter(|l| l.starts_with("auth"))
+            .map(|l| {
+                l.replace(
+                    "pam_otpgate.so",
+                    &format!("{} config={}", module.display(), self.config.display()),
+                )
+            })
+            .collect()
     }
 
     /// Runs another pamtester operation (setcred, acct_mgmt, open_session…).
@@ -240,6 +280,11 @@ impl World {
         self.pam_env(&mut cmd, at);
         let _pam = pam_lock();
         PamRun::from(run_with_stdin(&mut cmd, b""))
+    }
+
+    /// The default service with several replies (`prompts`), in order.
+    pub fn login_lines(&self, user: &str, replies: &[&str], at: u64) -> PamRun {
+        self.pam("otpgate-test", user, replies, at, None)
     }
 
     /// The usual call: default service, code typed, no remote host.
@@ -427,6 +472,20 @@ impl Drop for World {
     }
 }
 
+/// Polls `ready` — a real readiness condition (a port that accepts, a
+/// server's own "ready" line), never a fixed sleep — until it holds or
+/// `limit` has passed; says whether it held.
+pub fn wait_until(limit: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
 /// Runs a PAM application (pamtester, or anything under pam_wrapper) under
 /// the harness's lock; see [`pam_lock`].
 pub fn run_pam_app(cmd: &mut Command, stdin: &[u8]) -> Output {
@@ -564,6 +623,11 @@ impl PamRun {
     /// stdout, PAM_ERROR_MSG to its stderr).
     pub fn said(&self, text: &str) -> bool {
         self.stdout.contains(text) || self.stderr.contains(text)
+    }
+
+    /// How many times the user was shown `text`.
+    pub fn times_said(&self, text: &str) -> usize {
+        self.stdout.matches(text).count() + self.stderr.matches(text).count()
     }
 
     /// Whether the user was asked for a verification code.

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where the installed package puts the module.
 pub const INSTALLED_MODULE: &str = "/lib/x86_64-linux-gnu/security/pam_otpgate.so";
@@ -45,6 +45,28 @@ impl Sshd {
     /// Starts sshd with `auth` lines as the PAM stack of service "sshd" and
     /// `extra` appended to sshd_config.
     pub fn start(world: &World, name: &str, auth: &[&str], extra: &str) -> Self {
+        Self::launch(
+            world,
+            name,
+            auth,
+            "KbdInteractiveAuthentication yes\nPasswordAuthentication no\nAuthenticationMethods keyboard-interactive\n",
+            extra,
+        )
+    }
+
+    /// Starts sshd taking SSH password authentication only (the client
+    /// sends one password; sshd hands it to PAM's prompt).
+    pub fn start_password(world: &World, name: &str, auth: &[&str]) -> Self {
+        Self::launch(
+            world,
+            name,
+            auth,
+            "KbdInteractiveAuthentication no\nPasswordAuthentication yes\nAuthenticationMethods password\n",
+            "",
+        )
+    }
+
+    fn launch(world: &World, name: &str, auth: &[&str], methods: &str, extra: &str) -> Self {
         let dir = world.dir.join(format!("sshd-{name}"));
         std::fs::create_dir_all(dir.join("svc")).unwrap();
         std::fs::create_dir_all(dir.join("keys")).unwrap();
@@ -63,8 +85,8 @@ impl Sshd {
         let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {pid}\nUsePAM yes\n\
-             KbdInteractiveAuthentication yes\nPasswordAuthentication no\nPubkeyAuthentication yes\n\
-             AuthorizedKeysFile {keys}/%u\nStrictModes no\nAuthenticationMethods keyboard-interactive\n\
+             {methods}PubkeyAuthentication yes\n\
+             AuthorizedKeysFile {keys}/%u\nStrictModes no\n\
              MaxAuthTries 3\nLoginGraceTime 30\nLogLevel VERBOSE\n{extra}\n",
             key = key.display(),
             pid = dir.join("sshd.pid").display(),
@@ -92,14 +114,15 @@ impl Sshd {
     /// Waits (bounded) until the port accepts connections: a real readiness
     /// condition, not a sleep.
     fn wait_listening(&self) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("sshd did not listen on port {}: {}", self.port, self.log());
+        let up = crate::wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+        });
+        assert!(
+            up,
+            "sshd did not listen on port {}: {}",
+            self.port,
+            self.log()
+        );
     }
 
     /// Authorizes a public key for `user`.
@@ -125,6 +148,21 @@ impl Sshd {
         } else {
             "keyboard-interactive"
         };
+        self.client(user, key, methods, answers)
+    }
+
+    /// Logs in with SSH password authentication, typing `password` once.
+    pub fn ssh_password(&self, user: &str, password: &str) -> SshRun {
+        self.client(user, None, "password", &[("password:", password)])
+    }
+
+    fn client(
+        &self,
+        user: &str,
+        key: Option<&Path>,
+        methods: &str,
+        answers: &[(&str, &str)],
+    ) -> SshRun {
         let mut spawn = format!(
             "spawn ssh -p {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=INFO \
              -o PreferredAuthentications={methods} -o NumberOfPasswordPrompts=1 -o BatchMode=no -o IdentitiesOnly=yes",

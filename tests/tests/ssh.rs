@@ -266,12 +266,7 @@ fn sudo_with_the_module_asks_for_the_code() {
 /// The shipped key + code fragment (config/pam.d/sshd-key-and-code) as the
 /// whole auth stack of sshd, with the module under test and this config.
 fn shipped_key_and_code_stack(w: &World) -> Vec<String> {
-    let text = std::fs::read_to_string(workspace().join("config/pam.d/sshd-key-and-code")).unwrap();
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| l.starts_with("auth"))
-        .map(|l| l.replace("auth required pam_otpgate.so", &module_line(w)))
-        .collect();
+    let lines = w.shipped_stack_for("sshd-key-and-code", &module_under_test());
     assert_eq!(lines.len(), 2, "{lines:?}");
     lines
 }
@@ -329,5 +324,39 @@ fn key_and_code_with_the_shipped_stack_lets_policy_passes_log_in() {
         Some(&key),
         &[("Verification code:", &wrong_code(RFC_SECRET, real_now()))],
     );
+    assert!(!run.logged_in, "{run:#?}");
+}
+
+/// The shipped one-prompt stack (config/pam.d/sshd-one-prompt) with the
+/// module under test and this config.
+fn shipped_one_prompt_stack(w: &World) -> Vec<String> {
+    let lines = w.shipped_stack_for("sshd-one-prompt", &module_under_test());
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    lines
+}
+
+#[test]
+fn one_prompt_sshd_takes_password_and_code_together() {
+    let w = World::new();
+    let u = user_with_password(&w, true);
+    let lines = shipped_one_prompt_stack(&w);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let sshd = Sshd::start_password(&w, "oneprompt", &refs);
+    // A wrong password: no code is looked at, nothing is written.
+    let before = std::fs::read(w.state_file(&u)).ok();
+    let run = sshd.ssh_password(
+        &u.name,
+        &format!("wrong{}", code_at(RFC_SECRET, real_now())),
+    );
+    assert!(!run.logged_in, "{run:#?}");
+    assert_eq!(std::fs::read(w.state_file(&u)).ok(), before);
+    // The password with the code after it, as one SSH password.
+    let run = sshd.ssh_password(
+        &u.name,
+        &format!("{PASSWORD}{}", code_at(RFC_SECRET, real_now())),
+    );
+    assert!(run.logged_in, "{run:#?}\n{}", sshd.log());
+    // The password alone is not enough for an enrolled user.
+    let run = sshd.ssh_password(&u.name, PASSWORD);
     assert!(!run.logged_in, "{run:#?}");
 }
