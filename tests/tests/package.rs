@@ -92,6 +92,9 @@ fn install_enable_remove_purge_keep_pam_working() {
         "/usr/share/doc/otpgate/copyright",
         "/usr/share/doc/otpgate/changelog.Debian.gz",
         "/usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code",
+        "/usr/share/doc/otpgate/examples/pam.d-sshd-one-prompt",
+        "/usr/share/doc/otpgate/examples/pam.d-openvpn",
+        "/usr/share/doc/otpgate/examples/otpgate-one-prompt.conf",
     ] {
         assert!(Path::new(f).exists(), "{f} missing");
     }
