@@ -42,7 +42,7 @@ useradd -m -d "$B/home" "$U"
 # otpgate: the user's file in their home, state in $B/state; a two-line
 # config, and the shipped config (only state_dir changed).
 printf 'state_dir = "%s/state"\nmax_failures = 0\n' "$B" > "$B/config.toml"
-sed "s#^state_dir = .*#state_dir = \"$B/state-shipped\"#" "$ROOT/config/config.toml" > "$B/shipped.toml"
+sed "s#^\#\?state_dir = .*#state_dir = \"$B/state-shipped\"#" "$ROOT/config/config.toml" > "$B/shipped.toml"
 echo "$SECRET" | "$ROOT/target/release/otpgate" --config "$B/config.toml" enroll --user "$U" --secret - --no-confirm --recovery-codes 0 --qr none >/dev/null
 # google-authenticator: same secret, reuse refused like otpgate, no rate limit.
 printf '%s\n" WINDOW_SIZE 3\n" DISALLOW_REUSE\n" TOTP_AUTH\n' "$SECRET" > "$B/home/.google_authenticator"

@@ -479,8 +479,12 @@ mod tests {
             ),
         ] {
             for key in table.keys() {
+                // Set, or (in the shipped file) commented out at its default.
+                let set = format!("{key} =");
+                let shown = format!("#{key} =");
                 assert!(
-                    text.lines().any(|l| l.starts_with(&format!("{key} ="))),
+                    text.lines()
+                        .any(|l| l.starts_with(&set) || l.starts_with(&shown)),
                     "config/{name} lacks `{key}`"
                 );
             }
@@ -494,6 +498,15 @@ mod tests {
             Config::parse(include_str!("../../../config/config.example.toml"), "e").unwrap();
         assert_eq!(shipped, example);
         assert!(include_str!("../../../config/config.toml").len() < 1500);
+        // Each commented-out key shows its built-in default.
+        let uncommented: String = include_str!("../../../config/config.toml")
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let defaults = Config::parse(&uncommented, "c").unwrap();
+        assert_eq!(defaults, Config::default());
     }
 
     #[test]

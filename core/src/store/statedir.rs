@@ -62,6 +62,29 @@ pub struct StateDir {
     dir: SafeDir,
     lock_timeout: Duration,
     max_size: u64,
+    memo: Memo,
+}
+
+/// The last state file parsed, by name and exact bytes. A login reads the
+/// state twice — a snapshot before the prompt, then again under the lock —
+/// and the second read usually finds the same bytes: parsing them again
+/// would give the same state, so it is taken from here instead. The bytes
+/// are always read again; only the parse is saved.
+#[derive(Debug, Default)]
+struct Memo(std::sync::Mutex<Option<(OsString, Vec<u8>, UserState)>>);
+
+impl Memo {
+    fn recall(&self, name: &OsString, bytes: &[u8]) -> Option<UserState> {
+        let memo = self.0.lock().ok()?;
+        let (n, b, state) = memo.as_ref()?;
+        (n == name && b.as_slice() == bytes).then(|| state.clone())
+    }
+
+    fn keep(&self, name: &OsString, bytes: &[u8], state: &UserState) {
+        if let Ok(mut memo) = self.0.lock() {
+            *memo = Some((name.clone(), bytes.to_vec(), state.clone()));
+        }
+    }
 }
 
 /// File names of one account's state: the uid's file and lock, and the
@@ -95,6 +118,7 @@ impl StateDir {
             dir: SafeDir::create_all(dir, trust, 0o711)?,
             lock_timeout: LOCK_TIMEOUT,
             max_size: MAX_STATE_SIZE,
+            memo: Memo::default(),
         })
     }
 
@@ -107,6 +131,7 @@ impl StateDir {
             dir: SafeDir::open(dir, trust)?,
             lock_timeout: LOCK_TIMEOUT,
             max_size: MAX_STATE_SIZE,
+            memo: Memo::default(),
         })
     }
 
@@ -124,9 +149,15 @@ impl StateDir {
     ) -> Result<Option<UserState>, StateError> {
         let path = || self.dir.path().join(name).display().to_string();
         match self.dir.read_checked(name, max, 0o027) {
-            Ok(bytes) => UserState::parse(&bytes)
-                .map(Some)
-                .map_err(|why| StateError::Corrupt { path: path(), why }),
+            Ok(bytes) => {
+                if let Some(state) = self.memo.recall(name, &bytes) {
+                    return Ok(Some(state));
+                }
+                let state = UserState::parse(&bytes)
+                    .map_err(|why| StateError::Corrupt { path: path(), why })?;
+                self.memo.keep(name, &bytes, &state);
+                Ok(Some(state))
+            }
             Err(e) if e.is_not_found() => Ok(None),
             Err(FsError::TooLarge { .. }) => Err(StateError::TooLarge {
                 path: path(),
@@ -273,6 +304,28 @@ mod tests {
         assert!(dir.join("4001.state").exists());
         assert!(store.remove(&alice).unwrap());
         assert_eq!(store.read(&alice).unwrap(), UserState::default());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_file_changed_by_another_process_is_read_anew() {
+        let dir = tmp("memo");
+        let store = StateDir::open(&dir).unwrap();
+        let carol = account("carol", 4003);
+        store.update(&carol, |s| s.last_success = Some(5)).unwrap();
+        assert_eq!(store.read(&carol).unwrap().last_success, Some(5));
+        assert_eq!(store.read(&carol).unwrap().last_success, Some(5));
+        // Another login (another StateDir) writes in between.
+        StateDir::open(&dir)
+            .unwrap()
+            .update(&carol, |s| s.last_success = Some(6))
+            .unwrap();
+        assert_eq!(store.read(&carol).unwrap().last_success, Some(6));
+        let seen = store.update(&carol, |s| s.last_success).unwrap();
+        assert_eq!(seen, Some(6));
+        // A file that no longer parses is refused, not taken from memory.
+        std::fs::write(store.file_of(&carol), "last_success = \"x\"\n").unwrap();
+        assert!(store.read(&carol).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
