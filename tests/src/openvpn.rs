@@ -5,6 +5,7 @@
 
 use crate::{World, pam_lock};
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -118,9 +119,12 @@ impl OpenVpnServer {
         );
         std::fs::write(dir.join("server.conf"), config).unwrap();
         let log = std::fs::File::create(dir.join("server.log")).unwrap();
+        // Its own process group: the auth-pam plugin forks a helper that
+        // must go when the server does.
         let child = Command::new("openvpn")
             .arg("--config")
             .arg(dir.join("server.conf"))
+            .process_group(0)
             .env("LD_PRELOAD", "libpam_wrapper.so")
             .env("PAM_WRAPPER", "1")
             .env("PAM_WRAPPER_SERVICE_DIR", dir.join("svc"))
@@ -217,8 +221,12 @@ impl OpenVpnServer {
 }
 
 impl Drop for OpenVpnServer {
+    /// Stops the server and the plugin's helper: the whole process group.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        use nix::sys::signal::{Signal, killpg};
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
