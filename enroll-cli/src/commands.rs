@@ -160,11 +160,8 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
-    let store = store::open(&config);
-    let rows: Vec<UserReport> = report::audit_accounts(&config.enforce_groups)?
-        .iter()
-        .map(|a| report::user_report(store.as_ref(), a))
-        .collect();
+    let accounts = report::audit_accounts(&config.enforce_groups)?;
+    let rows: Vec<UserReport> = report::audit(&config, &accounts);
     if json {
         outln!(
             "{}",
@@ -172,13 +169,14 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
         );
         return Ok(());
     }
-    outln!(
+    // One write for the whole table (stdout is line-buffered: a write per
+    // line is a system call per account).
+    use std::fmt::Write as _;
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
         "{:<20} {:<9} {:<24} {:<9} {:<24} PROBLEM",
-        "USER",
-        "ENROLLED",
-        "SINCE",
-        "RECOVERY",
-        "LAST USE"
+        "USER", "ENROLLED", "SINCE", "RECOVERY", "LAST USE"
     );
     let when = |t: Option<u64>| t.map_or_else(|| "-".to_string(), format_utc);
     for r in &rows {
@@ -187,7 +185,8 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
             (None, Some(t)) => format!("?/{t}"),
             _ => "-".into(),
         };
-        outln!(
+        let _ = writeln!(
+            table,
             "{:<20} {:<9} {:<24} {:<9} {:<24} {}",
             for_terminal(&r.user),
             if r.enrolled {
@@ -205,10 +204,12 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     }
     let enrolled = rows.iter().filter(|r| r.enrolled).count();
     let broken = rows.iter().filter(|r| r.problem.is_some()).count();
-    outln!(
+    let _ = writeln!(
+        table,
         "\n{enrolled} of {} login accounts enrolled; {broken} with problems.",
         rows.len()
     );
+    out!("{table}");
     Ok(())
 }
 

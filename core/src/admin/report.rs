@@ -195,6 +195,44 @@ impl UserReport {
     }
 }
 
+/// Reports on every account, in order. The work is almost all system calls
+/// (each account's secret file is read with that account's file-system ids,
+/// which are per thread), so the accounts are shared out over up to one
+/// thread per CPU (at most 8), each with its own store.
+pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserReport> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 8);
+    let chunk = accounts.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = accounts
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    let store = crate::store::open(config);
+                    part.iter()
+                        .map(|a| user_report(store.as_ref(), a))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(accounts.len());
+        for (worker, part) in workers.into_iter().zip(accounts.chunks(chunk)) {
+            match worker.join() {
+                Ok(part_rows) => rows.extend(part_rows),
+                // A panic in one worker must not drop its accounts from the
+                // report silently: they are reported as problems.
+                Err(_) => rows.extend(part.iter().map(|a| {
+                    let mut r = user_report(&crate::store::memory::MemoryStore::new(), a);
+                    r.problem = Some("could not be checked (internal error)".into());
+                    r
+                })),
+            }
+        }
+        rows
+    })
+}
+
 /// The accounts `otpgate audit` reports on: every local account that can log
 /// in, plus every member (primary or supplementary) of `groups` (the
 /// config's `enforce_groups`), each once.
@@ -264,6 +302,28 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].name, "bob");
         assert_eq!(a[1].home, Path::new("/home/bob"));
+    }
+
+    #[test]
+    fn audit_reports_every_account_in_order() {
+        let root = crate::sys::account::by_name("root").unwrap().unwrap();
+        let accounts: Vec<Account> = (0..37)
+            .map(|i| Account {
+                name: format!("audit-{i}"),
+                ..root.clone()
+            })
+            .collect();
+        let dir = std::env::temp_dir().join(format!("otpgate-audit-{}", std::process::id()));
+        let config = crate::config::Config {
+            state_dir: dir.join("state"),
+            secret_path: format!("{}/%u.toml", dir.display()),
+            ..Default::default()
+        };
+        let rows = audit(&config, &accounts);
+        let names: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
+        let want: Vec<String> = (0..37).map(|i| format!("audit-{i}")).collect();
+        assert_eq!(names, want);
+        assert!(audit(&config, &[]).is_empty());
     }
 
     #[test]

@@ -84,13 +84,19 @@ impl Location {
     /// a missing or unreadable home directory is an error, not "not
     /// enrolled" — an unmounted /home must not turn into `nullok`'s pass.
     pub fn load(&self) -> Result<Option<Enrollment>, StoreError> {
+        self.load_in(&Homes::default())
+    }
+
+    /// [`Self::load`], opening the home through `homes` (the directory that
+    /// holds the homes, kept open across users by one store).
+    fn load_in(&self, homes: &Homes) -> Result<Option<Enrollment>, StoreError> {
         let _id = self.identity()?;
         let (dir, name) = fs::split(&self.path).map_err(StoreError::Fs)?;
-        // In the home, the home is walked from `/` once (it must be there)
-        // and the rest of the path from the home; elsewhere, from `/`.
+        // In the home, the home is reached once (it must be there) and the
+        // rest of the path walked from it; elsewhere, from `/`.
         let read = match &self.access {
             Access::AsUser { home } => {
-                let home = SafeDir::open(home, self.trust()).map_err(|e| match e {
+                let home = homes.open(home, self.trust()).map_err(|e| match e {
                     FsError::NotFound { path } => StoreError::NoHome(path),
                     other => StoreError::Fs(other),
                 })?;
@@ -187,16 +193,49 @@ impl Location {
     }
 }
 
+/// The directory holding the homes (`/home`), walked from `/` once and
+/// kept while it serves user after user (`audit` reads thousands of
+/// homes). Kept only when it and every directory above it are root's alone,
+/// so it is trusted for every user; else each home is walked from `/`.
+#[derive(Debug, Default)]
+struct Homes(std::sync::Mutex<Option<SafeDir>>);
+
+impl Homes {
+    /// Opens `home` (checked as `trust`'s), below the kept parent if it is
+    /// the one `home` is in. Runs with the user's file-system ids, so every
+    /// step below the kept directory is looked up with the user's rights.
+    fn open(&self, home: &std::path::Path, trust: Trust) -> Result<SafeDir, FsError> {
+        let Some(parent) = home.parent().filter(|p| p.parent().is_some()) else {
+            return SafeDir::open(home, trust);
+        };
+        let Ok(mut kept) = self.0.lock() else {
+            return SafeDir::open(home, trust);
+        };
+        if kept.as_ref().is_none_or(|d| d.path() != parent) {
+            *kept = SafeDir::open(parent, Trust { owner: 0 }).ok();
+        }
+        match kept.as_ref() {
+            Some(dir) => dir.open_below_as(home, trust),
+            None => SafeDir::open(home, trust),
+        }
+    }
+}
+
 /// The files engine: secret files by the `secret_path` template, login
 /// state in `state_dir`.
 #[derive(Debug)]
 pub struct FileStore {
     secret_path: String,
     state_dir: PathBuf,
+    homes: Homes,
     /// The state directory, walked from `/` once per store (a login reads
     /// the state before the prompt and updates it after; `audit` reads
     /// every user's).
     opened: std::sync::OnceLock<StateDir>,
+    /// The state directory was found missing by a reader: later reads of
+    /// this store (audit's thousands) say "no state" without walking again.
+    /// A writer still creates it.
+    missing: std::sync::atomic::AtomicBool,
 }
 
 impl FileStore {
@@ -204,7 +243,9 @@ impl FileStore {
         Self {
             secret_path: config.secret_path.clone(),
             state_dir: config.state_dir.clone(),
+            homes: Homes::default(),
             opened: std::sync::OnceLock::new(),
+            missing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -223,12 +264,19 @@ impl FileStore {
 
     /// The state directory if it exists (readers must not create it).
     fn existing_state_dir(&self) -> Result<Option<&StateDir>, StoreError> {
+        use std::sync::atomic::Ordering;
         if let Some(dir) = self.opened.get() {
             return Ok(Some(dir));
         }
+        if self.missing.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         match StateDir::open_existing(&self.state_dir) {
             Ok(dir) => Ok(Some(self.opened.get_or_init(|| dir))),
-            Err(crate::store::statedir::StateError::Fs(e)) if e.is_not_found() => Ok(None),
+            Err(crate::store::statedir::StateError::Fs(e)) if e.is_not_found() => {
+                self.missing.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -255,7 +303,7 @@ impl Store for FileStore {
     }
 
     fn load(&self, account: &Account) -> Result<Option<Enrollment>, StoreError> {
-        self.locate(account)?.load()
+        self.locate(account)?.load_in(&self.homes)
     }
 
     fn exists(&self, account: &Account) -> Result<bool, StoreError> {
@@ -305,5 +353,48 @@ impl Store for FileStore {
             Some(dir) => Ok(dir.remove(account)?),
             None => Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn homes_kept_open_still_check_each_home_as_its_own() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test makes directories owned by other users and must run as root (CI does)"
+        );
+        let dir = std::env::temp_dir().join(format!("otpgate-homes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, uid) in [("a", 4201), ("b", 4202)] {
+            let home = dir.join(name);
+            std::fs::create_dir_all(&home).unwrap();
+            std::os::unix::fs::chown(&home, Some(uid), Some(uid)).unwrap();
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(dir.join("a"), dir.join("c")).unwrap();
+        let homes = Homes::default();
+        let user = |owner| Trust { owner };
+        assert!(homes.open(&dir.join("a"), user(4201)).is_ok());
+        // The parent is kept, and each home is still checked for its user.
+        assert!(matches!(
+            homes.open(&dir.join("b"), user(4201)),
+            Err(FsError::BadOwner { uid: 4202, .. })
+        ));
+        assert!(homes.open(&dir.join("b"), user(4202)).is_ok());
+        assert!(matches!(
+            homes.open(&dir.join("c"), user(4201)),
+            Err(FsError::Symlink { .. })
+        ));
+        // A parent not root's alone is not kept: the home is walked from `/`
+        // with the user's trust, as without the cache.
+        let theirs = dir.join("b");
+        std::fs::create_dir_all(theirs.join("inner")).unwrap();
+        std::os::unix::fs::chown(theirs.join("inner"), Some(4202), Some(4202)).unwrap();
+        assert!(homes.open(&theirs.join("inner"), user(4202)).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -38,6 +38,13 @@ impl SafeDir {
     /// no links, trusted owners, not writable by others). Saves walking the
     /// whole path from `/` again.
     pub fn open_below(&self, path: &Path) -> Result<Self, FsError> {
+        self.open_below_as(path, self.trust)
+    }
+
+    /// [`Self::open_below`] trusting another owner below this directory: a
+    /// directory checked as root's alone (such as `/home`) serves every
+    /// user's home below it.
+    pub fn open_below_as(&self, path: &Path, trust: Trust) -> Result<Self, FsError> {
         let rel = path
             .strip_prefix(&self.path)
             .map_err(|_| FsError::BadPath {
@@ -56,14 +63,24 @@ impl SafeDir {
                 }
             }
         }
-        let fd = self.fd.try_clone().map_err(|e| {
-            io(
-                &self.path,
-                "opening",
-                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            )
-        })?;
-        Self::descend(fd, self.path.clone(), &parts, self.trust, None)
+        let Some((first, rest)) = parts.split_first() else {
+            let fd = self.fd.try_clone().map_err(|e| {
+                io(
+                    &self.path,
+                    "opening",
+                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })?;
+            return Ok(Self {
+                fd,
+                path: self.path.clone(),
+                trust,
+            });
+        };
+        // The first step from our own descriptor, without duplicating it.
+        let mut here = self.path.clone();
+        let fd = Self::step(&self.fd, &mut here, first, trust, None)?;
+        Self::descend(fd, here, rest, trust, None)
     }
 
     fn descend(
@@ -74,32 +91,44 @@ impl SafeDir {
         create: Option<u32>,
     ) -> Result<Self, FsError> {
         for &name in parts {
-            here.push(name);
-            let next = match openat(&fd, name, DIR_FLAGS, Mode::empty()) {
-                Ok(next) => next,
-                Err(Errno::ENOENT) if create.is_some() => {
-                    let mode = Mode::from_bits_truncate(create.unwrap_or(0o700));
-                    match mkdirat(&fd, name, mode) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(io(&here, "creating directory", e)),
-                    }
-                    openat(&fd, name, DIR_FLAGS, Mode::empty())
-                        .map_err(|e| explain_open_failure(&fd, name, &here, e, trust))?
-                }
-                Err(e) => return Err(explain_open_failure(&fd, name, &here, e, trust)),
-            };
-            let st = fstat(&next).map_err(|e| io(&here, "checking", e))?;
-            if is_type(&st, SFlag::S_IFLNK) {
-                return Err(FsError::Symlink { path: here });
-            }
-            check_dir(&st, &here, trust)?;
-            fd = next;
+            fd = Self::step(&fd, &mut here, name, trust, create)?;
         }
         Ok(Self {
             fd,
             path: here,
             trust,
         })
+    }
+
+    /// One step down: opens directory `name` in `fd` (creating it with
+    /// `create`'s mode if missing) and checks it; `here` becomes its path.
+    fn step(
+        fd: &OwnedFd,
+        here: &mut PathBuf,
+        name: &OsStr,
+        trust: Trust,
+        create: Option<u32>,
+    ) -> Result<OwnedFd, FsError> {
+        here.push(name);
+        let next = match openat(fd, name, DIR_FLAGS, Mode::empty()) {
+            Ok(next) => next,
+            Err(Errno::ENOENT) if create.is_some() => {
+                let mode = Mode::from_bits_truncate(create.unwrap_or(0o700));
+                match mkdirat(fd, name, mode) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(io(here, "creating directory", e)),
+                }
+                openat(fd, name, DIR_FLAGS, Mode::empty())
+                    .map_err(|e| explain_open_failure(fd, name, here, e, trust))?
+            }
+            Err(e) => return Err(explain_open_failure(fd, name, here, e, trust)),
+        };
+        let st = fstat(&next).map_err(|e| io(here, "checking", e))?;
+        if is_type(&st, SFlag::S_IFLNK) {
+            return Err(FsError::Symlink { path: here.clone() });
+        }
+        check_dir(&st, here, trust)?;
+        Ok(next)
     }
 
     /// The directory's path, for messages.

@@ -224,7 +224,12 @@ pub(crate) fn explain_open_failure(
     errno: Errno,
     trust: Trust,
 ) -> FsError {
-    if let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+    // ENOENT needs no explaining (a link is ELOOP under O_NOFOLLOW), and a
+    // missing file is the common case: a state file never written, a user
+    // never enrolled.
+    if errno != Errno::ENOENT
+        && let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+    {
         if is_type(&st, SFlag::S_IFLNK) {
             return FsError::Symlink { path: path.into() };
         }
