@@ -1,9 +1,11 @@
-//! What users type: the reply classifier, recovery-code and base32
-//! normalisers. Never panic; classification never depends on more than the
-//! first 128 bytes being read.
+//! What users type: the reply classifier, split mode's password + code
+//! split, recovery-code and base32 normalisers. Never panic;
+//! classification never depends on more than the first 128 bytes being
+//! read; a split only ever cuts the reply, never changes it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use otpgate_core::auth::split::{MAX_COMBINED_LEN, Shapes, split};
 use otpgate_core::otp::input::{Input, MAX_INPUT_LEN, classify};
 use otpgate_core::otp::recovery::RecoveryCode;
 use otpgate_core::otp::secret::Secret;
@@ -15,6 +17,23 @@ fuzz_target!(|data: &[u8]| {
     }
     if data.len() > MAX_INPUT_LEN {
         assert!(matches!(classify(data), Input::Invalid(_)));
+    }
+    for shapes in [Shapes::default_shapes(), Shapes::new([8, 6], true), Shapes::new([8], false)] {
+        match split(data, &shapes) {
+            Ok(parts) => {
+                assert!(data.len() <= MAX_COMBINED_LEN && !data.contains(&0));
+                assert!(data.starts_with(&parts.password));
+                if let Some(code) = parts.code {
+                    assert!(data.ends_with(code.as_bytes()));
+                    let between = data.len() - parts.password.len() - code.len();
+                    assert!(between <= 1, "at most one separator is dropped");
+                    assert!(!matches!(classify(code.as_bytes()), Input::Invalid(_) | Input::Empty));
+                } else {
+                    assert_eq!(parts.password.as_slice(), data);
+                }
+            }
+            Err(_) => assert!(data.len() > MAX_COMBINED_LEN || data.contains(&0)),
+        }
     }
     if let Ok(text) = std::str::from_utf8(data) {
         if let Some(code) = RecoveryCode::parse(text) {

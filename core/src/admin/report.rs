@@ -196,13 +196,17 @@ impl UserReport {
 }
 
 /// Reports on every account, in order. The work is almost all system calls
-/// (each account's secret file is read with that account's file-system ids,
-/// which are per thread), so the accounts are shared out over up to one
-/// thread per CPU (at most 8), each with its own store.
+/// and, on a cold cache, waiting for the disk (four inodes per account), so
+/// the accounts are shared out over more threads than CPUs (4 per CPU, 4 to
+/// 16; measured on 2 cores with 10 000 accounts: cold 4.0 s with 2 threads,
+/// 1.6 s with 16; warm 0.27 s either way). Each thread has its own store, and
+/// reads each secret file with that account's file-system ids, which are
+/// per thread.
 pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserReport> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
-        .clamp(1, 8);
+        .saturating_mul(4)
+        .clamp(4, 16);
     let chunk = accounts.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let workers: Vec<_> = accounts

@@ -36,20 +36,26 @@ impl Shapes {
 
     /// The shapes of this enrollment's devices and recovery codes.
     pub fn of(enrollment: &Enrollment) -> Self {
-        let mut digits: Vec<usize> = enrollment
-            .devices
-            .iter()
-            .map(|d| usize::from(d.kind.digits()))
+        Self::new(
+            enrollment.devices.iter().map(|d| d.kind.digits()),
+            enrollment.recovery.is_some(),
+        )
+    }
+
+    /// Codes of these lengths (those outside 6–8 are ignored; none at all
+    /// means six digits), and recovery codes if `recovery`.
+    pub fn new(lengths: impl IntoIterator<Item = u8>, recovery: bool) -> Self {
+        let mut digits: Vec<usize> = lengths
+            .into_iter()
+            .filter(|l| crate::otp::DIGITS_RANGE.contains(l))
+            .map(usize::from)
             .collect();
         digits.sort_unstable_by(|a, b| b.cmp(a));
         digits.dedup();
         if digits.is_empty() {
             digits.push(6);
         }
-        Self {
-            digits,
-            recovery: enrollment.recovery.is_some(),
-        }
+        Self { digits, recovery }
     }
 }
 
@@ -246,6 +252,12 @@ mod tests {
         let p = split(b"p\xe4ss\xff", &shapes(&[6])).unwrap();
         assert_eq!(p.password.as_slice(), b"p\xe4ss\xff");
         assert!(p.code.is_none());
+    }
+
+    #[test]
+    fn shapes_keep_real_code_lengths_longest_first() {
+        assert_eq!(Shapes::new([6, 8, 6, 3, 12], true), shapes(&[8, 6]));
+        assert_eq!(Shapes::new([], true), Shapes::default_shapes());
     }
 
     #[test]
