@@ -168,9 +168,16 @@ for i in $(seq 1 "$USERS"); do
 done
 end=$(date +%s.%N)
 awk -v n="$USERS" -v s="$start" -v e="$end" 'BEGIN { printf "google-authenticator -t -C (10 scratch codes): %d users in %.1f s, %.2f ms each\n", n, e - s, 1000 * (e - s) / n }'
-start=$(date +%s.%N)
-"$ROOT/target/release/otpgate" --config "$B/config.toml" audit > "$B/audit.txt"
-end=$(date +%s.%N)
+# The first run follows 10 000 freshly written files (partly cold caches);
+# then three more, of which the median is printed too.
+audit_s=()
+for _ in 1 2 3 4; do
+    start=$(date +%s.%N)
+    "$ROOT/target/release/otpgate" --config "$B/config.toml" audit > "$B/audit.txt"
+    end=$(date +%s.%N)
+    audit_s+=("$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }')")
+done
+median=$(printf '%s\n' "${audit_s[@]:1}" | sort -n | sed -n 2p)
 rows=$(grep -c "^$PREFIX" "$B/audit.txt" || true)
 /usr/bin/time -f '%M' -o "$B/audit.rss" "$ROOT/target/release/otpgate" --config "$B/config.toml" audit --json > /dev/null
-awk -v n="$rows" -v s="$start" -v e="$end" -v kb="$(tail -n1 "$B/audit.rss")" 'BEGIN { printf "otpgate audit: %d enrolled accounts in %.2f s, peak RSS %d KiB\n", n, e - s, kb }'
+echo "otpgate audit: $rows enrolled accounts; first run ${audit_s[0]} s, then ${audit_s[*]:1} s (median $median s; goal < 0.3 s), peak RSS $(tail -n1 "$B/audit.rss") KiB"

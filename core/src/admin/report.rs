@@ -244,7 +244,7 @@ pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
     let passwd = std::fs::read_to_string("/etc/passwd")
         .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
     let all = parse_passwd(&passwd);
-    let mut out = login_accounts()?;
+    let mut out = with_login_shell(all.clone());
     for name in groups {
         let group = nix::unistd::Group::from_name(name)
             .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
@@ -261,18 +261,24 @@ pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
 
 /// Local accounts that can log in: a shell listed in /etc/shells.
 pub fn login_accounts() -> Result<Vec<Account>, String> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
+    Ok(with_login_shell(parse_passwd(&passwd)))
+}
+
+/// The accounts whose shell is listed in /etc/shells.
+fn with_login_shell(accounts: Vec<Account>) -> Vec<Account> {
     let shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
-    let shells: Vec<&str> = shells
+    let shells: Vec<&Path> = shells
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with('/'))
+        .map(Path::new)
         .collect();
-    let passwd = std::fs::read_to_string("/etc/passwd")
-        .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
-    Ok(parse_passwd(&passwd)
+    accounts
         .into_iter()
-        .filter(|a| shells.iter().any(|s| Path::new(s) == a.shell))
-        .collect())
+        .filter(|a| shells.contains(&a.shell.as_path()))
+        .collect()
 }
 
 /// Parses passwd(5) lines.
