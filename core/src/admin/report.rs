@@ -213,7 +213,7 @@ pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserRe
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    let store = crate::store::open(config);
+                    let store = crate::store::open_for_reports(config);
                     part.iter()
                         .map(|a| user_report(store.as_ref(), a))
                         .collect::<Vec<_>>()

@@ -236,6 +236,10 @@ pub struct FileStore {
     /// this store (audit's thousands) say "no state" without walking again.
     /// A writer still creates it.
     missing: std::sync::atomic::AtomicBool,
+    /// For reports over many accounts: the state directory's names, read
+    /// once, so that the thousands of state files never written are not
+    /// looked up one by one. `None` for logins and changes.
+    listing: Option<std::sync::OnceLock<Option<std::collections::HashSet<std::ffi::OsString>>>>,
 }
 
 impl FileStore {
@@ -246,6 +250,16 @@ impl FileStore {
             homes: Homes::default(),
             opened: std::sync::OnceLock::new(),
             missing: std::sync::atomic::AtomicBool::new(false),
+            listing: None,
+        }
+    }
+
+    /// A store for read-only reports over many accounts (`audit`): state
+    /// is read from a snapshot of the state directory's names.
+    pub fn for_reports(config: &Config) -> Self {
+        Self {
+            listing: Some(std::sync::OnceLock::new()),
+            ..Self::new(config)
         }
     }
 
@@ -326,9 +340,16 @@ impl Store for FileStore {
     }
 
     fn read_state(&self, account: &Account) -> Result<UserState, StoreError> {
-        match self.existing_state_dir()? {
-            Some(dir) => Ok(dir.read(account)?),
-            None => Ok(UserState::default()),
+        let Some(dir) = self.existing_state_dir()? else {
+            return Ok(UserState::default());
+        };
+        let listed = self
+            .listing
+            .as_ref()
+            .and_then(|l| l.get_or_init(|| dir.names().ok()).as_ref());
+        match listed {
+            Some(names) => Ok(dir.read_listed(account, names)?),
+            None => Ok(dir.read(account)?),
         }
     }
 

@@ -162,3 +162,10 @@ impl<S: Store + ?Sized> StoreExt for S {}
 pub fn open(config: &Config) -> Box<dyn Store> {
     Box::new(files::FileStore::new(config))
 }
+
+/// The store `config` names, for read-only reports over many accounts
+/// (`audit`): it may read a snapshot of what exists once instead of
+/// looking every account up.
+pub fn open_for_reports(config: &Config) -> Box<dyn Store> {
+    Box::new(files::FileStore::for_reports(config))
+}

@@ -10,6 +10,7 @@ use crate::store::state::{MAX_STATE_SIZE, UserState};
 use crate::sys::account::Account;
 use crate::sys::fs::{FsError, SafeDir, Trust};
 use crate::sys::paths::state_stem;
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
@@ -146,7 +147,11 @@ impl StateDir {
         name: &OsString,
         user: &str,
         max: u64,
+        listed: Option<&HashSet<OsString>>,
     ) -> Result<Option<UserState>, StateError> {
+        if listed.is_some_and(|names| !names.contains(name)) {
+            return Ok(None);
+        }
         let path = || self.dir.path().join(name).display().to_string();
         match self.dir.read_checked(name, max, 0o027) {
             Ok(bytes) => {
@@ -174,12 +179,16 @@ impl StateDir {
         account: &Account,
         n: &Names,
         max: u64,
+        listed: Option<&HashSet<OsString>>,
     ) -> Result<(UserState, bool), StateError> {
-        let current = self.read_file(&n.state, &account.name, max)?;
+        let current = self.read_file(&n.state, &account.name, max, listed)?;
         // A version-1 file of this name is read even when the uid's file
         // exists: an alias (another name, same uid) may have been converted
         // first, and its used codes must not be forgotten.
-        match (current, self.read_file(&n.legacy, &account.name, max)?) {
+        match (
+            current,
+            self.read_file(&n.legacy, &account.name, max, listed)?,
+        ) {
             (Some(state), None) => Ok((state, false)),
             (None, None) => Ok((UserState::default(), false)),
             (None, Some(old)) => Ok((old, true)),
@@ -193,8 +202,26 @@ impl StateDir {
     /// Reads a user's state without locking (a snapshot, for status output
     /// and the check before the prompt).
     pub fn read(&self, account: &Account) -> Result<UserState, StateError> {
-        self.read_any(account, &names(account), self.max_size)
+        self.read_any(account, &names(account), self.max_size, None)
             .map(|(s, _)| s)
+    }
+
+    /// [`Self::read`] for reports over many accounts: `listed` holds the
+    /// directory's names (from [`Self::names`]), and a file not among them
+    /// is not looked up. A file written after the listing is missed, as in
+    /// any snapshot.
+    pub fn read_listed(
+        &self,
+        account: &Account,
+        listed: &HashSet<OsString>,
+    ) -> Result<UserState, StateError> {
+        self.read_any(account, &names(account), self.max_size, Some(listed))
+            .map(|(s, _)| s)
+    }
+
+    /// The names in the state directory, read once.
+    pub fn names(&self) -> Result<HashSet<OsString>, StateError> {
+        Ok(self.dir.names()?)
     }
 
     /// Runs `decide` on the user's state under an exclusive lock and writes
@@ -227,7 +254,7 @@ impl StateDir {
     ) -> Result<R, StateError> {
         let n = names(account);
         let _lock = self.dir.lock(&n.lock, self.lock_timeout)?;
-        let (before, converted) = self.read_any(account, &n, max)?;
+        let (before, converted) = self.read_any(account, &n, max, None)?;
         let mut state = before.clone();
         let result = decide(&mut state);
         if state != before || converted {
@@ -326,6 +353,32 @@ mod tests {
         // A file that no longer parses is refused, not taken from memory.
         std::fs::write(store.file_of(&carol), "last_success = \"x\"\n").unwrap();
         assert!(store.read(&carol).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reports_read_what_the_listing_names_and_only_that() {
+        let dir = tmp("listed");
+        let store = StateDir::open(&dir).unwrap();
+        let (dave, erin) = (account("dave", 4004), account("erin", 4005));
+        store.update(&dave, |s| s.last_success = Some(7)).unwrap();
+        let names = store.names().unwrap();
+        assert!(names.contains(&OsString::from("4004.state")));
+        assert_eq!(
+            store.read_listed(&dave, &names).unwrap().last_success,
+            Some(7)
+        );
+        assert_eq!(
+            store.read_listed(&erin, &names).unwrap(),
+            UserState::default()
+        );
+        // Written after the listing: a snapshot misses it, a plain read does not.
+        store.update(&erin, |s| s.last_success = Some(8)).unwrap();
+        assert_eq!(
+            store.read_listed(&erin, &names).unwrap(),
+            UserState::default()
+        );
+        assert_eq!(store.read(&erin).unwrap().last_success, Some(8));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

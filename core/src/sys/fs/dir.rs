@@ -211,6 +211,28 @@ impl SafeDir {
         Ok(buf)
     }
 
+    /// The names in this directory (one read of it, for callers about to
+    /// look up thousands of names that mostly do not exist).
+    pub fn names(&self) -> Result<std::collections::HashSet<std::ffi::OsString>, FsError> {
+        let fd = openat(
+            &self.fd,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(&self.path, "opening", e))?;
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| io(&self.path, "listing", e))?;
+        let mut names = std::collections::HashSet::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| io(&self.path, "listing", e))?;
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                names.insert(OsStr::from_bytes(name).to_os_string());
+            }
+        }
+        Ok(names)
+    }
+
     /// Whether `name` exists in this directory (as anything, links included).
     pub fn exists(&self, name: &OsStr) -> Result<bool, FsError> {
         match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
