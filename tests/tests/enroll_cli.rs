@@ -462,7 +462,9 @@ fn audit_lists_login_accounts_with_their_state() {
     w.login(&a.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
     let text = cli_ok(&w.otpgate(&["audit"], ""));
     let last = otpgate_core::sys::clock::format_utc(T0);
-    let row_a = text.lines().find(|l| l.starts_with(&format!("{} ", a.name)));
+    let row_a = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", a.name)));
     assert!(row_a.is_some_and(|r| r.contains(&last)), "{text}");
     // A member of an enforced group is listed even without a login shell.
     let d = TestUser::new(&w);
