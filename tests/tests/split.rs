@@ -289,4 +289,31 @@ fn prompts_gives_a_second_chance_within_one_login() {
     w.set_config("prompts = 6\n");
     w.login(&u.name, &next, T0 + 60)
         .assert_denied("key `prompts`: 6 is out of range; allowed: 1 to 5");
+    // Per service, as every key: `prompts=2` on the sudo-like line only.
+    w.set_config("");
+    w.set_stack(
+        "otpgate-sudo",
+        &["auth required pam_permit.so", &w.module_line("prompts=2")],
+    );
+    let later = T0 + 3600;
+    let wrong = wrong_code(RFC_SECRET, later);
+    let run = w.pam(
+        "otpgate-sudo",
+        &u.name,
+        &[&wrong, &code_at(RFC_SECRET, later)],
+        later,
+        None,
+    );
+    run.assert_ok();
+    assert_eq!(run.times_said("Verification code: "), 2, "{run:#?}");
+    let run = w.login_lines(
+        &u.name,
+        &[&wrong, &code_at(RFC_SECRET, later + 30)],
+        later + 30,
+    );
+    assert!(
+        !run.success,
+        "the default service still asks once: {run:#?}"
+    );
+    assert_eq!(run.times_said("Verification code: "), 1, "{run:#?}");
 }
