@@ -263,12 +263,12 @@ fn sudo_with_the_module_asks_for_the_code() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }
 
-/// The shipped key + code fragment (config/pam.d/sshd-key-and-code) as the
-/// whole auth stack of sshd, with the module under test and this config.
-fn shipped_key_and_code_stack(w: &World) -> Vec<String> {
-    let lines = w.shipped_stack_for("sshd-key-and-code", &module_under_test());
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    lines
+/// A stack shipped in config/pam.d/ as the whole auth stack of sshd, with
+/// the module under test and this config; `lines` auth lines are expected.
+fn shipped_sshd_stack(w: &World, file: &str, lines: usize) -> Vec<String> {
+    let stack = w.shipped_stack_for(file, &module_under_test());
+    assert_eq!(stack.len(), lines, "{file}: {stack:?}");
+    stack
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn key_and_code_with_the_shipped_stack_lets_policy_passes_log_in() {
     let w = World::new();
     let u = user_with_password(&w, true);
     let fresh = user_with_password(&w, false);
-    let lines = shipped_key_and_code_stack(&w);
+    let lines = shipped_sshd_stack(&w, "sshd-key-and-code", 2);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let sshd = Sshd::start(
         &w,
@@ -327,19 +327,11 @@ fn key_and_code_with_the_shipped_stack_lets_policy_passes_log_in() {
     assert!(!run.logged_in, "{run:#?}");
 }
 
-/// The shipped one-prompt stack (config/pam.d/sshd-one-prompt) with the
-/// module under test and this config.
-fn shipped_one_prompt_stack(w: &World) -> Vec<String> {
-    let lines = w.shipped_stack_for("sshd-one-prompt", &module_under_test());
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    lines
-}
-
 #[test]
 fn one_prompt_sshd_takes_password_and_code_together() {
     let w = World::new();
     let u = user_with_password(&w, true);
-    let lines = shipped_one_prompt_stack(&w);
+    let lines = shipped_sshd_stack(&w, "sshd-one-prompt", 3);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
     let sshd = Sshd::start_password(&w, "oneprompt", &refs);
     // A wrong password: no code is looked at, nothing is written.
