@@ -2,6 +2,7 @@
 //! overrides, and the built-in defaults used when the file is absent.
 
 pub mod args;
+pub mod conninfo;
 pub mod pamfile;
 
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
@@ -19,6 +20,19 @@ pub const MAX_CONFIG_SIZE: u64 = 256 * 1024;
 pub const PROMPTS_RANGE: std::ops::RangeInclusive<u8> = 1..=5;
 /// Largest accepted `window` (steps on each side of now).
 pub const MAX_WINDOW: u32 = 10;
+/// Seconds a login may wait for the daemon and the database (`store_timeout`).
+pub const STORE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=30;
+
+/// Where enrollments and login state live (`store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// Files on this server (secret files by `secret_path`, state in `state_dir`).
+    #[default]
+    Files,
+    /// Fleet mode: PostgreSQL behind `otpgated`, reached over `daemon_socket`.
+    Postgresql,
+}
 
 /// Every setting, with its built-in default. Unknown keys are errors, so a
 /// typo such as `nulok = true` is reported instead of silently ignored.
@@ -74,6 +88,19 @@ pub struct Config {
     pub lockout_seconds: u64,
     /// HOTP counters accepted ahead of the expected one (button presses not used to log in).
     pub hotp_lookahead: u32,
+    /// "files" (this server only) or "postgresql" (fleet mode, through otpgated).
+    pub store: StoreKind,
+    /// Fleet mode: libpq connection string (keyword/value or URL), read by otpgated.
+    pub database: String,
+    /// Fleet mode: root-only file holding the database password ("": none).
+    pub database_password_file: String,
+    /// Fleet mode: root-only file with the 32-byte key (base64) that encrypts
+    /// the OTP secrets in the database; the same on every host.
+    pub secret_key_file: PathBuf,
+    /// Fleet mode: the Unix socket otpgated listens on.
+    pub daemon_socket: PathBuf,
+    /// Fleet mode: seconds a login waits for the daemon and the database (1–30).
+    pub store_timeout: u64,
 }
 
 impl Default for Config {
@@ -102,6 +129,12 @@ impl Default for Config {
             failure_window: 300,
             lockout_seconds: 900,
             hotp_lookahead: 10,
+            store: StoreKind::Files,
+            database: String::new(),
+            database_password_file: String::new(),
+            secret_key_file: PathBuf::from("/etc/otpgate/secret.key"),
+            daemon_socket: PathBuf::from("/run/otpgate/otpgated.sock"),
+            store_timeout: 5,
         }
     }
 }
@@ -372,6 +405,7 @@ impl Config {
                 return Err(value(source, key, "must be 1 to 200 characters"));
             }
         }
+        self.validate_store(source)?;
         if !PROMPTS_RANGE.contains(&self.prompts) {
             return Err(value(
                 source,
@@ -382,6 +416,50 @@ impl Config {
                     PROMPTS_RANGE.start(),
                     PROMPTS_RANGE.end()
                 ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fleet keys: checked in files mode too, so a half-written switch
+    /// to PostgreSQL is caught before `store` is flipped.
+    fn validate_store(&self, source: &str) -> Result<(), ConfigError> {
+        if !STORE_TIMEOUT_RANGE.contains(&self.store_timeout) {
+            return Err(value(
+                source,
+                "store_timeout",
+                format!(
+                    "{} is out of range; allowed: {} to {} seconds",
+                    self.store_timeout,
+                    STORE_TIMEOUT_RANGE.start(),
+                    STORE_TIMEOUT_RANGE.end()
+                ),
+            ));
+        }
+        if self.store == StoreKind::Postgresql && self.database.trim().is_empty() {
+            return Err(value(
+                source,
+                "database",
+                "must be set when store = \"postgresql\"; give a libpq connection string such as \
+                 \"host=db1.example.com dbname=otpgate user=otpgate sslmode=verify-full\"",
+            ));
+        }
+        if !self.database.trim().is_empty() {
+            conninfo::ConnInfo::parse(&self.database).map_err(|e| value(source, "database", e))?;
+        }
+        if !self.database_password_file.is_empty() {
+            paths::check_plain_absolute(Path::new(&self.database_password_file))
+                .map_err(|e| value(source, "database_password_file", e.to_string()))?;
+        }
+        paths::check_plain_absolute(&self.secret_key_file)
+            .map_err(|e| value(source, "secret_key_file", e.to_string()))?;
+        paths::check_plain_absolute(&self.daemon_socket)
+            .map_err(|e| value(source, "daemon_socket", e.to_string()))?;
+        if self.daemon_socket.as_os_str().len() > 100 {
+            return Err(value(
+                source,
+                "daemon_socket",
+                "is longer than a Unix socket path may be (100 bytes); choose a shorter path",
             ));
         }
         Ok(())
