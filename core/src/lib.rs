@@ -14,6 +14,7 @@
 //! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, what users type |
 //! | [`enrollment`] | the enrollment model, its versioned file format, devices, imports |
 //! | [`store`] | the seam where enrollments and login state live, and its engines |
+//! | [`fleet`] | fleet mode: otpgated's wire protocol and who may ask it what |
 //! | [`sys`] | the OS boundary: link-free file access, atomic writes, locks, fs identity, accounts, clock |
 //! | [`admin`] | decisions behind the CLI's commands: who may change what, enrolling, reports |
 
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod enrollment;
+pub mod fleet;
 pub mod lockout;
 pub mod otp;
 pub mod policy;

@@ -4,6 +4,7 @@
 mod error;
 pub mod escape;
 pub mod import;
+pub mod migrate;
 pub mod report;
 pub mod unlock;
 
@@ -196,7 +197,9 @@ pub fn require_code_or_root(
     } else {
         store.load(account)?
     };
-    authorize_change(caller, existing.as_ref(), code, now, config.window, what)
+    authorize_with(caller, existing.as_ref(), code, what, |e, c| {
+        Ok(store.prove_code(account, e, c, now, config.window)?)
+    })
 }
 
 /// Who may change an enrollment (replace it, add or remove a device, make
@@ -212,6 +215,20 @@ pub fn authorize_change(
     window: u32,
     what: &str,
 ) -> Result<(), Error> {
+    authorize_with(caller, existing, code, what, |e, c| {
+        Ok(current_code_valid(e, c, now, window))
+    })
+}
+
+/// [`authorize_change`] with the code checked by `valid` (the fleet store
+/// has its daemon check it).
+fn authorize_with(
+    caller: &Caller,
+    existing: Option<&Enrollment>,
+    code: impl FnOnce() -> Result<Option<Zeroizing<String>>, String>,
+    what: &str,
+    valid: impl FnOnce(&Enrollment, &str) -> Result<bool, Error>,
+) -> Result<(), Error> {
     let Some(existing) = existing.filter(|_| !caller.is_root()) else {
         return Ok(());
     };
@@ -220,7 +237,7 @@ pub fn authorize_change(
         .ok_or_else(|| Error::CodeNeeded {
             what: what.to_string(),
         })?;
-    if current_code_valid(existing, &code, now, window) {
+    if valid(existing, &code)? {
         Ok(())
     } else {
         Err(Error::CodeRefused {

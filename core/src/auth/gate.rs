@@ -3,7 +3,7 @@
 //! already decides (a lockout, a remembered address).
 
 use super::messages::deny_locked;
-use super::{Conversation, Ctx, Level, Outcome, Request, deny_line};
+use super::{Conversation, Ctx, Level, Outcome, Request};
 use crate::config::Config;
 use crate::enrollment::Enrollment;
 use crate::lockout::Limits;
@@ -93,6 +93,9 @@ pub(super) fn before_prompt(
             };
             return not_enrolled(config, store, &asked, location, conv, ctx);
         }
+        Err(e) if e.service_down() => {
+            return Gate::Decided(super::messages::store_failed(&e, conv, ctx));
+        }
         Err(e) => return Gate::Prompt(Prompted::Broken(e.to_string())),
     };
     if let Some(outcome) = state_decides(
@@ -163,10 +166,7 @@ fn not_enrolled(
                 return Gate::Decided(Outcome::Ignore);
             }
             Ok(None) => {}
-            Err(e) => {
-                deny_line(ctx, Level::Err, &e);
-                return Gate::Decided(Outcome::AuthInfoUnavail);
-            }
+            Err(e) => return Gate::Decided(super::messages::store_failed(&e, conv, ctx)),
         }
     }
     Gate::Prompt(Prompted::NotEnrolled {
@@ -185,7 +185,7 @@ fn grace(
     account: &Account,
     now: u64,
     pass: Pass,
-) -> Result<Option<u64>, String> {
+) -> Result<Option<u64>, crate::store::StoreError> {
     let first = match pass {
         Pass::Decide => store.update(account, |st| {
             st.clamp(now, Limits::of(config));
@@ -195,8 +195,7 @@ fn grace(
             st.clamp(now, Limits::of(config));
             st.first_seen.unwrap_or(now)
         }),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     let deadline = first.saturating_add(u64::from(config.grace_period_days) * 86_400);
     Ok((now < deadline).then_some(deadline))
 }
@@ -230,10 +229,7 @@ fn state_decides(
     });
     let state = match state {
         Ok(s) => s,
-        Err(e) => {
-            deny_line(ctx, Level::Err, &e.to_string());
-            return Some(Outcome::AuthInfoUnavail);
-        }
+        Err(e) => return Some(super::messages::store_failed(&e, conv, ctx)),
     };
     if let Some(until) = state.locked_at(now) {
         return Some(deny_locked(until, conv, ctx));

@@ -30,6 +30,24 @@ pub(super) fn deny_locked(until: u64, conv: &mut dyn Conversation, ctx: &mut Ctx
     Outcome::MaxTries
 }
 
+/// Shown when the fleet store's daemon or database cannot answer in time.
+pub const SERVICE_UNAVAILABLE: &str =
+    "Two-factor service unavailable: try again in a minute; if it persists, tell an administrator.";
+
+/// Denies because the store failed: tells the user when its service is
+/// down (fleet mode), logs why. Never a pass.
+pub(super) fn store_failed(
+    e: &crate::store::StoreError,
+    conv: &mut dyn Conversation,
+    ctx: &mut Ctx,
+) -> Outcome {
+    if e.service_down() {
+        conv.error(SERVICE_UNAVAILABLE);
+    }
+    deny_line(ctx, Level::Err, &e.to_string());
+    Outcome::AuthInfoUnavail
+}
+
 /// What the user is told about a refused reply. The same words for a
 /// wrong code, whether or not the account exists or is enrolled.
 pub const WRONG_CODE: &str = "Wrong code.";

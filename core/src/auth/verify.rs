@@ -2,7 +2,7 @@
 //! this recovery code unused) and the locked read–decide–write around it.
 
 use super::messages::{locked_message, report};
-use super::{Conversation, Ctx, Level, Outcome, Request, deny_line};
+use super::{Conversation, Ctx, Level, Outcome, Request};
 use crate::config::Config;
 use crate::enrollment::{DeviceKind, Enrollment};
 use crate::lockout::Limits;
@@ -341,9 +341,8 @@ pub(super) fn verify(
     let verdict = match verdict {
         Ok(v) => v,
         Err(e) => {
-            deny_line(ctx, Level::Err, &e.to_string());
             return Checked {
-                outcome: Outcome::AuthInfoUnavail,
+                outcome: super::messages::store_failed(&e, conv, ctx),
                 may_retry: false,
             };
         }

@@ -7,6 +7,9 @@
 //!   `secret_path` template, login state in `state_dir`, with every rule of
 //!   safe file access (link-free walk, `setfsuid`, per-uid lock, atomic
 //!   writes) inside it;
+//! * [`daemon::DaemonStore`] — fleet mode (`store = "postgresql"`): every
+//!   call goes to otpgated over its Unix socket; the daemon keeps
+//!   enrollments and state in PostgreSQL;
 //! * [`memory::MemoryStore`] — in memory, for core's unit tests of the login
 //!   flow (and the proof that a second engine needs no change elsewhere).
 //!
@@ -14,12 +17,13 @@
 //! read–decide–write under the engine's own exclusivity, so two logins of one
 //! user never both accept one code.
 
+pub mod daemon;
 pub mod files;
 pub mod memory;
 pub mod state;
 pub mod statedir;
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::enrollment::{Enrollment, FormatError};
 use crate::sys::account::Account;
 use crate::sys::fs::FsError;
@@ -47,6 +51,18 @@ pub enum StoreError {
     State(StateError),
     /// A non-root user cannot write a root-managed store.
     ManagedByRoot { path: PathBuf, user: String },
+    /// The fleet store's daemon or its database cannot be reached in time
+    /// (the message starts "two-factor service unavailable").
+    Service(String),
+    /// The fleet store's daemon refused the caller.
+    Denied(String),
+}
+
+impl StoreError {
+    /// Whether the store's service is down (the user is told so at login).
+    pub fn service_down(&self) -> bool {
+        matches!(self, Self::Service(_))
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -66,6 +82,8 @@ impl std::fmt::Display for StoreError {
                 path.display()
             ),
             Self::State(e) => e.fmt(f),
+            Self::Service(why) => f.write_str(why),
+            Self::Denied(why) => write!(f, "otpgated refused: {why}"),
             Self::ManagedByRoot { path, user } => write!(
                 f,
                 "permission denied writing {}: the secret store is managed by root; ask an administrator to run `otpgate enroll --user {user}`",
@@ -125,6 +143,25 @@ pub trait Store {
     ) -> Result<(), StoreError>;
     /// Forgets the login state (admin reset); whether there was any.
     fn remove_state(&self, account: &Account) -> Result<bool, StoreError>;
+    /// Whether `code` is a current code of `existing` (a non-root user
+    /// proving the right to change their enrollment). The fleet engine has
+    /// the daemon check it, so the daemon lets this connection change it.
+    fn prove_code(
+        &self,
+        _account: &Account,
+        existing: &Enrollment,
+        code: &str,
+        now: u64,
+        window: u32,
+    ) -> Result<bool, StoreError> {
+        Ok(crate::admin::current_code_valid(
+            existing, code, now, window,
+        ))
+    }
+    /// The fleet engine, for what only it can do (`migrate`, listing).
+    fn as_fleet(&self) -> Option<&daemon::DaemonStore> {
+        None
+    }
 }
 
 /// Typed helpers over any [`Store`].
@@ -158,14 +195,21 @@ pub trait StoreExt: Store {
 
 impl<S: Store + ?Sized> StoreExt for S {}
 
-/// The store a config names (today: the files engine).
+/// The store a config names: the files engine, or the fleet engine's
+/// client when `store = "postgresql"`.
 pub fn open(config: &Config) -> Box<dyn Store> {
-    Box::new(files::FileStore::new(config))
+    match config.store {
+        StoreKind::Files => Box::new(files::FileStore::new(config)),
+        StoreKind::Postgresql => Box::new(daemon::DaemonStore::new(config)),
+    }
 }
 
 /// The store `config` names, for read-only reports over many accounts
 /// (`audit`): it may read a snapshot of what exists once instead of
 /// looking every account up.
 pub fn open_for_reports(config: &Config) -> Box<dyn Store> {
-    Box::new(files::FileStore::for_reports(config))
+    match config.store {
+        StoreKind::Files => Box::new(files::FileStore::for_reports(config)),
+        StoreKind::Postgresql => Box::new(daemon::DaemonStore::new(config)),
+    }
 }

@@ -1,0 +1,368 @@
+//! The fleet engine's client side: every [`Store`] call becomes a request
+//! to otpgated on its Unix socket (see [`crate::fleet::protocol`]); the
+//! daemon keeps enrollments and state in PostgreSQL.
+//!
+//! The login flow stays where it is (in the PAM module, as root): the
+//! daemon only stores. [`Store::update_state`] is optimistic: read the
+//! state and its version, decide, then write *if the version is still the
+//! one read* — the database's conditional `UPDATE … WHERE version = $v`
+//! decides by its row count. A login that lost a race decides again on
+//! the newer state, so of N logins racing with one code on any number of
+//! servers exactly one is accepted, and every failure is counted once.
+//!
+//! Every call runs under one deadline, `store_timeout`: a daemon that is
+//! not running fails at once (nothing listens), one that hangs fails when
+//! the deadline passes. Nothing here ever fails open.
+
+use crate::config::Config;
+use crate::enrollment::Enrollment;
+use crate::fleet::protocol::{self, ErrorKind, FrameError, Imported, Request, Response};
+use crate::store::state::{MAX_STATE_SIZE, UserState};
+use crate::store::{Store, StoreError};
+use crate::sys::account::Account;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// How often a lost compare-and-set is decided again before giving up
+/// (within the deadline in any case).
+const MAX_RETRIES: u32 = 64;
+
+/// A connection to otpgated, opened on first use and kept for the life of
+/// the store (the CLI proves a code and saves on one connection).
+#[derive(Debug)]
+pub struct DaemonStore {
+    socket: PathBuf,
+    timeout: Duration,
+    conn: Mutex<Option<UnixStream>>,
+}
+
+impl DaemonStore {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            socket: config.daemon_socket.clone(),
+            timeout: Duration::from_secs(config.store_timeout),
+            conn: Mutex::new(None),
+        }
+    }
+
+    fn unavailable(&self, why: impl std::fmt::Display) -> StoreError {
+        StoreError::Service(format!(
+            "two-factor service unavailable: otpgated at {}: {why}",
+            self.socket.display()
+        ))
+    }
+
+    /// One request, one response, before `deadline`.
+    fn call(&self, request: &Request, deadline: Instant) -> Result<Response, StoreError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if conn.is_none() {
+            let stream = UnixStream::connect(&self.socket).map_err(|e| {
+                self.unavailable(format!(
+                    "{e}; is the daemon running? (`systemctl status otpgated.socket otpgated`)"
+                ))
+            })?;
+            *conn = Some(stream);
+        }
+        let result = conn
+            .as_mut()
+            .ok_or_else(|| self.unavailable("no connection"))
+            .and_then(|stream| self.exchange(stream, request, deadline));
+        if result.is_err() {
+            // A connection in an unknown state is never reused.
+            *conn = None;
+        }
+        result
+    }
+
+    fn exchange(
+        &self,
+        stream: &mut UnixStream,
+        request: &Request,
+        deadline: Instant,
+    ) -> Result<Response, StoreError> {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| self.unavailable(format!("no answer within {:?}", self.timeout)))?;
+        let io = |e: FrameError| match e {
+            FrameError::Io(ref io) if protocol::is_timeout(io) => {
+                self.unavailable(format!("no answer within {:?}", self.timeout))
+            }
+            other => self.unavailable(other),
+        };
+        stream
+            .set_write_timeout(Some(left))
+            .and_then(|()| stream.set_read_timeout(Some(left)))
+            .map_err(|e| self.unavailable(e))?;
+        protocol::write_message(stream, request).map_err(io)?;
+        let payload = protocol::read_frame(stream).map_err(io)?;
+        let response: Response = protocol::decode(&payload).map_err(io)?;
+        match response {
+            Response::Error { kind, message } => Err(match kind {
+                ErrorKind::Unavailable => self.unavailable(message),
+                ErrorKind::Denied => StoreError::Denied(message),
+                ErrorKind::BadRequest | ErrorKind::Corrupt => StoreError::Unavailable(message),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    fn one(&self, request: &Request) -> Result<Response, StoreError> {
+        self.call(request, self.deadline())
+    }
+
+    fn unexpected(&self, request: &Request) -> StoreError {
+        self.unavailable(format!("unexpected answer to {}", request.name()))
+    }
+
+    fn read_state_before(
+        &self,
+        account: &Account,
+        deadline: Instant,
+    ) -> Result<(u64, UserState), StoreError> {
+        let request = Request::ReadState {
+            user: account.name.clone(),
+        };
+        match self.call(&request, deadline)? {
+            Response::State {
+                version,
+                state: Some(text),
+            } => {
+                let state = UserState::parse(text.as_bytes()).map_err(|why| {
+                    StoreError::Unavailable(format!(
+                        "the fleet store's login state of {} is corrupt ({why}); run `otpgate reset --user {}`",
+                        account.name, account.name
+                    ))
+                })?;
+                Ok((version, state))
+            }
+            Response::State {
+                version,
+                state: None,
+            } => Ok((version, UserState::default())),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn update(
+        &self,
+        account: &Account,
+        repair: bool,
+        decide: &mut dyn FnMut(&mut UserState),
+    ) -> Result<(), StoreError> {
+        let deadline = self.deadline();
+        for _ in 0..MAX_RETRIES {
+            let (version, before) = self.read_state_before(account, deadline)?;
+            let mut state = before.clone();
+            decide(&mut state);
+            if state == before {
+                return Ok(());
+            }
+            let text =
+                toml::to_string(&state).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            if !repair && text.len() as u64 > MAX_STATE_SIZE {
+                return Err(StoreError::Unavailable(format!(
+                    "the login state of {} is larger than {MAX_STATE_SIZE} bytes; run `otpgate reset --user {} --unlock` to compact it",
+                    account.name, account.name
+                )));
+            }
+            let request = Request::WriteState {
+                user: account.name.clone(),
+                version,
+                state: text,
+                repair,
+            };
+            match self.call(&request, deadline)? {
+                Response::Written { written: true } => return Ok(()),
+                // Another login changed the state since it was read: decide again.
+                Response::Written { written: false } => continue,
+                _ => return Err(self.unexpected(&request)),
+            }
+        }
+        Err(self.unavailable(format!(
+            "the login state of {} changed {MAX_RETRIES} times while deciding; try again",
+            account.name
+        )))
+    }
+
+    /// Asks the daemon to check a current code, so this connection may
+    /// change the user's enrollment (a non-root caller).
+    pub fn prove(&self, account: &Account, code: &str) -> Result<bool, StoreError> {
+        let request = Request::Prove {
+            user: account.name.clone(),
+            code: Zeroizing::new(code.to_string()),
+        };
+        match self.one(&request)? {
+            Response::Proved { valid } => Ok(valid),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    /// Every account name the store has an enrollment for (root).
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        match self.one(&Request::List)? {
+            Response::Users { users } => Ok(users),
+            _ => Err(self.unexpected(&Request::List)),
+        }
+    }
+
+    /// Moves one enrollment and its state in (root; `otpgate migrate`).
+    pub fn import(
+        &self,
+        account: &Account,
+        enrollment: &Enrollment,
+        state: &UserState,
+        dry_run: bool,
+    ) -> Result<Imported, StoreError> {
+        let request = Request::Import {
+            user: account.name.clone(),
+            enrollment: enrollment.to_toml().map_err(|e| StoreError::Format {
+                path: PathBuf::from(account.name.clone()),
+                error: e,
+            })?,
+            state: toml::to_string(state).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            dry_run,
+        };
+        match self.one(&request)? {
+            Response::Imported { outcome } => Ok(outcome),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    /// Whether the daemon answers and reaches its database.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        match self.one(&Request::Ping)? {
+            Response::Ok => Ok(()),
+            _ => Err(self.unexpected(&Request::Ping)),
+        }
+    }
+}
+
+impl Store for DaemonStore {
+    fn location(&self, account: &Account) -> Result<String, StoreError> {
+        Ok(format!(
+            "the fleet store (user {:?}, through otpgated at {})",
+            account.name,
+            self.socket.display()
+        ))
+    }
+
+    fn load(&self, account: &Account) -> Result<Option<Enrollment>, StoreError> {
+        let request = Request::Load {
+            user: account.name.clone(),
+        };
+        match self.one(&request)? {
+            Response::Enrollment { enrollment: None } => Ok(None),
+            Response::Enrollment {
+                enrollment: Some(text),
+            } => Enrollment::parse(text.as_bytes())
+                .map(Some)
+                .map_err(|error| StoreError::Format {
+                    path: PathBuf::from(format!("fleet store: {}", account.name)),
+                    error,
+                }),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn exists(&self, account: &Account) -> Result<bool, StoreError> {
+        let request = Request::Load {
+            user: account.name.clone(),
+        };
+        match self.one(&request)? {
+            Response::Enrollment { enrollment } => Ok(enrollment.is_some()),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn check_writable(&self, _account: &Account) -> Result<(), StoreError> {
+        // Fail before a secret is shown if the daemon or database is down.
+        self.ping()
+    }
+
+    fn save(&self, account: &Account, enrollment: &Enrollment) -> Result<(), StoreError> {
+        enrollment
+            .check_distinct_secrets()
+            .map_err(|error| StoreError::Format {
+                path: PathBuf::from(account.name.clone()),
+                error,
+            })?;
+        let request = Request::Save {
+            user: account.name.clone(),
+            enrollment: enrollment.to_toml().map_err(|error| StoreError::Format {
+                path: PathBuf::from(account.name.clone()),
+                error,
+            })?,
+        };
+        match self.one(&request)? {
+            Response::Ok => Ok(()),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn remove(&self, account: &Account) -> Result<bool, StoreError> {
+        let request = Request::Remove {
+            user: account.name.clone(),
+        };
+        match self.one(&request)? {
+            Response::Removed { removed } => Ok(removed),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn read_state(&self, account: &Account) -> Result<UserState, StoreError> {
+        self.read_state_before(account, self.deadline())
+            .map(|(_, state)| state)
+    }
+
+    fn update_state(
+        &self,
+        account: &Account,
+        decide: &mut dyn FnMut(&mut UserState),
+    ) -> Result<(), StoreError> {
+        self.update(account, false, decide)
+    }
+
+    fn repair_state(
+        &self,
+        account: &Account,
+        decide: &mut dyn FnMut(&mut UserState),
+    ) -> Result<(), StoreError> {
+        self.update(account, true, decide)
+    }
+
+    fn remove_state(&self, account: &Account) -> Result<bool, StoreError> {
+        let request = Request::RemoveState {
+            user: account.name.clone(),
+        };
+        match self.one(&request)? {
+            Response::Removed { removed } => Ok(removed),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn prove_code(
+        &self,
+        account: &Account,
+        _existing: &Enrollment,
+        code: &str,
+        _now: u64,
+        _window: u32,
+    ) -> Result<bool, StoreError> {
+        self.prove(account, code)
+    }
+
+    fn as_fleet(&self) -> Option<&DaemonStore> {
+        Some(self)
+    }
+}
