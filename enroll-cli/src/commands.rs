@@ -160,7 +160,13 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
-    let accounts = report::audit_accounts(&config.enforce_groups)?;
+    let mut accounts = report::audit_accounts(&config.enforce_groups)?;
+    let store = store::open(&config);
+    if let Some(fleet) = store.as_fleet() {
+        // Fleet mode: also every account the store has an enrollment for.
+        let names = fleet.list().map_err(|e| e.to_string())?;
+        report::add_store_accounts(&mut accounts, &names);
+    }
     let rows: Vec<UserReport> = report::audit(&config, &accounts);
     if json {
         outln!(
@@ -311,5 +317,64 @@ pub fn import_google(
         "{} was left in place; remove it once pam_google_authenticator is out of the PAM stack.",
         for_terminal(&shown)
     );
+    Ok(())
+}
+
+pub fn migrate(config_path: Option<&Path>, dry_run: bool) -> fail::Result<()> {
+    let caller = Caller::current()?;
+    require_root(&caller, "migrate")?;
+    let config = admin::load_config(config_path)?;
+    let store = store::open(&config);
+    let Some(fleet) = store.as_fleet() else {
+        return Err(
+            "the config says store = \"files\"; migrate moves enrollments into the fleet store: \
+             set store = \"postgresql\" and `database`, start otpgated, then run it again"
+                .to_string()
+                .into(),
+        );
+    };
+    fleet.ping().map_err(|e| e.to_string())?;
+    let accounts = report::audit_accounts(&config.enforce_groups)?;
+    let moved = admin::migrate::migrate(&config, &accounts, fleet, dry_run);
+    let (mut added, mut there, mut conflicts, mut failed) = (0, 0, 0, 0);
+    for (user, m) in &moved {
+        match m {
+            admin::migrate::Moved::NotEnrolled => continue,
+            admin::migrate::Moved::Done(otpgate_core::fleet::protocol::Imported::Added) => {
+                added += 1
+            }
+            admin::migrate::Moved::Done(otpgate_core::fleet::protocol::Imported::AlreadyThere) => {
+                there += 1
+            }
+            admin::migrate::Moved::Done(otpgate_core::fleet::protocol::Imported::Conflict) => {
+                conflicts += 1
+            }
+            admin::migrate::Moved::Failed(_) => failed += 1,
+        }
+        if let Some(line) = admin::migrate::describe(user, m, dry_run) {
+            outln!("{}", for_terminal(&line));
+        }
+    }
+    let verb = if dry_run { "would move" } else { "moved" };
+    outln!(
+        "migrate: {verb} {added}, {there} already in the fleet store, {conflicts} conflicting, {failed} failed{}",
+        if dry_run {
+            " (dry run: nothing was changed)"
+        } else {
+            ""
+        }
+    );
+    if conflicts + failed > 0 {
+        return Err(format!(
+            "{} account(s) were not moved; see the lines above",
+            conflicts + failed
+        )
+        .into());
+    }
+    if !dry_run && added > 0 {
+        outln!(
+            "The files were left in place. The fleet store is used from now on (store = \"postgresql\")."
+        );
+    }
     Ok(())
 }

@@ -133,6 +133,15 @@ enum Command {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Fleet mode: move this server's enrollments and login state into the fleet store (root).
+    #[command(
+        after_help = "Examples:\n  sudo otpgate migrate --config /etc/otpgate/config.toml --dry-run\n  sudo otpgate migrate --config /etc/otpgate/config.toml\n\nThe config must say store = \"postgresql\"; its secret_path and state_dir say where\nthe files are. Accounts already in the store are left as they are, so it\nmay be run again."
+    )]
+    Migrate {
+        /// Only say what would be moved.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Several authenticators per user: add, list, remove.
     #[command(subcommand)]
     Device(device::DeviceCommand),
@@ -181,6 +190,7 @@ fn main() -> ExitCode {
         Command::Reset { user, unlock } => commands::reset(config, user, *unlock),
         Command::Device(cmd) => device::run(config, cmd),
         Command::Audit { json } => commands::audit(config, *json),
+        Command::Migrate { dry_run } => commands::migrate(config, *dry_run),
         Command::CheckConfig {
             path,
             service,

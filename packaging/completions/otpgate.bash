@@ -40,6 +40,9 @@ _otpgate() {
             otpgate,import)
                 cmd="otpgate__subcmd__import"
                 ;;
+            otpgate,migrate)
+                cmd="otpgate__subcmd__migrate"
+                ;;
             otpgate,recovery-codes)
                 cmd="otpgate__subcmd__recovery__subcmd__codes"
                 ;;
@@ -97,6 +100,9 @@ _otpgate() {
             otpgate__subcmd__help,import)
                 cmd="otpgate__subcmd__help__subcmd__import"
                 ;;
+            otpgate__subcmd__help,migrate)
+                cmd="otpgate__subcmd__help__subcmd__migrate"
+                ;;
             otpgate__subcmd__help,recovery-codes)
                 cmd="otpgate__subcmd__help__subcmd__recovery__subcmd__codes"
                 ;;
@@ -137,7 +143,7 @@ _otpgate() {
 
     case "${cmd}" in
         otpgate)
-            opts="-h -V --config --help --version enroll status recovery-codes disable reset audit check-config import device completions help"
+            opts="-h -V --config --help --version enroll status recovery-codes disable reset audit check-config import migrate device completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -463,7 +469,7 @@ _otpgate() {
             return 0
             ;;
         otpgate__subcmd__help)
-            opts="enroll status recovery-codes disable reset audit check-config import device completions help"
+            opts="enroll status recovery-codes disable reset audit check-config import migrate device completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -644,6 +650,20 @@ _otpgate() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        otpgate__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         otpgate__subcmd__help__subcmd__recovery__subcmd__codes)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -765,6 +785,24 @@ _otpgate() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        otpgate__subcmd__migrate)
+            opts="-h --dry-run --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

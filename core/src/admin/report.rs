@@ -150,7 +150,13 @@ impl UserReport {
         // Every string here may come from the user's file or account entry.
         let e = for_terminal;
         let mut out = format!("User:            {} (uid {})\n", e(&self.user), self.uid);
-        out.push_str(&format!("Secret file:     {}\n", e(&self.secret_file)));
+        // A file's path, or where the fleet store keeps it.
+        let label = if self.secret_file.starts_with('/') {
+            "Secret file:"
+        } else {
+            "Stored in:"
+        };
+        out.push_str(&format!("{label:<17}{}\n", e(&self.secret_file)));
         if let Some(p) = &self.problem {
             out.push_str(&format!("Problem:         {}\n", e(p)));
         }
@@ -235,6 +241,28 @@ pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserRe
         }
         rows
     })
+}
+
+/// Fleet mode: adds an entry for each account the store has an
+/// enrollment for but `accounts` lacks (an account of this host without a
+/// login shell, or one that exists only on other hosts of the fleet).
+pub fn add_store_accounts(accounts: &mut Vec<Account>, names: &[String]) {
+    for name in names {
+        if accounts.iter().any(|a| &a.name == name) {
+            continue;
+        }
+        let local = crate::sys::paths::check_user_name(name)
+            .ok()
+            .and_then(|()| crate::sys::account::by_name(name).ok().flatten());
+        accounts.push(local.unwrap_or_else(|| Account {
+            name: name.clone(),
+            // No account here: the fleet store needs only the name.
+            uid: crate::sys::account::Uid::from_raw(u32::MAX),
+            gid: crate::sys::account::Gid::from_raw(u32::MAX),
+            home: std::path::PathBuf::from("/nonexistent"),
+            shell: std::path::PathBuf::from("/usr/sbin/nologin"),
+        }));
+    }
 }
 
 /// The accounts `otpgate audit` reports on: every local account that can log
