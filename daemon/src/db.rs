@@ -1,0 +1,687 @@
+//! The PostgreSQL engine: connections (with TLS as `sslmode` says), the
+//! schema and its migrations, and every query the daemon runs. Each call
+//! runs under a deadline; a connection that failed or timed out is dropped,
+//! and the next call connects again (so the daemon recovers by itself when
+//! the database is back).
+
+use otpgate_core::config::conninfo::ConnInfo;
+use otpgate_core::fleet::protocol::Imported;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+
+/// The schema, one migration per step, each applied in one transaction.
+/// Never edit a released step: add one.
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE otpgate_enrollments (
+        user_name text PRIMARY KEY,
+        enrollment_id text NOT NULL,
+        created bigint NOT NULL,
+        devices text[] NOT NULL,
+        recovery_codes integer NOT NULL,
+        nonce bytea NOT NULL,
+        sealed bytea NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    COMMENT ON TABLE otpgate_enrollments IS
+        'otpgate: one row per enrolled account; sealed = the enrollment (secrets, hashed recovery codes) encrypted with secret_key_file, bound to user_name and enrollment_id';
+    CREATE TABLE otpgate_states (
+        user_name text PRIMARY KEY,
+        version bigint NOT NULL CHECK (version > 0),
+        state text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    COMMENT ON TABLE otpgate_states IS
+        'otpgate: login state per account (replay memory, used recovery codes, failures, lockout); written only by compare-and-set on version';",
+)];
+
+/// The schema version this build needs.
+pub fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |(v, _)| *v)
+}
+
+/// Why a database step failed.
+#[derive(Debug)]
+pub enum DbError {
+    /// Not connected, the connection broke, or the deadline passed.
+    Unavailable(String),
+    /// The database answered, but with an error.
+    Query(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(why) | Self::Query(why) => f.write_str(why),
+        }
+    }
+}
+
+fn query_error(e: tokio_postgres::Error) -> DbError {
+    if e.is_closed() {
+        return DbError::Unavailable(format!("the database connection broke: {e}"));
+    }
+    match e.as_db_error() {
+        Some(db) => DbError::Query(format!("database: {}", db.message())),
+        None => DbError::Unavailable(format!("database: {e}")),
+    }
+}
+
+/// A connection and the task driving it (aborted when dropped, so a
+/// connection to a black-holed server never lingers).
+struct Conn {
+    client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+enum Tls {
+    None,
+    OpenSsl(postgres_openssl::MakeTlsConnector),
+}
+
+/// Connections to the database, kept idle between calls.
+pub struct Db {
+    config: tokio_postgres::Config,
+    tls: Tls,
+    idle: Mutex<Vec<Conn>>,
+    timeout: Duration,
+    /// What the connection string says, for messages.
+    pub target: String,
+}
+
+/// Most idle connections kept.
+const MAX_IDLE: usize = 16;
+
+impl Db {
+    /// Builds the connection settings (no connection yet).
+    pub fn new(info: &ConnInfo, password: Option<&str>, timeout: Duration) -> Result<Self, String> {
+        let mut config = tokio_postgres::Config::new();
+        let mut ports = Vec::new();
+        for (key, value) in &info.params {
+            match key.as_str() {
+                "host" => {
+                    for h in value.split(',') {
+                        config.host(h);
+                    }
+                }
+                "hostaddr" => {
+                    for a in value.split(',') {
+                        config.hostaddr(
+                            a.parse()
+                                .map_err(|_| format!("hostaddr={a} is not an IP address"))?,
+                        );
+                    }
+                }
+                "port" => {
+                    for p in value.split(',') {
+                        ports.push(
+                            p.parse::<u16>()
+                                .map_err(|_| format!("port={p} is not a port"))?,
+                        );
+                    }
+                }
+                "dbname" => {
+                    config.dbname(value);
+                }
+                "user" => {
+                    config.user(value);
+                }
+                "application_name" => {
+                    config.application_name(value);
+                }
+                "options" => {
+                    config.options(value);
+                }
+                "keepalives" => {
+                    config.keepalives(value != "0");
+                }
+                "keepalives_idle" => {
+                    config.keepalives_idle(Duration::from_secs(value.parse().unwrap_or(60)));
+                }
+                "target_session_attrs" => {
+                    config.target_session_attrs(match value.as_str() {
+                        "any" => tokio_postgres::config::TargetSessionAttrs::Any,
+                        "read-write" => tokio_postgres::config::TargetSessionAttrs::ReadWrite,
+                        other => {
+                            return Err(format!(
+                                "target_session_attrs={other} is not supported; use any or read-write"
+                            ));
+                        }
+                    });
+                }
+                // Handled below (TLS) or by the daemon's own deadline.
+                _ => {}
+            }
+        }
+        for p in ports {
+            config.port(p);
+        }
+        if info.get("host").is_none() && info.get("hostaddr").is_none() {
+            // libpq's default: the local server's socket directory.
+            config.host("/var/run/postgresql");
+        }
+        if info.get("application_name").is_none() {
+            config.application_name("otpgated");
+        }
+        if info.get("user").is_none() {
+            config.user("otpgate");
+        }
+        if let Some(pw) = password {
+            config.password(pw);
+        }
+        // A connection attempt may not outlast the login waiting on it.
+        let connect = info
+            .get("connect_timeout")
+            .and_then(|t| t.parse::<u64>().ok())
+            .filter(|t| *t > 0)
+            .map_or(timeout, |t| Duration::from_secs(t).min(timeout));
+        config.connect_timeout(connect);
+        config.tcp_user_timeout(timeout);
+        let mode = info.sslmode();
+        config.ssl_mode(match mode {
+            "disable" => tokio_postgres::config::SslMode::Disable,
+            "prefer" => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        let tls = if mode == "disable" {
+            Tls::None
+        } else {
+            Tls::OpenSsl(tls_connector(info, mode)?)
+        };
+        let target = info
+            .params
+            .iter()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "host" | "hostaddr" | "port" | "dbname" | "user" | "sslmode"
+                )
+            })
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Self {
+            config,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            timeout,
+            target,
+        })
+    }
+
+    async fn connect(&self) -> Result<Conn, DbError> {
+        let unavailable = |e: tokio_postgres::Error| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why.push_str(": ");
+                why.push_str(&s.to_string());
+                source = s.source();
+            }
+            DbError::Unavailable(format!(
+                "cannot connect to the database ({}): {why}",
+                self.target
+            ))
+        };
+        let (client, task) = match &self.tls {
+            Tls::None => {
+                let (client, conn) = self.config.connect(NoTls).await.map_err(unavailable)?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+            Tls::OpenSsl(tls) => {
+                let (client, conn) = self
+                    .config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(unavailable)?;
+                (client, tokio::spawn(async move { drop(conn.await) }))
+            }
+        };
+        Ok(Conn { client, task })
+    }
+
+    /// An idle connection that still works, or a new one.
+    async fn take(&self) -> Result<Conn, DbError> {
+        loop {
+            let next = self.idle.lock().await.pop();
+            match next {
+                Some(conn) if !conn.client.is_closed() => return Ok(conn),
+                Some(_) => continue,
+                None => return self.connect().await,
+            }
+        }
+    }
+
+    async fn give_back(&self, conn: Conn) {
+        let mut idle = self.idle.lock().await;
+        if idle.len() < MAX_IDLE && !conn.client.is_closed() {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `op` on a connection under the deadline. The connection goes
+    /// back to the pool only if `op` finished without a connection error.
+    pub async fn run<T, F>(&self, op: F) -> Result<T, DbError>
+    where
+        F: for<'c> FnOnce(
+            &'c mut Client,
+        ) -> std::pin::Pin<
+            Box<dyn Future<Output = Result<T, DbError>> + Send + 'c>,
+        >,
+    {
+        let work = async {
+            let mut conn = self.take().await?;
+            let result = op(&mut conn.client).await;
+            if !matches!(result, Err(DbError::Unavailable(_))) {
+                self.give_back(conn).await;
+            }
+            result
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(DbError::Unavailable(format!(
+                "the database ({}) did not answer within {} s",
+                self.target,
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+
+    /// Brings the schema up to [`latest`]; each step in its own
+    /// transaction, serialized across daemons by an advisory lock.
+    pub async fn migrate(&self) -> Result<Vec<i32>, DbError> {
+        self.run(|c| {
+            Box::pin(async move {
+                c.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS otpgate_schema (
+                        version integer PRIMARY KEY,
+                        applied_at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await
+                .map_err(query_error)?;
+                let mut applied = Vec::new();
+                for (version, sql) in MIGRATIONS {
+                    let tx = c.transaction().await.map_err(query_error)?;
+                    tx.execute("SELECT pg_advisory_xact_lock(4242001)", &[])
+                        .await
+                        .map_err(query_error)?;
+                    let done = tx
+                        .query_opt(
+                            "SELECT 1 FROM otpgate_schema WHERE version = $1",
+                            &[version],
+                        )
+                        .await
+                        .map_err(query_error)?
+                        .is_some();
+                    if !done {
+                        tx.batch_execute(sql).await.map_err(query_error)?;
+                        tx.execute(
+                            "INSERT INTO otpgate_schema (version) VALUES ($1)",
+                            &[version],
+                        )
+                        .await
+                        .map_err(query_error)?;
+                        applied.push(*version);
+                    }
+                    tx.commit().await.map_err(query_error)?;
+                }
+                Ok(applied)
+            })
+        })
+        .await
+    }
+
+    /// The schema version the database has (0: none).
+    pub async fn schema_version(&self) -> Result<i32, DbError> {
+        self.run(|c| {
+            Box::pin(async move {
+                let exists = c
+                    .query_one("SELECT to_regclass('otpgate_schema') IS NOT NULL", &[])
+                    .await
+                    .map_err(query_error)?
+                    .get::<_, bool>(0);
+                if !exists {
+                    return Ok(0);
+                }
+                let row = c
+                    .query_one("SELECT coalesce(max(version), 0) FROM otpgate_schema", &[])
+                    .await
+                    .map_err(query_error)?;
+                Ok(row.get::<_, i32>(0))
+            })
+        })
+        .await
+    }
+
+    /// The sealed enrollment of `user`: (enrollment id, nonce, sealed).
+    pub async fn load(&self, user: &str) -> Result<Option<SealedRow>, DbError> {
+        let user = user.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT enrollment_id, nonce, sealed FROM otpgate_enrollments WHERE user_name = $1",
+                        &[&user],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                Ok(row.map(|r| SealedRow {
+                    id: r.get(0),
+                    nonce: r.get(1),
+                    sealed: r.get(2),
+                }))
+            })
+        })
+        .await
+    }
+
+    /// Creates or replaces `user`'s enrollment.
+    pub async fn save(&self, user: &str, row: SealedRow, summary: Summary) -> Result<(), DbError> {
+        let user = user.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    &format!(
+                        "{INSERT_ENROLLMENT} ON CONFLICT (user_name) DO UPDATE SET
+                        enrollment_id = EXCLUDED.enrollment_id, created = EXCLUDED.created,
+                        devices = EXCLUDED.devices, recovery_codes = EXCLUDED.recovery_codes,
+                        nonce = EXCLUDED.nonce, sealed = EXCLUDED.sealed, updated_at = now()"
+                    ),
+                    &enrollment_params(&user, &row, &summary),
+                )
+                .await
+                .map_err(query_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Removes `user`'s enrollment; whether there was one.
+    pub async fn remove(&self, user: &str) -> Result<bool, DbError> {
+        self.delete("DELETE FROM otpgate_enrollments WHERE user_name = $1", user)
+            .await
+    }
+
+    /// Forgets `user`'s login state; whether there was one.
+    pub async fn remove_state(&self, user: &str) -> Result<bool, DbError> {
+        self.delete("DELETE FROM otpgate_states WHERE user_name = $1", user)
+            .await
+    }
+
+    async fn delete(&self, sql: &'static str, user: &str) -> Result<bool, DbError> {
+        let user = user.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let n = c.execute(sql, &[&user]).await.map_err(query_error)?;
+                Ok(n > 0)
+            })
+        })
+        .await
+    }
+
+    /// `user`'s login state and its version (0 and `None`: no state yet).
+    pub async fn read_state(&self, user: &str) -> Result<(u64, Option<String>), DbError> {
+        let user = user.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT version, state FROM otpgate_states WHERE user_name = $1",
+                        &[&user],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                Ok(match row {
+                    Some(r) => (
+                        u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+                        Some(r.get(1)),
+                    ),
+                    None => (0, None),
+                })
+            })
+        })
+        .await
+    }
+
+    /// Compare-and-set: writes `state` if `user`'s state is still at
+    /// `version` (0: there is none yet). The row count decides; a login
+    /// that lost the race gets `false` and decides again.
+    pub async fn write_state(
+        &self,
+        user: &str,
+        version: u64,
+        state: String,
+    ) -> Result<bool, DbError> {
+        let user = user.to_string();
+        let version = i64::try_from(version)
+            .map_err(|_| DbError::Query("state version out of range".into()))?;
+        self.run(move |c| {
+            Box::pin(async move {
+                let n = if version == 0 {
+                    c.execute(
+                        "INSERT INTO otpgate_states (user_name, version, state) VALUES ($1, 1, $2)
+                         ON CONFLICT (user_name) DO NOTHING",
+                        &[&user, &state],
+                    )
+                    .await
+                } else {
+                    c.execute(
+                        "UPDATE otpgate_states SET state = $3, version = version + 1, updated_at = now()
+                         WHERE user_name = $1 AND version = $2",
+                        &[&user, &version, &state],
+                    )
+                    .await
+                }
+                .map_err(query_error)?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// Every enrolled account name.
+    pub async fn list(&self) -> Result<Vec<String>, DbError> {
+        self.run(|c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT user_name FROM otpgate_enrollments ORDER BY user_name",
+                        &[],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+        .await
+    }
+
+    /// Adds an enrollment and its state unless the account has one; in one
+    /// transaction, so a second run (or another host's) changes nothing.
+    pub async fn import(
+        &self,
+        user: &str,
+        row: SealedRow,
+        summary: Summary,
+        state: String,
+        dry_run: bool,
+    ) -> Result<Imported, DbError> {
+        let user = user.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await.map_err(query_error)?;
+                let existing = tx
+                    .query_opt(
+                        "SELECT enrollment_id FROM otpgate_enrollments WHERE user_name = $1 FOR UPDATE",
+                        &[&user],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                if let Some(r) = existing {
+                    let id: String = r.get(0);
+                    return Ok(if id == row.id {
+                        Imported::AlreadyThere
+                    } else {
+                        Imported::Conflict
+                    });
+                }
+                if dry_run {
+                    return Ok(Imported::Added);
+                }
+                tx.execute(
+                    INSERT_ENROLLMENT,
+                    &enrollment_params(&user, &row, &summary),
+                )
+                .await
+                .map_err(query_error)?;
+                // The state travels with the enrollment: the replay memory
+                // and used recovery codes must not be lost (no used code may
+                // become usable again). A state left from an enrollment the
+                // store no longer has belongs to secrets that are gone.
+                tx.execute(
+                    "INSERT INTO otpgate_states (user_name, version, state) VALUES ($1, 1, $2)
+                     ON CONFLICT (user_name) DO UPDATE SET state = EXCLUDED.state,
+                        version = otpgate_states.version + 1, updated_at = now()",
+                    &[&user, &state],
+                )
+                .await
+                .map_err(query_error)?;
+                tx.commit().await.map_err(query_error)?;
+                Ok(Imported::Added)
+            })
+        })
+        .await
+    }
+}
+
+const INSERT_ENROLLMENT: &str = "INSERT INTO otpgate_enrollments
+    (user_name, enrollment_id, created, devices, recovery_codes, nonce, sealed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// The parameters of [`INSERT_ENROLLMENT`].
+fn enrollment_params<'a>(
+    user: &'a String,
+    row: &'a SealedRow,
+    summary: &'a Summary,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 7] {
+    [
+        user,
+        &row.id,
+        &summary.created,
+        &summary.devices,
+        &summary.recovery_codes,
+        &row.nonce,
+        &row.sealed,
+    ]
+}
+
+/// A sealed enrollment as stored.
+pub struct SealedRow {
+    pub id: String,
+    pub nonce: Vec<u8>,
+    pub sealed: Vec<u8>,
+}
+
+/// What an administrator sees in the table without the key.
+pub struct Summary {
+    pub created: i64,
+    pub devices: Vec<String>,
+    pub recovery_codes: i32,
+}
+
+/// The TLS connector `sslmode` asks for: `verify-full` checks the chain to
+/// `sslrootcert` (or the system's CAs) and the host name; `verify-ca` the
+/// chain only; `require` and `prefer` encrypt without checking (libpq's
+/// meaning; say `verify-full` to be safe from a man in the middle).
+fn tls_connector(
+    info: &ConnInfo,
+    mode: &str,
+) -> Result<postgres_openssl::MakeTlsConnector, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let tls_err = |e: openssl::error::ErrorStack| format!("TLS set-up: {e}");
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(tls_err)?;
+    let verify = matches!(mode, "verify-ca" | "verify-full");
+    if verify {
+        match info.get("sslrootcert") {
+            Some(ca) if ca != "system" => builder.set_ca_file(ca).map_err(|e| {
+                format!("sslrootcert={ca}: cannot be read as PEM certificates: {e}")
+            })?,
+            _ => builder.set_default_verify_paths().map_err(tls_err)?,
+        }
+        builder.set_verify(SslVerifyMode::PEER);
+    } else {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    if let Some(cert) = info.get("sslcert") {
+        builder
+            .set_certificate_chain_file(cert)
+            .map_err(|e| format!("sslcert={cert}: {e}"))?;
+    }
+    if let Some(key) = info.get("sslkey") {
+        builder
+            .set_private_key_file(key, openssl::ssl::SslFiletype::PEM)
+            .map_err(|e| format!("sslkey={key}: {e}"))?;
+    }
+    let mut connector = postgres_openssl::MakeTlsConnector::new(builder.build());
+    let full = mode == "verify-full";
+    connector.set_callback(move |cfg, _domain| {
+        cfg.set_verify_hostname(full);
+        if !verify {
+            cfg.set_verify(SslVerifyMode::NONE);
+        }
+        Ok(())
+    });
+    Ok(connector)
+}
+
+impl Db {
+    /// Whether the role may create tables in schema `public` (the schema
+    /// does not exist yet).
+    pub async fn can_create(&self) -> Result<bool, DbError> {
+        self.run(|c| {
+            Box::pin(async move {
+                let row = c
+                    .query_one("SELECT has_schema_privilege('public', 'CREATE')", &[])
+                    .await
+                    .map_err(query_error)?;
+                Ok(row.get::<_, bool>(0))
+            })
+        })
+        .await
+    }
+
+    /// One enrollment, to prove the key opens what the store holds.
+    pub async fn sample(&self) -> Result<Option<(String, SealedRow)>, DbError> {
+        self.run(|c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT user_name, enrollment_id, nonce, sealed FROM otpgate_enrollments LIMIT 1",
+                        &[],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                Ok(row.map(|r| {
+                    (
+                        r.get(0),
+                        SealedRow {
+                            id: r.get(1),
+                            nonce: r.get(2),
+                            sealed: r.get(3),
+                        },
+                    )
+                }))
+            })
+        })
+        .await
+    }
+}

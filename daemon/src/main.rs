@@ -1,0 +1,262 @@
+//! `otpgated`: the fleet-mode daemon. It runs as root on each server, owns
+//! the PostgreSQL connections and answers the PAM module and the `otpgate`
+//! CLI on a Unix socket, so no network client, TLS or thread pool ever
+//! runs inside sshd or sudo, and users enroll without database credentials.
+//!
+//! `otpgated --config PATH` serves in the foreground (log to stderr and
+//! syslog); `--check` verifies the database, its schema and the key, then
+//! exits.
+
+#![deny(unsafe_code)]
+
+mod activation;
+mod db;
+mod log;
+mod seal;
+mod server;
+
+use clap::Parser;
+use log::{Level, Log};
+use otpgate_core::config::conninfo::ConnInfo;
+use otpgate_core::config::{Config, Source, StoreKind};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "otpgated",
+    version,
+    about = "otpgate fleet daemon: enrollments and login state in PostgreSQL, served to pam_otpgate.so and otpgate on a Unix socket"
+)]
+struct Args {
+    /// The config file (the same one the module and the CLI read).
+    #[arg(long, value_name = "PATH", default_value = otpgate_core::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Check the database connection, the schema and the key, then exit:
+    /// 0 if all is well, 1 with what is wrong.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Everything the daemon needs, read once at start.
+struct Setup {
+    config: Config,
+    db: db::Db,
+    key: seal::Key,
+}
+
+fn setup(path: &Path) -> Result<Setup, String> {
+    let config = Config::load(&Source::Explicit(path.to_path_buf())).map_err(|e| e.to_string())?;
+    if config.store != StoreKind::Postgresql {
+        return Err(format!(
+            "{}: store = \"files\"; otpgated serves fleet mode only: set store = \"postgresql\" and `database`",
+            path.display()
+        ));
+    }
+    let info = ConnInfo::parse(&config.database)
+        .map_err(|e| format!("{}: key `database`: {e}", path.display()))?;
+    let password = if config.database_password_file.is_empty() {
+        None
+    } else {
+        let bytes = seal::read_root_only(
+            Path::new(&config.database_password_file),
+            "database_password_file",
+            4096,
+        )?;
+        let text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| "database_password_file: is not UTF-8 text".to_string())?;
+        Some(zeroize::Zeroizing::new(
+            text.trim_end_matches(['\n', '\r']).to_string(),
+        ))
+    };
+    let key = seal::Key::load(&config.secret_key_file)?;
+    let db = db::Db::new(
+        &info,
+        password.as_deref().map(String::as_str),
+        Duration::from_secs(config.store_timeout),
+    )?;
+    Ok(Setup { config, db, key })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let log = Log::new();
+    let setup = match setup(&args.config) {
+        Ok(s) => s,
+        Err(e) => {
+            log.line(Level::Err, &format!("cannot start: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    // Taken before any thread exists (it edits the environment).
+    let inherited = if args.check {
+        None
+    } else {
+        activation::inherited_listener()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            log.line(Level::Err, &format!("cannot start the runtime: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        return runtime.block_on(check(&setup, &log));
+    }
+    runtime.block_on(run(setup, log, inherited))
+}
+
+async fn check(setup: &Setup, log: &Log) -> ExitCode {
+    match check_all(setup).await {
+        Ok(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log.line(Level::Err, &format!("check failed: {e}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn check_all(setup: &Setup) -> Result<Vec<String>, String> {
+    let db = &setup.db;
+    let version = db.schema_version().await.map_err(|e| e.to_string())?;
+    let mut lines = vec![format!("database: connected ({})", db.target)];
+    let latest = db::latest();
+    if version > latest {
+        return Err(format!(
+            "the database has schema version {version}, newer than this otpgated knows ({latest}); upgrade otpgate on this host"
+        ));
+    }
+    if version < latest {
+        let can_create = db.can_create().await.map_err(|e| e.to_string())?;
+        if !can_create {
+            return Err(format!(
+                "the database has schema version {version} and this otpgated needs {latest}, but the role may not create tables in schema public; \
+                 GRANT CREATE ON SCHEMA public TO the otpgate role (README \"Fleet mode\")"
+            ));
+        }
+        lines.push(format!(
+            "schema: version {version}; otpgated will migrate it to {latest} when it starts"
+        ));
+    } else {
+        lines.push(format!("schema: version {version} (current)"));
+        match db.sample().await.map_err(|e| e.to_string())? {
+            Some((user, row)) => {
+                setup.key.open(&user, &row.id, &row.nonce, &row.sealed).map_err(|why| {
+                    format!(
+                        "the enrollment of {user} does not open: {why}; copy the secret_key_file of the other hosts to {}",
+                        setup.config.secret_key_file.display()
+                    )
+                })?;
+                lines.push("key: opens the store's enrollments".into());
+            }
+            None => lines.push("key: loaded (the store has no enrollment yet)".into()),
+        }
+    }
+    lines.push("ok".into());
+    Ok(lines)
+}
+
+async fn run(
+    setup: Setup,
+    log: Log,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> ExitCode {
+    let socket = setup.config.daemon_socket.clone();
+    let service = Arc::new(server::Service::new(setup.db, setup.key, setup.config, log));
+    // The schema first, so the socket answers with it in place; if the
+    // database is not there (within store_timeout), on first use.
+    if let Err(e) = service.ensure_schema().await {
+        service.log.line(
+            Level::Err,
+            &format!("database unavailable at start (logins are denied until it is back): {e}"),
+        );
+    }
+    let log = &service.log;
+    let listener = match inherited {
+        Some(l) => {
+            log.line(Level::Info, "listening on the socket systemd passed");
+            l
+        }
+        None => match bind(&socket) {
+            Ok(l) => {
+                log.line(Level::Info, &format!("listening on {}", socket.display()));
+                l
+            }
+            Err(e) => {
+                log.line(Level::Err, &format!("cannot start: {e}"));
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            log.line(Level::Err, &format!("cannot use the socket: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            log.line(Level::Err, &format!("cannot watch SIGTERM: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    tokio::select! {
+        () = server::serve(listener, Arc::clone(&service)) => {}
+        _ = term.recv() => log.line(Level::Info, "stopping (SIGTERM)"),
+        _ = tokio::signal::ctrl_c() => log.line(Level::Info, "stopping (SIGINT)"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// Binds the socket: its directory made 0755 if missing, a stale socket
+/// replaced, a live daemon left alone. Mode 0666: every user may connect;
+/// the daemon decides by the caller's uid.
+fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    let shown = path.display();
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(format!(
+            "{shown}: another otpgated is already listening there; stop it first"
+        ));
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            std::fs::remove_file(path).map_err(|e| format!("removing the stale {shown}: {e}"))?;
+        }
+        Ok(_) => {
+            return Err(format!(
+                "{shown} exists and is not a socket; remove it or choose another daemon_socket"
+            ));
+        }
+        Err(_) => {}
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("binding {shown}: {e}"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(listener)
+}

@@ -1,0 +1,215 @@
+//! Secrets at rest: every enrollment is stored sealed with XChaCha20-Poly1305
+//! under `secret_key_file`, a key the database never sees. The associated
+//! data binds the ciphertext to its account and enrollment id, so a row
+//! copied onto another account (or another enrollment) does not open: it
+//! is refused as corrupt, never used.
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::io::Read as _;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// Length of the key in bytes.
+pub const KEY_LEN: usize = 32;
+/// Length of a nonce in bytes (192 bits: random nonces never collide).
+pub const NONCE_LEN: usize = 24;
+
+/// The sealing key.
+pub struct Key(XChaCha20Poly1305);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// Reads a small root-only file: no link, owned by root, no access for
+/// group or others. `what` names the config key in errors.
+pub fn read_root_only(path: &Path, what: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, String> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{what} {}: is not a regular file", path.display()));
+    }
+    if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{what} {}: must be owned by root and readable by root alone; run `chown root:root {p} && chmod 600 {p}`",
+            path.display(),
+            p = path.display()
+        ));
+    }
+    if meta.len() > max {
+        return Err(format!(
+            "{what} {}: is larger than {max} bytes",
+            path.display()
+        ));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(max)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+impl Key {
+    /// Loads `secret_key_file`: 32 bytes, base64 on one line.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let bytes = read_root_only(path, "secret_key_file", 1024)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| format!("secret_key_file {}: is not text", path.display()))?;
+        Self::from_base64(text.trim())
+            .map_err(|why| format!("secret_key_file {}: {why}", path.display()))
+    }
+
+    /// The key from its base64 text.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let raw = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| {
+                    "is not base64; make one with `head -c 32 /dev/urandom | base64`".to_string()
+                })?,
+        );
+        if raw.len() != KEY_LEN {
+            return Err(format!(
+                "holds {} bytes, not {KEY_LEN}; make one with `head -c 32 /dev/urandom | base64` and copy it to every host",
+                raw.len()
+            ));
+        }
+        XChaCha20Poly1305::new_from_slice(&raw)
+            .map(Self)
+            .map_err(|_| "is not a usable key".to_string())
+    }
+
+    /// Seals `plain` for `user`'s enrollment `id`: (nonce, ciphertext).
+    pub fn seal(&self, user: &str, id: &str, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut nonce)
+            .map_err(|_| "the system's random source failed".to_string())?;
+        let aad = associated(user, id);
+        let sealed = self
+            .0
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| "sealing failed".to_string())?;
+        Ok((nonce.to_vec(), sealed))
+    }
+
+    /// Opens what [`Self::seal`] made for the same `user` and `id`.
+    pub fn open(
+        &self,
+        user: &str,
+        id: &str,
+        nonce: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
+        if nonce.len() != NONCE_LEN {
+            return Err("the nonce has the wrong length".into());
+        }
+        let aad = associated(user, id);
+        self.0
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload { msg: sealed, aad: &aad },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| {
+                "it does not open with this host's secret_key_file (another key, or a row moved from another account)".to_string()
+            })
+    }
+}
+
+fn associated(user: &str, id: &str) -> Vec<u8> {
+    let mut aad = b"otpgate/enrollment/v1\0".to_vec();
+    aad.extend_from_slice(user.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(id.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> Key {
+        Key::from_base64(&base64::engine::general_purpose::STANDARD.encode([byte; 32])).unwrap()
+    }
+
+    #[test]
+    fn sealed_opens_only_for_its_account_and_enrollment() {
+        let k = key(1);
+        let (nonce, sealed) = k.seal("alice", "id1", b"JBSWY3DPEHPK3PXP").unwrap();
+        assert!(!sealed.windows(16).any(|w| w == b"JBSWY3DPEHPK3PXP"));
+        assert_eq!(
+            k.open("alice", "id1", &nonce, &sealed).unwrap().as_slice(),
+            b"JBSWY3DPEHPK3PXP"
+        );
+        assert!(
+            k.open("bob", "id1", &nonce, &sealed).is_err(),
+            "swapped onto bob"
+        );
+        assert!(
+            k.open("alice", "id2", &nonce, &sealed).is_err(),
+            "another enrollment"
+        );
+        assert!(
+            key(2).open("alice", "id1", &nonce, &sealed).is_err(),
+            "another key"
+        );
+        let mut flipped = sealed.clone();
+        flipped[0] ^= 1;
+        assert!(
+            k.open("alice", "id1", &nonce, &flipped).is_err(),
+            "tampered"
+        );
+    }
+
+    #[test]
+    fn keys_of_the_wrong_shape_are_refused_with_the_way_to_make_one() {
+        for (text, want) in [("not base64!", "not base64"), ("AAAA", "holds 3 bytes")] {
+            let e = Key::from_base64(text).unwrap_err();
+            assert!(e.contains(want) && e.contains("/dev/urandom"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_key_file_must_be_root_only() {
+        let dir = std::env::temp_dir().join(format!("otpgated-seal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let e = Key::load(&path).unwrap_err();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        assert!(
+            Key::load(&path).is_ok(),
+            "root-owned 0600 (the tests run as root)"
+        );
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(Key::load(&link).is_err(), "a link is never followed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
