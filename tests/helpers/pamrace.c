@@ -1,7 +1,9 @@
 /* pamrace: N threads, each with its own PAM handle, authenticate at once
  * (released together by a barrier) with the same reply.
  *
- * usage: pamrace SERVICE USER N REPLY
+ * usage: pamrace SERVICE[,SERVICE…] USER N REPLY
+ * With several services, thread i uses service i mod k (fleet tests: one
+ * service per server, each with its own config and daemon).
  * Prints "success=S failure=F" and exits 0. One process keeps pam_wrapper
  * to a single configuration directory, so all N calls reach the module.
  */
@@ -11,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *service, *user, *reply;
+static const char *user, *reply;
+static char *services[64];
+static int nservices;
 static pthread_barrier_t start;
 static int successes, failures;
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -28,7 +32,7 @@ static int conv(int n, const struct pam_message **msg, struct pam_response **res
 }
 
 static void *attempt(void *arg) {
-    (void)arg;
+    const char *service = services[(int)(long)arg % nservices];
     struct pam_conv c = { conv, NULL };
     pam_handle_t *h = NULL;
     int rc = pam_start(service, user, &c, &h);
@@ -43,12 +47,15 @@ static void *attempt(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc != 5) { fprintf(stderr, "usage: pamrace SERVICE USER N REPLY\n"); return 2; }
-    service = argv[1]; user = argv[2]; reply = argv[4];
+    user = argv[2]; reply = argv[4];
+    for (char *s = strtok(argv[1], ","); s && nservices < 64; s = strtok(NULL, ","))
+        services[nservices++] = s;
+    if (nservices == 0) return 2;
     int n = atoi(argv[3]);
     if (n < 1 || n > 1024) return 2;
     pthread_t *t = calloc((size_t)n, sizeof *t);
     pthread_barrier_init(&start, NULL, (unsigned)n);
-    for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, attempt, NULL);
+    for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, attempt, (void *)(long)i);
     for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
     printf("success=%d failure=%d\n", successes, failures);
     return 0;

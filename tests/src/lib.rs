@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 
 pub use otpgate_core;
 
+pub mod fleet;
 pub mod openvpn;
 pub mod sshd;
 
@@ -45,7 +46,16 @@ fn built() -> &'static Built {
             "the end-to-end tests must run as root (they create users and set file owners)"
         );
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "pam-otpgate", "-p", "otpgate"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "pam-otpgate",
+                "-p",
+                "otpgate",
+                "-p",
+                "otpgated",
+            ])
             .current_dir(workspace())
             .status()
             .expect("running cargo build");
@@ -295,8 +305,21 @@ impl World {
     /// Runs `n` threads in one process, each with its own PAM handle, all
     /// authenticating at once with `reply`; returns (successes, failures).
     pub fn thread_race(&self, user: &str, reply: &str, n: usize, at: u64) -> (usize, usize) {
+        self.thread_race_on("otpgate-test", user, reply, n, at)
+    }
+
+    /// [`Self::thread_race`] over several services (comma-separated):
+    /// thread i uses service i mod k.
+    pub fn thread_race_on(
+        &self,
+        services: &str,
+        user: &str,
+        reply: &str,
+        n: usize,
+        at: u64,
+    ) -> (usize, usize) {
         let mut cmd = Command::new(&built().pamrace);
-        cmd.args(["otpgate-test", user, &n.to_string(), reply]);
+        cmd.args([services, user, &n.to_string(), reply]);
         self.pam_env(&mut cmd, at);
         let out = {
             let _pam = pam_lock();

@@ -34,7 +34,8 @@ pub struct Sshd {
     child: Child,
 }
 
-fn free_port() -> u16 {
+/// A TCP port on 127.0.0.1 nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

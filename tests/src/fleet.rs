@@ -1,0 +1,463 @@
+//! Fleet mode for end-to-end tests: a real PostgreSQL 15 started by the
+//! test itself (`initdb` into a temporary directory, `pg_ctl` on 127.0.0.1
+//! and a private Unix socket directory), real `otpgated` processes, one per
+//! "server", each with its own config and socket.
+
+use crate::{World, run_with_stdin, wait_until};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The PostgreSQL role and database the daemons use.
+pub const ROLE: &str = "otpgate";
+pub const PASSWORD: &str = "fleet-test-password";
+
+/// Debian's PostgreSQL programs (the newest installed major version).
+pub fn pg_bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed (apt-get install postgresql)")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("bin/initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("no /usr/lib/postgresql/*/bin/initdb")
+        .join("bin")
+        .join(name)
+}
+
+/// Runs a command as the `postgres` system user (initdb and postgres
+/// refuse to run as root).
+fn as_postgres(program: &Path) -> Command {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "postgres", "--"]).arg(program);
+    cmd.current_dir("/");
+    cmd
+}
+
+/// A throw-away PostgreSQL server.
+pub struct Postgres {
+    pub dir: PathBuf,
+    pub port: u16,
+    /// The Unix socket directory (for psql as the superuser).
+    pub socket_dir: PathBuf,
+    /// The TLS files (CA certificate) when started with TLS.
+    pub ca: Option<PathBuf>,
+}
+
+impl Postgres {
+    /// initdb + start, with the `otpgate` role (password) and database.
+    pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`Self::start`] with TLS: a CA and a server certificate for
+    /// `localhost` made by the test (openssl), `ssl = on`.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
+        let dir = PathBuf::from(format!("/tmp/otpgate-pg-{}", crate::unique("p")));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket_dir = dir.join("sock");
+        std::fs::create_dir_all(&socket_dir).unwrap();
+        chown_postgres(&dir);
+        chown_postgres(&socket_dir);
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, "superpw\n").unwrap();
+        chown_postgres(&pwfile);
+        let data = dir.join("data");
+        let out = as_postgres(&pg_bin("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--username=postgres",
+                "--no-sync",
+                "--encoding=UTF8",
+                "--locale=C",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = crate::sshd::free_port();
+        let mut conf = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+             fsync = off\nmax_connections = 200\n",
+            socket_dir.display()
+        );
+        let mut ca = None;
+        if tls {
+            let made = make_certs(&dir);
+            conf.push_str(&format!(
+                "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+                made.join("server.crt").display(),
+                made.join("server.key").display()
+            ));
+            ca = Some(made.join("ca.crt"));
+        }
+        let mut pgconf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut pgconf, conf.as_bytes()).unwrap();
+        let pg = Self {
+            dir,
+            port,
+            socket_dir,
+            ca,
+        };
+        pg.start_server();
+        pg.psql_on(
+            "postgres",
+            &format!("CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'"),
+        );
+        pg.psql_on("postgres", &format!("CREATE DATABASE {ROLE} OWNER {ROLE}"));
+        pg
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Starts the server (again); returns when it accepts connections.
+    pub fn start_server(&self) {
+        let out = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server at once (as a crash or an outage would).
+    pub fn stop_server(&self) {
+        let _ = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    /// The postmaster's pid (to freeze the server with SIGSTOP).
+    pub fn pid(&self) -> i32 {
+        std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Runs SQL as the superuser on the `otpgate` database; returns psql's
+    /// unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        self.psql_on(ROLE, sql)
+    }
+
+    /// [`Self::psql`] on database `db`.
+    pub fn psql_on(&self, db: &str, sql: &str) -> String {
+        let out = as_postgres(&pg_bin("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A full dump of the `otpgate` database (pg_dump, as a backup would be).
+    pub fn dump(&self) -> String {
+        let out = as_postgres(&pg_bin("pg_dump"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string(), "-U", "postgres", ROLE])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_dump failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The `database` key for a daemon reaching this server over TCP.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={ROLE} user={ROLE} sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // A frozen server (SIGSTOP test) must be thawed to be stopped.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid_or_zero().to_string()])
+            .output();
+        self.stop_server();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Postgres {
+    fn pid_or_zero(&self) -> i32 {
+        std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+fn chown_postgres(path: &Path) {
+    let st = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A CA and a server certificate for `localhost` (and 127.0.0.1), made with
+/// the openssl command line; returns the directory holding them.
+pub fn make_certs(dir: &Path) -> PathBuf {
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let sh = format!(
+        "set -e; cd {d}
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=otpgate test CA' -keyout ca.key -out ca.crt 2>/dev/null
+         openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext
+         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=another CA' -keyout other-ca.key -out other-ca.crt 2>/dev/null
+         chown postgres:postgres server.key server.crt && chmod 600 server.key",
+        d = certs.display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&sh).output().unwrap();
+    assert!(
+        out.status.success(),
+        "making certificates: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    certs
+}
+
+/// The fleet's shared secret key (the same on every "server").
+pub const FLEET_KEY: &str = "b3RwZ2F0ZSB0ZXN0IGZsZWV0IGtleSwgMzIgYnl0ZXM=";
+
+/// One "server" of the fleet: a world whose config says
+/// `store = "postgresql"`, with its own otpgated and socket.
+pub struct Server {
+    pub world: World,
+    pub daemon: Option<Daemon>,
+}
+
+impl Server {
+    /// A world configured for `database` (its key and password files made
+    /// root-only), with `extra` config; the daemon not started yet.
+    pub fn configure(database: &str, extra: &str) -> World {
+        let world = World::new();
+        let key = world.dir.join("secret.key");
+        write_root_only(&key, &format!("{FLEET_KEY}\n"));
+        let pw = world.dir.join("db.password");
+        write_root_only(&pw, &format!("{PASSWORD}\n"));
+        world.set_config(&format!(
+            "store = \"postgresql\"\ndatabase = \"{database}\"\n\
+             database_password_file = \"{}\"\nsecret_key_file = \"{}\"\n\
+             daemon_socket = \"{}\"\n{extra}",
+            pw.display(),
+            key.display(),
+            world.dir.join("otpgated.sock").display()
+        ));
+        world
+    }
+
+    /// A server of `pg`'s fleet, its daemon running.
+    pub fn start(pg: &Postgres, extra: &str) -> Self {
+        let world = Self::configure(&pg.conninfo(), extra);
+        let daemon = Daemon::start(&world);
+        Self {
+            world,
+            daemon: Some(daemon),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.world.dir.join("otpgated.sock")
+    }
+
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("the daemon is running")
+    }
+}
+
+/// Writes a root-owned 0600 file.
+pub fn write_root_only(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Path of the built `otpgated`.
+pub fn daemon_path() -> PathBuf {
+    crate::cli_path().with_file_name("otpgated")
+}
+
+/// A running `otpgated --config PATH`, its stderr kept in a file;
+/// terminated when dropped.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon for `world` and waits until its socket accepts.
+    pub fn start(world: &World) -> Self {
+        let log = world
+            .dir
+            .join(format!("otpgated-{}.log", crate::unique("d")));
+        let err = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(daemon_path())
+            .arg("--config")
+            .arg(&world.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("starting otpgated");
+        let socket = socket_of(world);
+        let up = wait_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                || child.try_wait().ok().flatten().is_some()
+        });
+        assert!(
+            up && child.try_wait().ok().flatten().is_none(),
+            "otpgated did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Self { child, log }
+    }
+
+    /// What the daemon logged so far.
+    pub fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// The socket a world's config names.
+pub fn socket_of(world: &World) -> PathBuf {
+    world.dir.join("otpgated.sock")
+}
+
+/// Runs `otpgated --config PATH --check`.
+pub fn check(world: &World) -> Output {
+    let mut cmd = Command::new(daemon_path());
+    cmd.arg("--config").arg(&world.config).arg("--check");
+    run_with_stdin(&mut cmd, b"")
+}
+
+/// The raw protocol client (tests/src/bin/fleet_client.rs), copied where
+/// any user can run it (the clone may be mode 0700).
+pub fn client_path() -> PathBuf {
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        // Cargo builds the package's binaries next to the others for its tests.
+        let built = crate::cli_path().with_file_name("fleet_client");
+        let dir = PathBuf::from(format!("/tmp/otpgate-e2e-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.join("fleet_client");
+        std::fs::copy(built, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        copy
+    })
+    .clone()
+}
+
+/// Sends JSON requests (one per line) to `socket` as uid `uid` (0: root);
+/// the responses, one per line.
+pub fn ask(socket: &Path, uid: u32, requests: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .arg("--clear-groups")
+        .arg(client_path())
+        .arg(socket);
+    let out = run_with_stdin(&mut cmd, requests.join("\n").as_bytes());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Sends raw bytes to `socket` (as root); what came back.
+pub fn ask_raw(socket: &Path, bytes: &[u8]) -> String {
+    let mut cmd = Command::new(client_path());
+    cmd.arg(socket).arg("--raw");
+    let out = run_with_stdin(&mut cmd, bytes);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The login state the store holds for `user` (its TOML), if any.
+pub fn state_of(pg: &Postgres, user: &str) -> Option<String> {
+    let out = pg.psql(&format!(
+        "SELECT state FROM otpgate_states WHERE user_name = '{user}'"
+    ));
+    (!out.trim().is_empty()).then_some(out)
+}
+
+/// How many failures a stored state holds.
+pub fn failures_in(state: &str) -> usize {
+    otpgate_core::store::state::UserState::parse(state.trim().as_bytes())
+        .unwrap()
+        .failures
+        .len()
+}

@@ -1,0 +1,613 @@
+//! Fleet mode end to end: a real PostgreSQL started here, two otpgated
+//! processes standing for two servers (each its own config, socket and
+//! PAM service), the real module under pamtester, the real CLI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use otpgate_tests::fleet::{self, Postgres, Server};
+use otpgate_tests::*;
+use std::time::{Duration, Instant};
+
+/// Two servers of one fleet; server A's world also holds a service for B,
+/// so one process can race logins on both.
+struct Fleet {
+    pg: Postgres,
+    a: Server,
+    b: Server,
+}
+
+impl Fleet {
+    fn new(extra: &str) -> Self {
+        let pg = Postgres::start();
+        let a = Server::start(&pg, extra);
+        let b = Server::start(&pg, extra);
+        // Service "on-b" in A's service directory: B's config and daemon.
+        a.world.set_stack(
+            "on-b",
+            &[
+                "auth required pam_permit.so",
+                &format!(
+                    "auth required {} config={}",
+                    module_path().display(),
+                    b.world.config.display()
+                ),
+            ],
+        );
+        Self { pg, a, b }
+    }
+
+    /// A user known to both "servers" (one /etc/passwd here).
+    fn user(&self) -> TestUser {
+        TestUser::new(&self.a.world)
+    }
+}
+
+#[test]
+fn enroll_on_one_server_log_in_on_another_and_a_code_works_once_fleet_wide() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    // Nothing was written to files on either server.
+    assert!(!u.secret_file().exists());
+    assert!(!f.a.world.state.exists() && !f.b.world.state.exists());
+    let code = code_at(RFC_SECRET, T0);
+    f.b.world.login(&u.name, &code, T0).assert_ok();
+    let again = f.a.world.login(&u.name, &code, T0);
+    again.assert_denied("code already used");
+    assert!(again.said("already used"));
+    // The next code works on A.
+    f.a.world
+        .login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
+        .assert_ok();
+    // status on B shows the enrollment made on A.
+    let status = cli_ok(&f.b.world.otpgate(&["status", "--user", &u.name], ""));
+    assert!(
+        status.contains("Enrolled since:") && status.contains("Stored in:       the fleet store"),
+        "{status}"
+    );
+    // audit on B lists it.
+    let audit = cli_ok(&f.b.world.otpgate(&["audit"], ""));
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.starts_with(&u.name) && l.contains("yes")),
+        "{audit}"
+    );
+}
+
+#[test]
+fn one_code_raced_on_two_servers_is_accepted_exactly_once() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    // A login first, so the race is over an existing state row (the
+    // compare-and-set), not only over its creation.
+    f.b.world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    let code = code_at(RFC_SECRET, T0 + 30);
+    let (ok, failed) =
+        f.a.world
+            .thread_race_on("otpgate-test,on-b", &u.name, &code, 32, T0 + 30);
+    assert_eq!((ok, failed), (1, 31), "one code, 32 logins on two servers");
+    // Both daemons served the race (each logged nothing alarming).
+    assert!(!f.a.daemon().logged().contains("unavailable"));
+    assert!(!f.b.daemon().logged().contains("unavailable"));
+}
+
+#[test]
+fn one_recovery_code_raced_on_two_servers_is_accepted_exactly_once() {
+    let f = Fleet::new("max_failures = 100\n");
+    let u = f.user();
+    let codes = f.a.world.enroll_with_recovery(&u.name, 3);
+    f.b.world.login(&u.name, &codes[2], T0).assert_ok();
+    let (ok, failed) =
+        f.a.world
+            .thread_race_on("otpgate-test,on-b", &u.name, &codes[0], 6, T0);
+    assert_eq!((ok, failed), (1, 5));
+    let again = f.b.world.login(&u.name, &codes[0], T0 + 60);
+    again.assert_denied("recovery code already used");
+    f.b.world.login(&u.name, &codes[1], T0 + 60).assert_ok();
+}
+
+#[test]
+fn failures_count_once_each_and_a_lockout_holds_on_every_server() {
+    let f = Fleet::new("max_failures = 100\n");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let wrong = wrong_code(RFC_SECRET, T0);
+    let (ok, failed) =
+        f.a.world
+            .thread_race_on("otpgate-test,on-b", &u.name, &wrong, 10, T0);
+    assert_eq!((ok, failed), (0, 10));
+    let state = fleet::state_of(&f.pg, &u.name).expect("a state row");
+    assert_eq!(
+        fleet::failures_in(&state),
+        11,
+        "one failure, then ten racing ones: each counted"
+    );
+
+    // A lockout reached on A and B together holds on both.
+    let g = Fleet::new("max_failures = 3\n");
+    let v = g.user();
+    g.a.world.enroll(&v.name, RFC_SECRET);
+    g.a.world
+        .login(&v.name, &wrong, T0)
+        .assert_denied("wrong code");
+    g.b.world
+        .login(&v.name, &wrong, T0)
+        .assert_denied("wrong code");
+    g.a.world
+        .login(&v.name, &wrong, T0)
+        .assert_denied("wrong code");
+    let locked = g.b.world.login(&v.name, &code_at(RFC_SECRET, T0), T0);
+    locked.assert_denied("locked out until");
+    assert!(locked.said("Too many wrong codes"));
+    // An unlock on B ends it on A.
+    cli_ok(
+        &g.b.world
+            .otpgate(&["reset", "--user", &v.name, "--unlock"], ""),
+    );
+    g.a.world
+        .login(&v.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    // A reset on A removes the enrollment everywhere.
+    cli_ok(&g.a.world.otpgate(&["reset", "--user", &v.name], ""));
+    let gone =
+        g.b.world
+            .login(&v.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30);
+    gone.assert_denied("not enrolled");
+    assert!(
+        fleet::state_of(&g.pg, &v.name).is_none(),
+        "the state went too"
+    );
+}
+
+#[test]
+fn a_database_dump_holds_no_secret_and_rows_cannot_be_swapped() {
+    let f = Fleet::new("");
+    let alice = f.user();
+    let bob = f.user();
+    let codes =
+        f.a.world
+            .enroll_secret_with_recovery(&alice.name, Some(RFC_SECRET), 2);
+    let bob_secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    f.a.world.enroll(&bob.name, bob_secret);
+    let dump = f.pg.dump();
+    assert!(
+        dump.contains(&alice.name),
+        "the dump is of the right database"
+    );
+    for secret in [
+        RFC_SECRET,
+        bob_secret,
+        "12345678901234567890",
+        "3132333435363738",
+    ] {
+        assert!(!dump.contains(secret), "the dump shows a secret ({secret})");
+    }
+    for c in &codes {
+        assert!(!dump.contains(c.as_str()), "the dump shows a recovery code");
+    }
+    // Copy alice's sealed enrollment onto bob's row: it must not open.
+    f.pg.psql(&format!(
+        "UPDATE otpgate_enrollments b SET nonce = a.nonce, sealed = a.sealed, enrollment_id = a.enrollment_id \
+         FROM otpgate_enrollments a WHERE a.user_name = '{}' AND b.user_name = '{}'",
+        alice.name, bob.name
+    ));
+    let swapped = f.b.world.login(&bob.name, &code_at(RFC_SECRET, T0), T0);
+    swapped.assert_denied("cannot be used");
+    assert!(!swapped.success);
+    // alice is untouched.
+    f.b.world
+        .login(&alice.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+}
+
+#[test]
+fn a_stopped_database_denies_fast_and_clearly_and_the_daemon_recovers_by_itself() {
+    let f = Fleet::new("store_timeout = 3\n");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    f.pg.stop_server();
+    let start = Instant::now();
+    let down = f.a.world.login(&u.name, &code_at(RFC_SECRET, T0), T0);
+    let took = start.elapsed();
+    down.assert_code(PamCode::AuthInfoUnavail);
+    assert!(down.said("Two-factor service unavailable"), "{down:#?}");
+    down.assert_logged("two-factor service unavailable");
+    assert!(
+        !down.prompted(),
+        "no code is asked when it cannot be checked"
+    );
+    assert!(took < Duration::from_secs(3 + 2), "denied in {took:?}");
+    assert!(f.a.daemon().logged().contains("database unavailable"));
+    // The CLI says so too.
+    let out = f.a.world.otpgate(&["status", "--user", &u.name], "");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("Problem:         two-factor service unavailable"),
+        "{out:?}"
+    );
+    assert_cli_error(
+        &f.a.world.otpgate(&["reset", "--user", &u.name], ""),
+        "two-factor service unavailable",
+    );
+    // Back: the same daemons serve again, no restart; the code was not
+    // used while the database was away.
+    f.pg.start_server();
+    f.b.world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    f.a.world
+        .login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
+        .assert_ok();
+    assert!(f.a.daemon().logged().contains("database reachable again"));
+}
+
+#[test]
+fn a_black_holed_database_denies_within_store_timeout() {
+    // A server that accepts connections and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for s in hole.incoming().take(8) {
+            kept.push(s);
+        }
+        kept.len()
+    });
+    let world = Server::configure(
+        &format!("host=127.0.0.1 port={port} dbname=otpgate user=otpgate sslmode=disable"),
+        "store_timeout = 2\n",
+    );
+    let _daemon = fleet::Daemon::start(&world);
+    let u = TestUser::new(&world);
+    let start = Instant::now();
+    let run = world.login(&u.name, "123456", T0);
+    let took = start.elapsed();
+    run.assert_code(PamCode::AuthInfoUnavail);
+    assert!(run.said("Two-factor service unavailable"));
+    assert!(took < Duration::from_secs(2 + 2), "denied in {took:?}");
+    let check = fleet::check(&world);
+    assert!(!check.status.success());
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("did not answer within 2 s"),
+        "{check:?}"
+    );
+    drop(held);
+}
+
+#[test]
+fn a_killed_daemon_denies_at_once_and_the_other_server_goes_on() {
+    let mut f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    f.a.daemon.take().unwrap().kill();
+    let start = Instant::now();
+    let run = f.a.world.login(&u.name, &code_at(RFC_SECRET, T0), T0);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    run.assert_code(PamCode::AuthInfoUnavail);
+    run.assert_logged("is the daemon running?");
+    assert!(run.said("Two-factor service unavailable"));
+    f.b.world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    // Started again on the stale socket, it serves; the code used on B
+    // stays used.
+    f.a.daemon = Some(fleet::Daemon::start(&f.a.world));
+    f.a.world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_denied("already used");
+}
+
+#[test]
+fn a_non_root_process_cannot_ask_for_another_users_login_or_state() {
+    let f = Fleet::new("");
+    let alice = f.user();
+    let mallory = f.user();
+    f.a.world.enroll(&alice.name, RFC_SECRET);
+    let before = fleet::state_of(&f.pg, &alice.name);
+    let sock = f.a.socket();
+    let answers = fleet::ask(
+        &sock,
+        mallory.uid,
+        &[
+            &format!(r#"{{"op":"load","user":"{}"}}"#, alice.name),
+            &format!(r#"{{"op":"read_state","user":"{}"}}"#, alice.name),
+            &format!(
+                r#"{{"op":"write_state","user":"{}","version":0,"state":"version = 2\n","repair":false}}"#,
+                alice.name
+            ),
+            &format!(r#"{{"op":"remove","user":"{}"}}"#, alice.name),
+            r#"{"op":"list"}"#,
+            &format!(
+                r#"{{"op":"write_state","user":"{}","version":0,"state":"version = 2\n","repair":false}}"#,
+                mallory.name
+            ),
+        ],
+    );
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    for (i, a) in answers.iter().enumerate().take(4) {
+        let why = if i == 2 {
+            "login decision"
+        } else {
+            "own account"
+        };
+        assert!(a.contains(r#""kind":"denied""#) && a.contains(why), "{a}");
+    }
+    assert!(answers[4].contains("only root"), "{}", answers[4]);
+    assert!(answers[5].contains("login decision"), "{}", answers[5]);
+    assert!(!answers.iter().any(|a| a.contains(RFC_SECRET)));
+    assert_eq!(
+        fleet::state_of(&f.pg, &alice.name),
+        before,
+        "nothing changed"
+    );
+    assert!(
+        f.a.daemon()
+            .logged()
+            .contains(&format!("to uid {}", mallory.uid))
+    );
+    // Root may; alice's enrollment is still there and works.
+    let root = fleet::ask(
+        &sock,
+        0,
+        &[&format!(r#"{{"op":"load","user":"{}"}}"#, alice.name)],
+    );
+    assert!(root[0].contains(RFC_SECRET), "{root:?}");
+    f.a.world
+        .login(&alice.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+}
+
+#[test]
+fn a_user_enrolls_themself_and_changes_need_a_current_code_checked_by_the_daemon() {
+    let f = Fleet::new("");
+    let u = f.user();
+    // First enrollment as the user: no code needed; B sees it.
+    let out =
+        f.a.world
+            .otpgate_as(&u, &["enroll", "--secret", "-", "--no-confirm"], RFC_SECRET);
+    // --no-confirm is root's: the user confirms with a code instead.
+    assert_cli_error(&out, "--no-confirm");
+    let now = real_now();
+    let out = f.a.world.otpgate_as(
+        &u,
+        &[
+            "enroll",
+            "--secret",
+            "-",
+            "--qr",
+            "none",
+            "--recovery-codes",
+            "0",
+        ],
+        &format!("{RFC_SECRET}\n{}\n", code_at(RFC_SECRET, now)),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = cli_ok(&f.b.world.otpgate(&["status", "--user", &u.name], ""));
+    assert!(status.contains("Enrolled since:"), "{status}");
+    // Replacing it needs a current code; a wrong one is refused by the daemon.
+    let wrong = wrong_code(RFC_SECRET, real_now());
+    let out =
+        f.b.world
+            .otpgate_as(&u, &["disable"], &format!("{wrong}\n"));
+    assert_cli_error(&out, "code");
+    assert!(
+        cli_ok(&f.a.world.otpgate(&["status", "--user", &u.name], "")).contains("Enrolled since:")
+    );
+    // Asking the daemon directly to save without a proof is refused.
+    let fake = fleet::ask(
+        &f.a.socket(),
+        u.uid,
+        &[&format!(r#"{{"op":"remove","user":"{}"}}"#, u.name)],
+    );
+    assert!(fake[0].contains("needs a current code"), "{fake:?}");
+    // With a current code it works, on either server.
+    let out = f.b.world.otpgate_as(
+        &u,
+        &["disable"],
+        &format!("{}\n", code_at(RFC_SECRET, real_now())),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = cli_ok(&f.a.world.otpgate(&["status", "--user", &u.name], ""));
+    assert!(status.contains("Enrolled:        no"), "{status}");
+}
+
+#[test]
+fn garbage_huge_and_stalled_clients_get_an_error_and_others_are_served() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let sock = f.a.socket();
+    assert!(fleet::ask_raw(&sock, b"GET / HTTP/1.0\r\n\r\n").contains("bad magic"));
+    let mut huge = b"OTPG\x00\x01".to_vec();
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    assert!(fleet::ask_raw(&sock, &huge).contains("over the limit"));
+    let mut future = b"OTPG\x00\x07".to_vec();
+    future.extend_from_slice(&2u32.to_be_bytes());
+    future.extend_from_slice(b"{}");
+    assert!(fleet::ask_raw(&sock, &future).contains("version 7"));
+    let bad_json = protocol_frame(br#"{"op":"load","user":"x","evil":1}"#);
+    assert!(fleet::ask_raw(&sock, &bad_json).contains("bad_request"));
+    let cut = protocol_frame(br#"{"op":"ping"}"#);
+    assert!(fleet::ask_raw(&sock, &cut[..cut.len() - 3]).contains("cut"));
+    // Stalled clients (half a header, then nothing) hold connections open
+    // while a login goes through.
+    let stalled: Vec<_> = (0..20)
+        .map(|_| {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            std::io::Write::write_all(&mut s, b"OTP").unwrap();
+            s
+        })
+        .collect();
+    f.a.world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    drop(stalled);
+    assert!(f.a.daemon().logged().contains("bad magic"));
+}
+
+fn protocol_frame(payload: &[u8]) -> Vec<u8> {
+    otpgate_core::fleet::protocol::frame(payload).unwrap()
+}
+
+#[test]
+fn tls_with_certificate_verification() {
+    let pg = Postgres::start_tls();
+    let ca = pg.ca.clone().unwrap();
+    let good = format!(
+        "host=localhost port={} dbname=otpgate user=otpgate sslmode=verify-full sslrootcert={}",
+        pg.port,
+        ca.display()
+    );
+    let world = Server::configure(&good, "");
+    let check = fleet::check(&world);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let daemon = fleet::Daemon::start(&world);
+    let u = TestUser::new(&world);
+    world.enroll(&u.name, RFC_SECRET);
+    world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    let ssl = pg.psql("SELECT count(*) FROM pg_stat_ssl WHERE ssl");
+    assert!(
+        ssl.trim().parse::<u32>().unwrap() >= 1,
+        "the daemon's connection is TLS"
+    );
+    drop(daemon);
+    // Another CA: refused, and said why.
+    let other = ca.with_file_name("other-ca.crt");
+    let wrong = Server::configure(
+        &good.replace(&ca.display().to_string(), &other.display().to_string()),
+        "",
+    );
+    let check = fleet::check(&wrong);
+    assert!(!check.status.success());
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(err.contains("certificate verify failed"), "{err}");
+    // A name the certificate does not have: refused under verify-full.
+    let name = Server::configure(
+        &format!(
+            "host=127.0.0.1 hostaddr=127.0.0.1 port={} dbname=otpgate user=otpgate sslmode=verify-full sslrootcert={}",
+            pg.port,
+            ca.display()
+        )
+        .replace("host=127.0.0.1 hostaddr", "host=otpgate-db.invalid hostaddr"),
+        "",
+    );
+    let check = fleet::check(&name);
+    assert!(
+        !check.status.success(),
+        "a wrong host name must fail verify-full"
+    );
+}
+
+#[test]
+fn check_says_what_is_wrong() {
+    let pg = Postgres::start();
+    let world = Server::configure(&pg.conninfo(), "");
+    let ok = fleet::check(&world);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("will migrate it"));
+    let daemon = fleet::Daemon::start(&world);
+    drop(daemon);
+    let ok = String::from_utf8_lossy(&fleet::check(&world).stdout).into_owned();
+    assert!(ok.contains("version 1 (current)"), "{ok}");
+    // A wrong password.
+    fleet::write_root_only(&world.dir.join("db.password"), "nope\n");
+    let bad = fleet::check(&world);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("password authentication failed"));
+    // A key file others can read.
+    fleet::write_root_only(
+        &world.dir.join("db.password"),
+        &format!("{}\n", fleet::PASSWORD),
+    );
+    std::fs::set_permissions(
+        world.dir.join("secret.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let bad = fleet::check(&world);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("chmod 600"));
+    // Another host's key cannot open the store's enrollments.
+    let u = TestUser::new(&world);
+    fleet::write_root_only(
+        &world.dir.join("secret.key"),
+        &format!("{}\n", fleet::FLEET_KEY),
+    );
+    {
+        let _d = fleet::Daemon::start(&world);
+        world.enroll(&u.name, RFC_SECRET);
+    }
+    fleet::write_root_only(
+        &world.dir.join("secret.key"),
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=\n",
+    );
+    let bad = fleet::check(&world);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("copy the secret_key_file"),
+        "{bad:?}"
+    );
+    // store = "files": otpgated refuses to start, saying what to set.
+    world.set_config("");
+    let bad = fleet::check(&world);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("store = \"postgresql\""));
+}
+
+#[test]
+fn a_state_written_from_a_stale_version_is_refused_by_the_database() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let write = |version: u64, failures: &str| {
+        format!(
+            r#"{{"op":"write_state","user":"{}","version":{version},"state":"version = 2\nfailures = [{failures}]\n","repair":false}}"#,
+            u.name
+        )
+    };
+    let answers = fleet::ask(
+        &f.a.socket(),
+        0,
+        &[
+            &write(0, "1"),
+            &write(0, "2"),
+            &write(1, "3"),
+            &write(1, "4"),
+        ],
+    );
+    assert_eq!(
+        answers,
+        [
+            r#"{"re":"written","written":true}"#,
+            r#"{"re":"written","written":false}"#,
+            r#"{"re":"written","written":true}"#,
+            r#"{"re":"written","written":false}"#,
+        ],
+        "only a write from the version read wins"
+    );
+    let state = fleet::state_of(&f.pg, &u.name).unwrap();
+    assert!(state.contains("failures = [3]"), "{state}");
+}
