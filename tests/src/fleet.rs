@@ -290,6 +290,13 @@ impl Server {
     /// root-only), with `extra` config; the daemon not started yet.
     pub fn configure(database: &str, extra: &str) -> World {
         let world = World::new();
+        Self::switch(&world, database, extra);
+        world
+    }
+
+    /// Rewrites `world`'s config for fleet mode (key and password files
+    /// made root-only); its state_dir stays where it was.
+    pub fn switch(world: &World, database: &str, extra: &str) {
         let key = world.dir.join("secret.key");
         write_root_only(&key, &format!("{FLEET_KEY}\n"));
         let pw = world.dir.join("db.password");
@@ -302,7 +309,6 @@ impl Server {
             key.display(),
             world.dir.join("otpgated.sock").display()
         ));
-        world
     }
 
     /// A server of `pg`'s fleet, its daemon running.

@@ -611,3 +611,150 @@ fn a_state_written_from_a_stale_version_is_refused_by_the_database() {
     let state = fleet::state_of(&f.pg, &u.name).unwrap();
     assert!(state.contains("failures = [3]"), "{state}");
 }
+
+#[test]
+fn migrate_moves_files_into_the_store_once_and_no_used_code_comes_back() {
+    let pg = Postgres::start();
+    let w = World::new();
+    let alice = TestUser::new(&w);
+    let bob = TestUser::new(&w);
+    let carol = TestUser::new(&w);
+    let codes = w.enroll_secret_with_recovery(&alice.name, Some(RFC_SECRET), 3);
+    w.enroll(&bob.name, RFC_SECRET);
+    w.enroll(&carol.name, RFC_SECRET);
+    w.login(&alice.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    w.login(&alice.name, &codes[0], T0).assert_ok();
+    // carol already has another enrollment in the store (another server).
+    let other = Server::start(&pg, "");
+    other
+        .world
+        .enroll(&carol.name, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+    drop(other);
+
+    Server::switch(&w, &pg.conninfo(), "");
+    let _daemon = fleet::Daemon::start(&w);
+    let dry = w.otpgate(&["migrate", "--dry-run"], "");
+    let text = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        text.contains(&format!("{}: would be moved", alice.name)),
+        "{text}"
+    );
+    assert!(text.contains("dry run: nothing was changed"), "{text}");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM otpgate_enrollments").trim(),
+        "1",
+        "a dry run changes nothing"
+    );
+    let out = w.otpgate(&["migrate"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{}: moved into the fleet store", bob.name)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}: the fleet store has another enrollment",
+            carol.name
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("moved 2, 0 already in the fleet store, 1 conflicting"),
+        "{text}"
+    );
+    assert_cli_error(&out, "were not moved");
+    let again = w.otpgate(&["migrate"], "");
+    let text = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        text.contains("moved 0, 2 already in the fleet store, 1 conflicting"),
+        "{text}"
+    );
+
+    // Moved with its state: the used code and recovery code stay used.
+    w.login(&alice.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_denied("already used");
+    w.login(&alice.name, &codes[0], T0 + 30)
+        .assert_denied("recovery code already used");
+    w.login(&alice.name, &codes[1], T0 + 30).assert_ok();
+    w.login(&alice.name, &code_at(RFC_SECRET, T0 + 60), T0 + 60)
+        .assert_ok();
+    w.login(&bob.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    // carol logs in with the store's enrollment, not her file's.
+    w.login(&carol.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_denied("wrong code");
+    // The files were left in place.
+    assert!(alice.secret_file().exists());
+}
+
+#[test]
+fn devices_and_recovery_codes_are_managed_in_the_store() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let token = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let out = f.a.world.add_device(&u.name, "token", token, &["--hotp"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    f.b.world.login(&u.name, &hotp_at(token, 0), T0).assert_ok();
+    f.a.world
+        .login(&u.name, &hotp_at(token, 0), T0)
+        .assert_denied("already used");
+    let list = cli_ok(
+        &f.b.world
+            .otpgate(&["device", "list", "--user", &u.name], ""),
+    );
+    assert!(list.contains("token") && list.contains("default"), "{list}");
+    let codes = recovery_codes_in(&cli_ok(
+        &f.b.world
+            .otpgate(&["recovery-codes", "--user", &u.name, "--count", "2"], ""),
+    ));
+    assert_eq!(codes.len(), 2);
+    f.a.world.login(&u.name, &codes[0], T0).assert_ok();
+    cli_ok(
+        &f.a.world
+            .otpgate(&["device", "remove", "token", "--user", &u.name], ""),
+    );
+    f.b.world
+        .login(&u.name, &hotp_at(token, 1), T0)
+        .assert_denied("wrong code");
+    let status = cli_ok(&f.b.world.otpgate(&["status", "--user", &u.name], ""));
+    assert!(status.contains("1 of 2 left"), "{status}");
+}
+
+#[test]
+fn a_real_sshd_on_server_b_accepts_an_enrollment_made_on_server_a() {
+    use otpgate_tests::sshd::Sshd;
+    let f = Fleet::new("");
+    let u = f.user();
+    u.set_password("fleet-Passw0rd");
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let line = format!(
+        "auth required {} config={}",
+        otpgate_tests::sshd::module_under_test().display(),
+        f.b.world.config.display()
+    );
+    let sshd = Sshd::start(
+        &f.b.world,
+        "fleet",
+        &["auth requisite pam_unix.so", &line],
+        "",
+    );
+    let code = code_at(RFC_SECRET, real_now());
+    let run = sshd.ssh(
+        &u.name,
+        None,
+        &[
+            ("Password:", "fleet-Passw0rd"),
+            ("Verification code:", &code),
+        ],
+    );
+    assert!(run.logged_in, "{run:#?}\n{}", sshd.log());
+    // The same code on server A's module is refused: used fleet-wide.
+    f.a.world
+        .login(&u.name, &code, real_now())
+        .assert_denied("already used");
+}
