@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the config parser, the secret/state-file parsers and the input
-# normalisers with cargo fuzz (libFuzzer), SECONDS per target (default 20).
+# Fuzzes the config parser, the secret/state-file parsers, the input
+# normalisers and otpgated's protocol with cargo fuzz (libFuzzer), SECONDS
+# per target (default 20).
 # A long run: bash scripts/fuzz.sh 3600. Crashes land in fuzz/artifacts/.
 # cargo fuzz needs nightly compiler flags; RUSTC_BOOTSTRAP=1 enables them on
 # the stable toolchain this project builds with.
@@ -15,7 +16,7 @@ fi
 cd fuzz
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
-for target in config secret_file input; do
+for target in config secret_file input protocol; do
     mkdir -p "corpus/$target"
     cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 2>&1 | grep -E '^Done|ERROR|panicked|SUMMARY' || true
