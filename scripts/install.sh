@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 . scripts/common.sh
 require_root install.sh "it installs packages and PAM files"
-step "1/4 Installing build packages with apt (build-essential, libpam0g-dev; about a minute on a fresh machine)"
-apt_install build-essential pkg-config libpam0g-dev ca-certificates
+step "1/4 Installing build packages with apt (build-essential, libpam0g-dev, libssl-dev; about a minute on a fresh machine)"
+apt_install build-essential pkg-config libpam0g-dev libssl-dev ca-certificates
 find_cargo install.sh
 
 step "2/4 Installing cargo-deb 3.8.0 from crates.io (once; about a minute, skipped when present)"

@@ -758,3 +758,35 @@ fn a_real_sshd_on_server_b_accepts_an_enrollment_made_on_server_a() {
         .login(&u.name, &code, real_now())
         .assert_denied("already used");
 }
+
+#[test]
+fn socket_activation_passes_the_listening_socket_to_the_daemon() {
+    let pg = Postgres::start();
+    let world = Server::configure(&pg.conninfo(), "");
+    let u = TestUser::new(&world);
+    let sock = fleet::socket_of(&world);
+    // systemd's own tool, as otpgated.socket would: it listens, and starts
+    // the daemon with the socket as fd 3 on the first connection.
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&sock)
+        .arg(fleet::daemon_path())
+        .arg("--config")
+        .arg(&world.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd)");
+    assert!(wait_until(Duration::from_secs(10), || sock.exists()));
+    world.enroll(&u.name, RFC_SECRET);
+    world
+        .login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_ok();
+    let _ = activator.kill();
+    let out = activator.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listening on the socket systemd passed"),
+        "{err}"
+    );
+}

@@ -95,6 +95,10 @@ fn install_enable_remove_purge_keep_pam_working() {
         "/usr/share/doc/otpgate/examples/pam.d-sshd-one-prompt",
         "/usr/share/doc/otpgate/examples/pam.d-openvpn",
         "/usr/share/doc/otpgate/examples/otpgate-one-prompt.conf",
+        "/usr/sbin/otpgated",
+        "/lib/systemd/system/otpgated.service",
+        "/lib/systemd/system/otpgated.socket",
+        "/usr/share/man/man8/otpgated.8.gz",
     ] {
         assert!(Path::new(f).exists(), "{f} missing");
     }
@@ -102,6 +106,21 @@ fn install_enable_remove_purge_keep_pam_working() {
     assert!(
         !common_auth().contains("pam_otpgate"),
         "installing must not switch the module on"
+    );
+    for unit in [
+        "/etc/systemd/system/sockets.target.wants/otpgated.socket",
+        "/etc/systemd/system/multi-user.target.wants/otpgated.service",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(unit).is_err(),
+            "installing must not enable fleet mode's daemon ({unit})"
+        );
+    }
+    let check = sh("/usr/sbin/otpgated --config /etc/otpgate/config.toml --check");
+    assert!(
+        !check.status.success()
+            && String::from_utf8_lossy(&check.stderr).contains("store = \"postgresql\""),
+        "the installed daemon says it serves fleet mode only: {check:?}"
     );
     assert!(service.login(&plain.name, &[PASSWORD]));
 
