@@ -181,3 +181,5 @@ median=$(printf '%s\n' "${audit_s[@]:1}" | sort -n | sed -n 2p)
 rows=$(grep -c "^$PREFIX" "$B/audit.txt" || true)
 /usr/bin/time -f '%M' -o "$B/audit.rss" "$ROOT/target/release/otpgate" --config "$B/config.toml" audit --json > /dev/null
 echo "otpgate audit: $rows enrolled accounts; first run ${audit_s[0]} s, then ${audit_s[*]:1} s (median $median s; goal < 0.3 s), peak RSS $(tail -n1 "$B/audit.rss") KiB"
+# Fleet mode (otpgated + PostgreSQL) against files: its own script.
+bash "$ROOT/scripts/bench-fleet.sh" 100

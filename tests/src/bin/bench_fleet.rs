@@ -1,0 +1,113 @@
+//! Benchmark helper (not a test): logins per second and latency through
+//! the login flow the module runs (`core::auth`), against the files engine
+//! and against fleet mode over two otpgated, with 1, 8 and 64 concurrent
+//! logins. Each login opens its store afresh, as the module does in each
+//! PAM call; each thread logs in as its own user with a fresh code each
+//! time (time moves 30 s per login). Run by scripts/bench-fleet.sh.
+//!
+//! usage: bench_fleet FILES_CONFIG FLEET_A_CONFIG FLEET_B_CONFIG USER_PREFIX LOGINS_PER_THREAD
+
+use otpgate_core::auth::{self, Conversation, Level, Log, NoHandoff, Outcome, Request};
+use otpgate_core::config::args::Mode;
+use otpgate_core::config::{Config, Source};
+use otpgate_core::otp::secret::Secret;
+use otpgate_core::otp::{TotpParams, totp};
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+struct Typed(String);
+
+impl Conversation for Typed {
+    fn ask_hidden(&mut self, _prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        Ok(Some(Zeroizing::new(self.0.clone().into_bytes())))
+    }
+    fn info(&mut self, _text: &str) {}
+    fn error(&mut self, _text: &str) {}
+}
+
+struct Quiet;
+
+impl Log for Quiet {
+    fn log(&mut self, _level: Level, _line: &str) {}
+}
+
+fn load(path: &str) -> Config {
+    Config::load(&Source::Explicit(path.into())).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 6 {
+        eprintln!("usage: bench_fleet FILES_CONFIG FLEET_A_CONFIG FLEET_B_CONFIG USER_PREFIX LOGINS_PER_THREAD");
+        std::process::exit(2);
+    }
+    let files = load(&args[1]);
+    let fleet = [load(&args[2]), load(&args[3])];
+    let prefix = &args[4];
+    let logins: u64 = args[5].parse().unwrap_or(50);
+    let secret = Secret::from_base32(SECRET).unwrap_or_else(|e| panic!("{e}"));
+    // Each run starts later than every code used before it.
+    let mut base = 1_800_000_000u64;
+    for concurrency in [1usize, 8, 64] {
+        for engine in ["files", "fleet"] {
+            let start = Instant::now();
+            let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..concurrency)
+                    .map(|t| {
+                        let config = if engine == "files" {
+                            &files
+                        } else {
+                            &fleet[t % 2]
+                        };
+                        let user = format!("{prefix}{t}");
+                        let secret = &secret;
+                        scope.spawn(move || {
+                            let mut times = Vec::new();
+                            for k in 1..=logins {
+                                let now = base + 30 * k;
+                                let code = totp(secret, &TotpParams::DEFAULT, now).to_string();
+                                let req = Request {
+                                    user: &user,
+                                    service: "bench",
+                                    rhost: None,
+                                };
+                                let t0 = Instant::now();
+                                let store = otpgate_core::store::open(config);
+                                let out = auth::authenticate_with(
+                                    config,
+                                    store.as_ref(),
+                                    &req,
+                                    Mode::Prompt,
+                                    &mut Typed(code),
+                                    &mut NoHandoff,
+                                    &mut Quiet,
+                                    now,
+                                );
+                                times.push(t0.elapsed().as_secs_f64() * 1000.0);
+                                assert_eq!(out, Outcome::Success, "{engine} {user} at {now}");
+                            }
+                            times
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_default())
+                    .collect()
+            });
+            let wall = start.elapsed().as_secs_f64();
+            latencies.sort_by(f64::total_cmp);
+            let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+            println!(
+                "fleet-bench engine={engine:<5} concurrency={concurrency:<2} logins={:<5} logins_per_s={:<7.0} p50_ms={:.2} p99_ms={:.2}",
+                latencies.len(),
+                latencies.len() as f64 / wall,
+                pct(0.50),
+                pct(0.99)
+            );
+            base += 30 * (logins + 1);
+        }
+    }
+}
