@@ -40,7 +40,9 @@ fn load(path: &str) -> Config {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 6 {
-        eprintln!("usage: bench_fleet FILES_CONFIG FLEET_A_CONFIG FLEET_B_CONFIG USER_PREFIX LOGINS_PER_THREAD");
+        eprintln!(
+            "usage: bench_fleet FILES_CONFIG FLEET_A_CONFIG FLEET_B_CONFIG USER_PREFIX LOGINS_PER_THREAD"
+        );
         std::process::exit(2);
     }
     let files = load(&args[1]);
@@ -99,7 +101,9 @@ fn main() {
             });
             let wall = start.elapsed().as_secs_f64();
             latencies.sort_by(f64::total_cmp);
-            let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+            let pct = |p: f64| {
+                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
+            };
             println!(
                 "fleet-bench engine={engine:<5} concurrency={concurrency:<2} logins={:<5} logins_per_s={:<7.0} p50_ms={:.2} p99_ms={:.2}",
                 latencies.len(),
