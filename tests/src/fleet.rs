@@ -93,7 +93,7 @@ impl Postgres {
         );
         let port = crate::sshd::free_port();
         let mut conf = format!(
-            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\n\
+            "listen_addresses = '*'\nport = {port}\nunix_socket_directories = '{}'\n\
              fsync = off\nmax_connections = 200\n",
             socket_dir.display()
         );
@@ -107,6 +107,12 @@ impl Postgres {
             ));
             ca = Some(made.join("ca.crt"));
         }
+        // Servers in their own network namespaces reach it over veth links.
+        let mut hba = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("pg_hba.conf"))
+            .unwrap();
+        std::io::Write::write_all(&mut hba, b"host all all 10.0.0.0/8 scram-sha-256\n").unwrap();
         let mut pgconf = std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
@@ -351,11 +357,23 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon for `world` and waits until its socket accepts.
     pub fn start(world: &World) -> Self {
+        Self::spawn(world, None)
+    }
+
+    fn spawn(world: &World, netns: Option<&str>) -> Self {
         let log = world
             .dir
             .join(format!("otpgated-{}.log", crate::unique("d")));
         let err = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new(daemon_path())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(daemon_path());
+                c
+            }
+            None => Command::new(daemon_path()),
+        };
+        let mut child = cmd
             .arg("--config")
             .arg(&world.config)
             .stdin(Stdio::null())
@@ -466,4 +484,96 @@ pub fn failures_in(state: &str) -> usize {
         .unwrap()
         .failures
         .len()
+}
+
+/// A network namespace joined to this one by a veth link: the namespace
+/// side is `10.N.0.2`, this side `10.N.0.1`. Removed when dropped.
+pub struct Netns {
+    pub name: String,
+    /// This side's interface (take it down to cut the link).
+    pub host_if: String,
+    pub host_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    pub fn new() -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        // 10.(200..250).(0..255).x: unique per process and namespace.
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let a = 200 + (std::process::id() % 50);
+        let b = n % 250;
+        let name = format!("ogf{}x{n}", std::process::id());
+        let host_if = format!("ogh{}x{n}", std::process::id() % 100_000);
+        let peer_if = format!("ogp{}x{n}", std::process::id() % 100_000);
+        let host_ip = format!("10.{a}.{b}.1");
+        let ns_ip = format!("10.{a}.{b}.2");
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+        ]);
+        ip(&["link", "set", &peer_if, "netns", &name]);
+        ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{ns_ip}/24"),
+            "dev",
+            &peer_if,
+        ]);
+        ip(&["-n", &name, "link", "set", &peer_if, "up"]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Self {
+            name,
+            host_if,
+            host_ip,
+        }
+    }
+
+    /// Cuts (`false`) or restores (`true`) the link: packets sent into a
+    /// down veth vanish, as on a black-holed network.
+    pub fn link(&self, up: bool) {
+        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+impl Daemon {
+    /// Starts the daemon for `world` inside network namespace `ns` (its
+    /// Unix socket, a file, is reachable from here).
+    pub fn start_in(world: &World, ns: &Netns) -> Self {
+        Self::spawn(world, Some(&ns.name))
+    }
 }

@@ -18,6 +18,14 @@ struct Fleet {
 
 impl Fleet {
     fn new(extra: &str) -> Self {
+        // Tests not about timeouts wait long: many clusters and daemons
+        // share the machine while the test binaries run in parallel.
+        let extra = if extra.contains("store_timeout") {
+            extra.to_string()
+        } else {
+            format!("store_timeout = 20\n{extra}")
+        };
+        let extra = extra.as_str();
         let pg = Postgres::start();
         let a = Server::start(&pg, extra);
         let b = Server::start(&pg, extra);
@@ -116,10 +124,17 @@ fn failures_count_once_each_and_a_lockout_holds_on_every_server() {
     let u = f.user();
     f.a.world.enroll(&u.name, RFC_SECRET);
     let wrong = wrong_code(RFC_SECRET, T0);
+    // One failure first, so the race is over an existing state row.
+    f.a.world
+        .login(&u.name, &wrong, T0)
+        .assert_denied("wrong code");
     let (ok, failed) =
         f.a.world
             .thread_race_on("otpgate-test,on-b", &u.name, &wrong, 10, T0);
     assert_eq!((ok, failed), (0, 10));
+    for d in [f.a.daemon(), f.b.daemon()] {
+        assert!(!d.logged().contains("unavailable"), "{}", d.logged());
+    }
     let state = fleet::state_of(&f.pg, &u.name).expect("a state row");
     assert_eq!(
         fleet::failures_in(&state),
@@ -789,4 +804,90 @@ fn socket_activation_passes_the_listening_socket_to_the_daemon() {
         err.contains("listening on the socket systemd passed"),
         "{err}"
     );
+}
+
+#[test]
+fn servers_in_their_own_network_namespaces_share_the_store_and_a_cut_link_fails_closed() {
+    let pg = Postgres::start();
+    let (na, nb) = (fleet::Netns::new(), fleet::Netns::new());
+    let over = |ns: &fleet::Netns| {
+        format!(
+            "host={} port={} dbname=otpgate user=otpgate sslmode=disable",
+            ns.host_ip, pg.port
+        )
+    };
+    let a = Server::configure(&over(&na), "store_timeout = 2\n");
+    let b = Server::configure(&over(&nb), "store_timeout = 2\n");
+    let da = fleet::Daemon::start_in(&a, &na);
+    let _db = fleet::Daemon::start_in(&b, &nb);
+    let u = TestUser::new(&a);
+    a.enroll(&u.name, RFC_SECRET);
+    b.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    a.login(&u.name, &code_at(RFC_SECRET, T0), T0)
+        .assert_denied("already used");
+    // Server A's link is cut: its pooled connection and any new one see
+    // nothing come back. Denied within store_timeout; B goes on.
+    na.link(false);
+    let start = Instant::now();
+    let cut = a.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30);
+    let took = start.elapsed();
+    cut.assert_code(PamCode::AuthInfoUnavail);
+    assert!(cut.said("Two-factor service unavailable"));
+    assert!(took < Duration::from_secs(2 + 2), "denied in {took:?}");
+    b.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
+        .assert_ok();
+    // The link back: A serves again without a restart.
+    na.link(true);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            a.login(&u.name, &code_at(RFC_SECRET, T0 + 60), T0 + 60)
+                .success
+        }),
+        "A did not recover: {}",
+        da.logged()
+    );
+    assert!(da.logged().contains("database unavailable"));
+}
+
+#[test]
+fn a_daemon_that_goes_away_mid_login_is_a_denial_never_a_sigpipe() {
+    use otpgate_core::fleet::protocol::{self, Response};
+    // A "daemon" that answers the first request with an enrollment and
+    // then closes: the module's next request is written to a closed socket.
+    let world = Server::configure("host=127.0.0.1 dbname=otpgate", "");
+    let u = TestUser::new(&world);
+    let listener = std::os::unix::net::UnixListener::bind(fleet::socket_of(&world)).unwrap();
+    let enrollment = otpgate_core::enrollment::Enrollment::new(
+        otpgate_core::otp::secret::Secret::from_base32(RFC_SECRET).unwrap(),
+        otpgate_core::otp::TotpParams::DEFAULT,
+        T0,
+    )
+    .unwrap()
+    .to_toml()
+    .unwrap();
+    let fake = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        protocol::read_frame(&mut conn).unwrap();
+        let answer = Response::Enrollment {
+            enrollment: Some(enrollment),
+        };
+        std::io::Write::write_all(&mut conn, &protocol::encode(&answer).unwrap()).unwrap();
+    });
+    // SIGPIPE at its default action, as in a host process that does not
+    // ignore it: a write(2) to the closed socket would kill pamtester.
+    let mut cmd = std::process::Command::new("env");
+    cmd.args([
+        "--default-signal=PIPE",
+        "pamtester",
+        "otpgate-test",
+        &u.name,
+        "authenticate",
+    ]);
+    world.pam_env(&mut cmd, T0);
+    let code = format!("{}\n", code_at(RFC_SECRET, T0));
+    let run = PamRun::from(run_pam_app(&mut cmd, code.as_bytes()));
+    fake.join().unwrap();
+    // pamtester lived to print its verdict: the module returned a denial.
+    run.assert_code(PamCode::AuthInfoUnavail);
+    run.assert_logged("two-factor service unavailable");
 }

@@ -100,7 +100,8 @@ impl DaemonStore {
             .set_write_timeout(Some(left))
             .and_then(|()| stream.set_read_timeout(Some(left)))
             .map_err(|e| self.unavailable(e))?;
-        protocol::write_message(stream, request).map_err(io)?;
+        let bytes = protocol::encode(request).map_err(io)?;
+        send_all(stream, &bytes).map_err(|e| io(FrameError::Io(e)))?;
         let payload = protocol::read_frame(stream).map_err(io)?;
         let response: Response = protocol::decode(&payload).map_err(io)?;
         match response {
@@ -246,6 +247,25 @@ impl DaemonStore {
             _ => Err(self.unexpected(&Request::Ping)),
         }
     }
+}
+
+/// Writes all of `bytes` with `MSG_NOSIGNAL`: a daemon that went away
+/// between two requests must be an error, never a SIGPIPE that kills the
+/// process the module runs in (sshd's, sudo's). std's `UnixStream` does
+/// the same today, but does not document it; the module depends on it, so
+/// it is said here (the fleet test with a vanishing daemon guards it).
+fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> std::io::Result<()> {
+    use nix::sys::socket::{MsgFlags, send};
+    use std::os::fd::AsRawFd;
+    while !bytes.is_empty() {
+        match send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 impl Store for DaemonStore {
