@@ -28,7 +28,8 @@ trap summary EXIT
 require_root test.sh "the end-to-end tests create users and load PAM modules"
 apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
     passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator \
-    openssh-server openssh-client sudo lintian openvpn openssl libssl-dev postgresql systemd iproute2
+    openssh-server openssh-client sudo lintian openvpn openssl libssl-dev postgresql systemd iproute2 \
+    python3-yubiotp
 find_cargo test.sh
 install_cargo_deb
 

@@ -21,7 +21,8 @@ pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fai
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "show the status")?;
     let store = store::open(&config);
-    let r = report::user_report(store.as_ref(), &account);
+    let mut r = report::user_report(store.as_ref(), &account);
+    r.apply_methods(&config);
     if json {
         outln!(
             "{}",
@@ -167,7 +168,10 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
         let names = fleet.list().map_err(|e| e.to_string())?;
         report::add_store_accounts(&mut accounts, &names);
     }
-    let rows: Vec<UserReport> = report::audit(&config, &accounts);
+    let mut rows: Vec<UserReport> = report::audit(&config, &accounts);
+    for r in &mut rows {
+        r.apply_methods(&config);
+    }
     if json {
         outln!(
             "{}",

@@ -20,9 +20,9 @@ use std::path::Path;
 
 #[derive(Subcommand)]
 pub enum DeviceCommand {
-    /// Add an authenticator: another phone app (TOTP) or a hardware token (--hotp).
+    /// Add an authenticator: another phone app (TOTP), a hardware token (--hotp), a YubiKey touch (--yubico-otp).
     #[command(
-        after_help = "Examples:\n  otpgate device add backup-phone\n  otpgate device add yubikey --hotp --secret - < key.txt\n  sudo otpgate device add token1 --user alice --hotp --secret - --no-confirm --counter 0"
+        after_help = "Examples:\n  otpgate device add backup-phone\n  otpgate device add token --hotp --secret - < key.txt\n  sudo otpgate device add token1 --user alice --hotp --secret - --no-confirm --counter 0\n  ykman otp yubiotp 1 --serial-public-id --generate-private-id --generate-key   # prints the ids and the key\n  otpgate device add yubikey --yubico-otp --public-id vvccccbhhlkr --private-id 5c2a8f10e3b4 --secret - < aes-key.hex\n  sudo otpgate device add yk --user alice --yubico-otp --public-id … --private-id … --secret - --no-confirm --counter 3"
     )]
     Add(AddArgs),
     /// List the authenticators of an enrollment.
@@ -53,13 +53,25 @@ pub struct AddArgs {
     #[arg(long, value_name = "NAME")]
     user: Option<String>,
     /// A counter-based (RFC 4226 HOTP) hardware token, e.g. a YubiKey OATH-HOTP slot.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "yubico_otp")]
     hotp: bool,
+    /// A YubiKey slot in Yubico OTP mode, validated here with the slot's AES
+    /// key (32 hex digits, given with --secret -): one touch types a code.
+    #[arg(long, requires_all = ["public_id", "private_id", "secret"])]
+    yubico_otp: bool,
+    /// Yubico OTP: the key's public id, 12 modhex characters (the start of what it types).
+    #[arg(long, value_name = "MODHEX", requires = "yubico_otp")]
+    public_id: Option<String>,
+    /// Yubico OTP: the slot's private id, 12 hex digits.
+    #[arg(long, value_name = "HEX", requires = "yubico_otp")]
+    private_id: Option<String>,
     /// The device's base32 secret ("-": from stdin). Required for --hotp;
-    /// for a TOTP app a new one is generated when omitted.
+    /// for a TOTP app a new one is generated when omitted. With
+    /// --yubico-otp: the slot's AES key, 32 hex digits (use "-").
     #[arg(long, value_name = "BASE32|-")]
     secret: Option<String>,
-    /// HOTP: the token's current counter (default 0).
+    /// HOTP: the token's current counter (default 0). Yubico OTP: refuse
+    /// OTPs with a usage counter below N.
     #[arg(long, value_name = "N", default_value_t = 0)]
     counter: u64,
     /// Code length, 6 to 8.
@@ -100,7 +112,8 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
             let account = admin::target_account(&caller, user.as_deref(), "list devices")?;
             let store = store::open(&config);
             enrolled(store.as_ref(), &account)?;
-            let r = report::user_report(store.as_ref(), &account);
+            let mut r = report::user_report(store.as_ref(), &account);
+            r.apply_methods(&config);
             if *json {
                 outln!(
                     "{}",
@@ -118,13 +131,18 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
                 for d in &r.devices {
                     let period = d.period.map_or("-".to_string(), |p| format!("{p} s"));
                     outln!(
-                        "{:<16} {:<5} {:<7} {:<7} {:<8} {}",
+                        "{:<16} {:<5} {:<7} {:<7} {:<8} {}{}",
                         for_terminal(&d.name),
                         d.kind,
                         for_terminal(&d.algorithm),
                         d.digits,
                         period,
-                        format_utc(d.created)
+                        format_utc(d.created),
+                        if d.enabled {
+                            ""
+                        } else {
+                            "  (disabled by policy: methods)"
+                        }
                     );
                 }
             }
@@ -170,7 +188,9 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
     let now = now()?;
     let algorithm = args.algorithm.unwrap_or(config.algorithm);
     let digits = args.digits.unwrap_or(config.digits);
-    let device = if args.hotp {
+    let device = if args.yubico_otp {
+        yubikey(args, now)?
+    } else if args.hotp {
         let secret = match args.secret.as_deref() {
             Some(s) => read_secret(s)?,
             None => return Err("an HOTP token comes with its secret: pass --secret - and paste the token's base32 key".into()),
@@ -232,6 +252,60 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
         account.name
     );
     Ok(())
+}
+
+/// A YubiKey slot from the arguments and the AES key on stdin, confirmed
+/// by a touch unless root said --no-confirm.
+fn yubikey(args: &AddArgs, now: u64) -> fail::Result<Device> {
+    let key = match args.secret.as_deref() {
+        Some("-") => term::read_line(if term::interactive() {
+            "AES key (32 hex digits): "
+        } else {
+            ""
+        })?
+        .ok_or("no AES key on standard input")?,
+        Some(_) => {
+            return Err(
+                "pass the AES key on standard input (--secret -), not on the command line where `ps` shows it"
+                    .into(),
+            );
+        }
+        None => return Err("--yubico-otp needs the slot's AES key: --secret - and the 32 hex digits on standard input".into()),
+    };
+    let counter = u32::try_from(args.counter).map_err(|_| "--counter is too large".to_string())?;
+    let (mut kind, secret) = devices::yubico_kind(
+        args.public_id.as_deref().unwrap_or_default(),
+        args.private_id.as_deref().unwrap_or_default(),
+        &key,
+        counter,
+    )?;
+    if !args.no_confirm {
+        let tries = admin::CONFIRM_TRIES;
+        let mut confirmed = None;
+        for attempt in 1..=tries {
+            let Some(otp) = term::read_line(&format!(
+                "Touch the YubiKey to type a code ({attempt} of {tries}): "
+            ))?
+            else {
+                break;
+            };
+            match devices::confirm_yubico(kind, &secret, &otp) {
+                Ok(k) => {
+                    confirmed = Some(k);
+                    break;
+                }
+                Err(why) => eprintln!("{why}"),
+            }
+        }
+        kind = confirmed
+            .ok_or("device not added: no valid touch of the key, and nothing was written")?;
+    }
+    Ok(Device {
+        name: args.name.clone(),
+        secret,
+        kind,
+        created: now,
+    })
 }
 
 /// Asks for a code from the token and returns the counter after it.

@@ -90,19 +90,22 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand migrate" -l dry-run -d '
 complete -c otpgate -n "__fish_otpgate_using_subcommand migrate" -s h -l help -d 'Print help'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -s h -l help -d 'Print help'
-complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "add" -d 'Add an authenticator: another phone app (TOTP) or a hardware token (--hotp)'
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "add" -d 'Add an authenticator: another phone app (TOTP), a hardware token (--hotp), a YubiKey touch (--yubico-otp)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "list" -d 'List the authenticators of an enrollment'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "remove" -d 'Remove an authenticator (asks a current code unless root)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l user -d 'Act for this user (root only)' -r
-complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l secret -d 'The device\'s base32 secret ("-": from stdin). Required for --hotp; for a TOTP app a new one is generated when omitted' -r
-complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l counter -d 'HOTP: the token\'s current counter (default 0)' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l public-id -d 'Yubico OTP: the key\'s public id, 12 modhex characters (the start of what it types)' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l private-id -d 'Yubico OTP: the slot\'s private id, 12 hex digits' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l secret -d 'The device\'s base32 secret ("-": from stdin). Required for --hotp; for a TOTP app a new one is generated when omitted. With --yubico-otp: the slot\'s AES key, 32 hex digits (use "-")' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l counter -d 'HOTP: the token\'s current counter (default 0). Yubico OTP: refuse OTPs with a usage counter below N' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l digits -d 'Code length, 6 to 8' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l period -d 'TOTP: seconds per code' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l algorithm -d 'HMAC hash: SHA1, SHA256 or SHA512' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l qr -d 'Where the QR code goes (TOTP): terminal, none, png=PATH or svg=PATH' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l hotp -d 'A counter-based (RFC 4226 HOTP) hardware token, e.g. a YubiKey OATH-HOTP slot'
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l yubico-otp -d 'A YubiKey slot in Yubico OTP mode, validated here with the slot\'s AES key (32 hex digits, given with --secret -): one touch types a code'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l no-confirm -d 'Do not ask for a code from the new device (root only)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from list" -l user -d 'Act for this user (root only)' -r
@@ -112,7 +115,7 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from remove" -l user -d 'Act for this user (root only)' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from remove" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
-complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add an authenticator: another phone app (TOTP) or a hardware token (--hotp)'
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add an authenticator: another phone app (TOTP), a hardware token (--hotp), a YubiKey touch (--yubico-otp)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the authenticators of an enrollment'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove an authenticator (asks a current code unless root)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -131,6 +134,6 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_see
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate device completions help" -f -a "completions" -d 'Print shell completions'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate device completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and __fish_seen_subcommand_from import" -f -a "google-authenticator" -d 'Read ~/.google_authenticator (google-authenticator-libpam): the app\'s entry keeps working'
-complete -c otpgate -n "__fish_otpgate_using_subcommand help; and __fish_seen_subcommand_from device" -f -a "add" -d 'Add an authenticator: another phone app (TOTP) or a hardware token (--hotp)'
+complete -c otpgate -n "__fish_otpgate_using_subcommand help; and __fish_seen_subcommand_from device" -f -a "add" -d 'Add an authenticator: another phone app (TOTP), a hardware token (--hotp), a YubiKey touch (--yubico-otp)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and __fish_seen_subcommand_from device" -f -a "list" -d 'List the authenticators of an enrollment'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and __fish_seen_subcommand_from device" -f -a "remove" -d 'Remove an authenticator (asks a current code unless root)'

@@ -984,3 +984,41 @@ pub fn hotp_at(secret: &str, counter: u64) -> String {
     let s = otpgate_core::otp::secret::Secret::from_base32(secret).unwrap();
     otpgate_core::otp::hotp(&s, otpgate_core::otp::Algorithm::SHA1, 6, counter).to_string()
 }
+
+/// Consecutive Yubico OTP touches of a simulated key from (usage, session),
+/// made by an independent implementation: Debian's python3-yubiotp
+/// (tests/helpers/yubiotp_gen.py).
+pub fn yubico_otps(
+    public: &str,
+    private: &str,
+    key: &str,
+    usage: u16,
+    session: u8,
+    n: usize,
+) -> Vec<String> {
+    // Debian's interpreter, where python3-yubiotp is installed.
+    let out = Command::new("/usr/bin/python3")
+        .arg(workspace().join("tests/helpers/yubiotp_gen.py"))
+        .args([
+            public,
+            private,
+            key,
+            &usage.to_string(),
+            &session.to_string(),
+            &n.to_string(),
+        ])
+        .output()
+        .expect("/usr/bin/python3 (with python3-yubiotp)");
+    assert!(
+        out.status.success(),
+        "yubiotp_gen.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(list.len(), n);
+    assert!(list.iter().all(|o| o.len() == 44 && o.starts_with(public)));
+    list
+}

@@ -229,7 +229,10 @@ fn a_stopped_database_denies_fast_and_clearly_and_the_daemon_recovers_by_itself(
     let down = f.a.world.login(&u.name, &code_at(RFC_SECRET, T0), T0);
     let took = start.elapsed();
     down.assert_code(PamCode::AuthInfoUnavail);
-    assert!(down.said("Two-factor service unavailable"), "{down:#?}");
+    assert!(
+        down.said(otpgate_core::auth::SERVICE_UNAVAILABLE),
+        "{down:#?}"
+    );
     down.assert_logged("two-factor service unavailable");
     assert!(
         !down.prompted(),
@@ -282,7 +285,7 @@ fn a_black_holed_database_denies_within_store_timeout() {
     let run = world.login(&u.name, "123456", T0);
     let took = start.elapsed();
     run.assert_code(PamCode::AuthInfoUnavail);
-    assert!(run.said("Two-factor service unavailable"));
+    assert!(run.said(otpgate_core::auth::SERVICE_UNAVAILABLE));
     assert!(took < Duration::from_secs(2 + 2), "denied in {took:?}");
     let check = fleet::check(&world);
     assert!(!check.status.success());
@@ -308,7 +311,7 @@ fn a_killed_daemon_denies_at_once_and_the_other_server_goes_on() {
     );
     run.assert_code(PamCode::AuthInfoUnavail);
     run.assert_logged("is the daemon running?");
-    assert!(run.said("Two-factor service unavailable"));
+    assert!(run.said(otpgate_core::auth::SERVICE_UNAVAILABLE));
     f.b.world
         .login(&u.name, &code_at(RFC_SECRET, T0), T0)
         .assert_ok();
@@ -832,7 +835,7 @@ fn servers_in_their_own_network_namespaces_share_the_store_and_a_cut_link_fails_
     let cut = a.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30);
     let took = start.elapsed();
     cut.assert_code(PamCode::AuthInfoUnavail);
-    assert!(cut.said("Two-factor service unavailable"));
+    assert!(cut.said(otpgate_core::auth::SERVICE_UNAVAILABLE));
     assert!(took < Duration::from_secs(2 + 2), "denied in {took:?}");
     b.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
         .assert_ok();
@@ -890,4 +893,44 @@ fn a_daemon_that_goes_away_mid_login_is_a_denial_never_a_sigpipe() {
     // pamtester lived to print its verdict: the module returned a denial.
     run.assert_code(PamCode::AuthInfoUnavail);
     run.assert_logged("two-factor service unavailable");
+}
+
+#[test]
+fn a_yubikey_added_on_one_server_logs_in_on_another_once() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let (public, private, key) = (
+        "vvccccbhhlkr",
+        "5c2a8f10e3b4",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    );
+    let out = f.a.world.add_device(
+        &u.name,
+        "yk",
+        key,
+        &[
+            "--yubico-otp",
+            "--public-id",
+            public,
+            "--private-id",
+            private,
+            "--counter",
+            "1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = yubico_otps(public, private, key, 1, 0, 2);
+    f.b.world.login(&u.name, &t[1], T0).assert_ok();
+    f.a.world
+        .login(&u.name, &t[1], T0)
+        .assert_denied("replay refused");
+    f.a.world
+        .login(&u.name, &t[0], T0)
+        .assert_denied("replay refused");
+    assert!(!f.pg.dump().contains(key), "the AES key is sealed too");
 }

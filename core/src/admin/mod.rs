@@ -177,7 +177,8 @@ pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window:
         crate::enrollment::DeviceKind::Totp(p) => {
             otp::typed_code_matches(&d.secret, &p, code, now, window)
         }
-        crate::enrollment::DeviceKind::Hotp { .. } => false,
+        crate::enrollment::DeviceKind::Hotp { .. }
+        | crate::enrollment::DeviceKind::YubicoOtp { .. } => false,
     })
 }
 

@@ -15,6 +15,8 @@ use std::path::Path;
 pub enum DeviceType {
     Totp,
     Hotp,
+    #[serde(rename = "yubico-otp")]
+    YubicoOtp,
 }
 
 impl std::fmt::Display for DeviceType {
@@ -22,6 +24,7 @@ impl std::fmt::Display for DeviceType {
         f.pad(match self {
             Self::Totp => "totp",
             Self::Hotp => "hotp",
+            Self::YubicoOtp => "yubico-otp",
         })
     }
 }
@@ -36,7 +39,13 @@ pub struct DeviceReport {
     pub digits: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub period: Option<u64>,
+    /// A YubiKey's public id (modhex), which routes its OTPs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_id: Option<String>,
     pub created: u64,
+    /// False when the config's `methods` leaves this kind out: it is
+    /// neither asked for nor accepted ("disabled by policy").
+    pub enabled: bool,
 }
 
 /// A user's 2FA status.
@@ -64,6 +73,21 @@ pub struct UserReport {
     /// A note about what could not be determined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+impl UserReport {
+    /// Marks what `config`'s `methods` leaves out as disabled by policy.
+    pub fn apply_methods(&mut self, config: &crate::config::Config) {
+        for d in &mut self.devices {
+            d.enabled = config.allows(&d.kind.to_string());
+        }
+        if self.recovery_codes_total.is_some() && !config.allows("recovery") {
+            self.note = Some(match self.note.take() {
+                Some(n) => format!("{n}; recovery codes disabled by policy (methods)"),
+                None => "recovery codes disabled by policy (methods)".into(),
+            });
+        }
+    }
 }
 
 /// Builds the report for one account.
@@ -109,7 +133,9 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                 algorithm: p.algorithm().to_string(),
                 digits: p.digits(),
                 period: Some(p.period()),
+                public_id: None,
                 created: d.created,
+                enabled: true,
             },
             DeviceKind::Hotp {
                 algorithm, digits, ..
@@ -119,7 +145,19 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                 algorithm: algorithm.to_string(),
                 digits,
                 period: None,
+                public_id: None,
                 created: d.created,
+                enabled: true,
+            },
+            DeviceKind::YubicoOtp { public_id, .. } => DeviceReport {
+                name: d.name.clone(),
+                kind: DeviceType::YubicoOtp,
+                algorithm: "AES-128".into(),
+                digits: crate::otp::yubico::OTP_LEN as u8,
+                period: None,
+                public_id: Some(crate::otp::yubico::modhex_encode(&public_id)),
+                created: d.created,
+                enabled: true,
             },
         })
         .collect();
@@ -170,9 +208,22 @@ impl UserReport {
             out.push_str(&format!("Enrolled since:  {}\n", format_utc(t)));
         }
         for d in &self.devices {
+            let off = if d.enabled {
+                ""
+            } else {
+                " - disabled by policy (methods)"
+            };
+            if let Some(id) = &d.public_id {
+                out.push_str(&format!(
+                    "Device:          {} (YubiKey, Yubico OTP, public id {}){off}\n",
+                    e(&d.name),
+                    e(id)
+                ));
+                continue;
+            }
             let period = d.period.map_or(String::new(), |p| format!(", {p} s"));
             out.push_str(&format!(
-                "Device:          {} ({}, {}, {} digits{period})\n",
+                "Device:          {} ({}, {}, {} digits{period}){off}\n",
                 e(&d.name),
                 d.kind.to_string().to_uppercase(),
                 e(&d.algorithm),

@@ -31,8 +31,7 @@ pub(super) fn deny_locked(until: u64, conv: &mut dyn Conversation, ctx: &mut Ctx
 }
 
 /// Shown when the fleet store's daemon or database cannot answer in time.
-pub const SERVICE_UNAVAILABLE: &str =
-    "Two-factor service unavailable: try again in a minute; if it persists, tell an administrator.";
+pub const SERVICE_UNAVAILABLE: &str = "Login refused: two-factor service unavailable. Try again in a minute; if it persists, tell an administrator.";
 
 /// Denies because the store failed: tells the user when its service is
 /// down (fleet mode), logs why. Never a pass.
@@ -55,6 +54,8 @@ pub const WRONG_CODE: &str = "Wrong code.";
 pub const CODE_USED: &str = "This code was already used; wait for the next one.";
 /// A recovery code that was already used.
 pub const RECOVERY_USED: &str = "This recovery code was already used; each works only once.";
+/// None of the user's authenticators is allowed (`methods`) for this service.
+pub const NO_METHOD: &str = "None of your authenticators may be used here; ask an administrator.";
 /// A reply that is no code at all.
 pub const NOT_A_CODE: &str =
     "That is not a code: type the code from your authenticator app, or a recovery code.";
@@ -70,7 +71,7 @@ pub const FORWARD_NOT_ASKED: &str =
 /// same reply, so the answer reveals nothing about the account.
 pub(super) fn tell_unknown(reply: &[u8], conv: &mut dyn Conversation) {
     match input::classify(reply) {
-        Input::Code(_) | Input::Recovery(_) => conv.error(WRONG_CODE),
+        Input::Code(_) | Input::Recovery(_) | Input::YubicoOtp(_) => conv.error(WRONG_CODE),
         Input::Empty | Input::Invalid(_) => conv.error(NOT_A_CODE),
     }
 }
@@ -145,6 +146,20 @@ pub(super) fn report(
         Verdict::Unusable(why) => {
             conv.error(NOT_A_CODE);
             deny_line(ctx, Level::Notice, why);
+            Outcome::AuthErr
+        }
+        Verdict::WrongOtp(why) => {
+            conv.error(WRONG_CODE);
+            deny_line(ctx, Level::Notice, &format!("wrong YubiKey OTP: {why}"));
+            Outcome::AuthErr
+        }
+        Verdict::NoMethod => {
+            conv.error(NO_METHOD);
+            deny_line(
+                ctx,
+                Level::Warning,
+                "no device or recovery code of this user is allowed by `methods` here",
+            );
             Outcome::AuthErr
         }
         Verdict::Locked { until } => deny_locked(until, conv, ctx),

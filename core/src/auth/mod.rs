@@ -16,8 +16,8 @@ pub mod verify;
 
 pub use forward::{Handoff, Kept, NoHandoff};
 pub use messages::{
-    CODE_USED, FORWARD_NOT_ASKED, FORWARD_REFUSED, NOT_A_CODE, NOT_ENROLLED, RECOVERY_USED,
-    WRONG_CODE,
+    CODE_USED, FORWARD_NOT_ASKED, FORWARD_REFUSED, NO_METHOD, NOT_A_CODE, NOT_ENROLLED,
+    RECOVERY_USED, SERVICE_UNAVAILABLE, WRONG_CODE,
 };
 pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 

@@ -37,7 +37,7 @@ impl Shapes {
     /// The shapes of this enrollment's devices and recovery codes.
     pub fn of(enrollment: &Enrollment) -> Self {
         Self::new(
-            enrollment.devices.iter().map(|d| d.kind.digits()),
+            enrollment.devices.iter().filter_map(|d| d.kind.digits()),
             enrollment.recovery.is_some(),
         )
     }

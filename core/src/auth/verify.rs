@@ -36,6 +36,12 @@ pub enum Verdict {
     Locked { until: u64 },
     /// The recovery codes could not be checked (a set otpgate did not write).
     RecoveryBroken(String),
+    /// A YubiKey OTP that is not a valid touch of one of the user's keys;
+    /// the reason is safe to log.
+    WrongOtp(&'static str),
+    /// None of the user's devices (nor recovery codes) is allowed by
+    /// `methods` for this service.
+    NoMethod,
 }
 
 impl Verdict {
@@ -49,6 +55,7 @@ impl Verdict {
         matches!(
             self,
             Self::Wrong
+                | Self::WrongOtp(_)
                 | Self::Replayed { .. }
                 | Self::RecoveryUsed
                 | Self::ResyncNeeded { .. }
@@ -65,6 +72,7 @@ impl Verdict {
                 | Self::ResyncNeeded { .. }
                 | Self::Locked { .. }
                 | Self::RecoveryBroken(_)
+                | Self::NoMethod
         )
     }
 }
@@ -148,7 +156,10 @@ pub fn decide(
     let mut replayed = None;
     let mut resync = None;
     for device in &enrollment.devices {
-        if usize::from(device.kind.digits()) != code.len() {
+        let Some(digits) = device.kind.digits() else {
+            continue;
+        };
+        if usize::from(digits) != code.len() {
             continue;
         }
         let fingerprint = device.secret.fingerprint();
@@ -206,6 +217,8 @@ pub fn decide(
                     }
                 }
             }
+            // Types no digits (skipped above).
+            DeviceKind::YubicoOtp { .. } => {}
         }
     }
     match (resync, replayed) {
@@ -213,6 +226,66 @@ pub fn decide(
         (None, Some(device)) => Verdict::Replayed { device },
         (None, None) => Verdict::Wrong,
     }
+}
+
+/// Decides on a Yubico OTP: routed by its public id to the user's key with
+/// that id, decrypted with its AES key, CRC and private id checked, and its
+/// (usage, session) counters strictly above the last accepted pair (kept
+/// under the key's fingerprint, like a TOTP step). Pure, like [`decide`].
+pub fn decide_yubico(
+    enrollment: &Enrollment,
+    state: &mut UserState,
+    otp: &str,
+    now: u64,
+) -> Verdict {
+    use crate::otp::yubico;
+    let Some(public) = yubico::public_id(otp) else {
+        return Verdict::WrongOtp("not a Yubico OTP");
+    };
+    let mut fault = "no YubiKey with this public id is enrolled";
+    for device in &enrollment.devices {
+        let DeviceKind::YubicoOtp {
+            public_id,
+            private_id,
+            initial,
+        } = device.kind
+        else {
+            continue;
+        };
+        if yubico::modhex_encode(&public_id) != public {
+            continue;
+        }
+        let Ok(key) = <[u8; 16]>::try_from(device.secret.as_bytes()).map(zeroize::Zeroizing::new)
+        else {
+            fault = "the YubiKey's stored AES key is not 16 bytes";
+            continue;
+        };
+        let touch = match yubico::open(otp, &key, &private_id) {
+            Ok(t) => t,
+            Err(yubico::OtpFault::Crc) => {
+                fault = "the Yubico OTP does not decrypt with the key's AES key (bad CRC)";
+                continue;
+            }
+            Err(yubico::OtpFault::PrivateId) => {
+                fault = "the Yubico OTP's private id does not match the key's";
+                continue;
+            }
+            Err(yubico::OtpFault::Shape) => continue,
+        };
+        let fingerprint = device.secret.fingerprint();
+        let mut mem = state.devices.get(&fingerprint).cloned().unwrap_or_default();
+        let last = mem.last_step.unwrap_or(0).max(u64::from(initial));
+        let order = u64::from(touch.order());
+        if order <= last {
+            return Verdict::Replayed {
+                device: device.name.clone(),
+            };
+        }
+        mem.last_step = Some(order);
+        state.devices.insert(fingerprint, mem);
+        return accept(state, &device.name, order, now);
+    }
+    Verdict::WrongOtp(fault)
 }
 
 fn accept(state: &mut UserState, device: &str, matched: u64, now: u64) -> Verdict {
@@ -264,6 +337,29 @@ fn recovery_hash(
     }
 }
 
+/// The part of `enrollment` that `methods` allows: devices of the allowed
+/// kinds, and recovery codes if "recovery" is allowed. Borrowed when
+/// everything is allowed (the usual case: no copy).
+pub fn allowed<'a>(
+    config: &Config,
+    enrollment: &'a Enrollment,
+) -> std::borrow::Cow<'a, Enrollment> {
+    let devices_ok = enrollment
+        .devices
+        .iter()
+        .all(|d| config.allows(d.kind.method()));
+    let recovery_ok = enrollment.recovery.is_none() || config.allows("recovery");
+    if devices_ok && recovery_ok {
+        return std::borrow::Cow::Borrowed(enrollment);
+    }
+    let mut only = enrollment.clone();
+    only.devices.retain(|d| config.allows(d.kind.method()));
+    if !config.allows("recovery") {
+        only.recovery = None;
+    }
+    std::borrow::Cow::Owned(only)
+}
+
 /// Checks one classified reply under the user's lock: the lockout first,
 /// then the devices, then (only if needed) one recovery-code hash.
 fn check_reply(
@@ -280,6 +376,9 @@ fn check_reply(
         Ok(hash) => decide_recovery(enrollment, st, hash.as_deref(), now),
         Err(e) => Verdict::RecoveryBroken(e.to_string()),
     };
+    if enrollment.devices.is_empty() && enrollment.recovery.is_none() {
+        return Verdict::NoMethod;
+    }
     match input {
         Input::Empty => Verdict::Unusable("empty code"),
         Input::Invalid(why) => Verdict::Unusable(why),
@@ -288,6 +387,10 @@ fn check_reply(
             v => v,
         },
         Input::Recovery(_) => recovery(st),
+        Input::YubicoOtp(_) if !config.allows("yubico-otp") => {
+            Verdict::WrongOtp("YubiKey OTPs are not allowed here (`methods`)")
+        }
+        Input::YubicoOtp(otp) => decide_yubico(enrollment, st, otp, now),
     }
 }
 
@@ -319,10 +422,11 @@ pub(super) fn verify(
     // Only needed to remember an address (a hash of every device's secret).
     let credentials = remember_ip.map(|_| enrollment.credentials_fingerprint());
     let mut lock_started = None;
+    let usable = allowed(config, enrollment);
     let verdict = store.update(account, |st| {
         st.clamp(now, Limits::of(config));
         adopt_legacy(enrollment, st);
-        let verdict = check_reply(config, enrollment, st, &input, now);
+        let verdict = check_reply(config, &usable, st, &input, now);
         if verdict.accepted() {
             st.clear_failures();
             if let (Some(ip), Some(credentials)) = (remember_ip, &credentials) {
@@ -593,5 +697,136 @@ mod tests {
             Verdict::RecoveryUsed
         );
         assert_eq!(decide_recovery(&e, &mut st, None, NOW), Verdict::Wrong);
+    }
+}
+
+#[cfg(test)]
+mod yubico_tests {
+    use super::*;
+    use crate::enrollment::Device;
+    use crate::otp::TotpParams;
+    use crate::otp::secret::Secret;
+    use crate::otp::yubico::make;
+
+    const KEY: [u8; 16] = [0x42; 16];
+    const PUBLIC: [u8; 6] = [1, 2, 3, 4, 5, 6];
+    const PRIVATE: [u8; 6] = [9, 8, 7, 6, 5, 4];
+
+    fn with_key(initial: u32) -> Enrollment {
+        let mut e = Enrollment::new(
+            Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
+            TotpParams::DEFAULT,
+            1,
+        )
+        .unwrap();
+        e.devices.push(Device {
+            name: "yubikey".into(),
+            secret: Secret::from_bytes(KEY.to_vec()).unwrap(),
+            kind: DeviceKind::YubicoOtp {
+                public_id: PUBLIC,
+                private_id: PRIVATE,
+                initial,
+            },
+            created: 1,
+        });
+        e
+    }
+
+    #[test]
+    fn a_touch_is_accepted_once_and_only_newer_ones_after_it() {
+        let e = with_key(0);
+        let mut st = UserState::default();
+        let first = make(&KEY, &PUBLIC, &PRIVATE, 3, 0);
+        assert!(
+            matches!(decide_yubico(&e, &mut st, &first, 10), Verdict::Device { ref name, .. } if name == "yubikey")
+        );
+        assert!(
+            matches!(
+                decide_yubico(&e, &mut st, &first, 11),
+                Verdict::Replayed { .. }
+            ),
+            "replayed"
+        );
+        let older = make(&KEY, &PUBLIC, &PRIVATE, 2, 9);
+        assert!(
+            matches!(
+                decide_yubico(&e, &mut st, &older, 12),
+                Verdict::Replayed { .. }
+            ),
+            "an older session"
+        );
+        let next_touch = make(&KEY, &PUBLIC, &PRIVATE, 3, 1);
+        assert!(matches!(
+            decide_yubico(&e, &mut st, &next_touch, 13),
+            Verdict::Device { .. }
+        ));
+        let replug = make(&KEY, &PUBLIC, &PRIVATE, 4, 0);
+        assert!(matches!(
+            decide_yubico(&e, &mut st, &replug, 14),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn the_starting_counter_refuses_what_came_before_it() {
+        let e = with_key(5 << 8);
+        let mut st = UserState::default();
+        let old = make(&KEY, &PUBLIC, &PRIVATE, 5, 0);
+        assert!(matches!(
+            decide_yubico(&e, &mut st, &old, 10),
+            Verdict::Replayed { .. }
+        ));
+        let new = make(&KEY, &PUBLIC, &PRIVATE, 5, 1);
+        assert!(matches!(
+            decide_yubico(&e, &mut st, &new, 10),
+            Verdict::Device { .. }
+        ));
+    }
+
+    #[test]
+    fn wrong_public_id_key_or_private_id_is_a_wrong_otp_with_the_reason() {
+        let e = with_key(0);
+        let mut st = UserState::default();
+        for (otp, why) in [
+            (
+                make(&KEY, &[6; 6], &PRIVATE, 3, 0),
+                "no YubiKey with this public id",
+            ),
+            (make(&[1; 16], &PUBLIC, &PRIVATE, 3, 0), "bad CRC"),
+            (make(&KEY, &PUBLIC, &[0; 6], 3, 0), "private id"),
+        ] {
+            let v = decide_yubico(&e, &mut st, &otp, 10);
+            assert!(
+                matches!(v, Verdict::WrongOtp(w) if w.contains(why)),
+                "{v:?}"
+            );
+        }
+        assert_eq!(st, UserState::default(), "nothing recorded");
+    }
+
+    #[test]
+    fn methods_leave_out_devices_and_recovery_codes() {
+        let e = with_key(0);
+        let mut config = Config::default();
+        assert!(matches!(
+            allowed(&config, &e),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        config.methods = vec!["totp".into()];
+        let only = allowed(&config, &e);
+        assert_eq!(only.devices.len(), 1);
+        let mut st = UserState::default();
+        let otp = make(&KEY, &PUBLIC, &PRIVATE, 3, 0);
+        let input = crate::otp::input::classify(otp.as_bytes());
+        assert!(matches!(
+            check_reply(&config, &only, &mut st, &input, 10),
+            Verdict::WrongOtp(_)
+        ));
+        config.methods = vec!["recovery".into()];
+        let none = allowed(&config, &e);
+        assert!(matches!(
+            check_reply(&config, &none, &mut st, &input, 10),
+            Verdict::NoMethod
+        ));
     }
 }

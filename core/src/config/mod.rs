@@ -20,6 +20,11 @@ pub const MAX_CONFIG_SIZE: u64 = 256 * 1024;
 pub const PROMPTS_RANGE: std::ops::RangeInclusive<u8> = 1..=5;
 /// Largest accepted `window` (steps on each side of now).
 pub const MAX_WINDOW: u32 = 10;
+/// Methods allowed unless the config says otherwise (`methods`).
+pub const DEFAULT_METHODS: &[&str] = &["totp", "hotp", "yubico-otp", "recovery"];
+/// Every method `methods` may name.
+pub const KNOWN_METHODS: &[&str] = &["totp", "hotp", "yubico-otp", "recovery", "email", "sms"];
+
 /// Seconds a login may wait for the daemon and the database (`store_timeout`).
 pub const STORE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=30;
 
@@ -101,6 +106,10 @@ pub struct Config {
     pub daemon_socket: PathBuf,
     /// Fleet mode: seconds a login waits for the daemon and the database (1–30).
     pub store_timeout: u64,
+    /// The kinds of authenticator accepted (a per-service module argument:
+    /// `methods=totp,recovery`). A device of another kind is neither asked
+    /// for nor accepted.
+    pub methods: Vec<String>,
 }
 
 impl Default for Config {
@@ -135,6 +144,7 @@ impl Default for Config {
             secret_key_file: PathBuf::from("/etc/otpgate/secret.key"),
             daemon_socket: PathBuf::from("/run/otpgate/otpgated.sock"),
             store_timeout: 5,
+            methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
         }
     }
 }
@@ -406,6 +416,27 @@ impl Config {
             }
         }
         self.validate_store(source)?;
+        if self.methods.is_empty() {
+            return Err(value(
+                source,
+                "methods",
+                "allows nothing, so nobody could log in; name at least one of totp, hotp, yubico-otp, recovery",
+            ));
+        }
+        if let Some(bad) = self
+            .methods
+            .iter()
+            .find(|m| !KNOWN_METHODS.contains(&m.as_str()))
+        {
+            return Err(value(
+                source,
+                "methods",
+                format!(
+                    "\"{bad}\" is not a method; known: {}",
+                    KNOWN_METHODS.join(", ")
+                ),
+            ));
+        }
         if !PROMPTS_RANGE.contains(&self.prompts) {
             return Err(value(
                 source,
@@ -470,6 +501,11 @@ impl Config {
     pub fn check_system(&self) -> Result<(), crate::policy::GroupError> {
         crate::policy::check_groups("enforce_groups", &self.enforce_groups)?;
         crate::policy::check_groups("exempt_groups", &self.exempt_groups)
+    }
+
+    /// Whether `methods` allows `method` ("totp", "recovery"…).
+    pub fn allows(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
     }
 
     /// The parameters new enrollments get.

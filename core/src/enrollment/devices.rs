@@ -132,6 +132,73 @@ pub fn hotp_counter(
         .find(|c| otp::codes_equal(&code, &otp::hotp(secret, algorithm, digits, *c)))
 }
 
+/// A YubiKey slot as `otpgate device add --yubico-otp` is given it: the
+/// public id (modhex), the private id and the AES key (hex). Each refusal
+/// says what to pass instead.
+pub fn yubico_kind(
+    public_id: &str,
+    private_id: &str,
+    aes_key_hex: &str,
+    counter: u32,
+) -> Result<(DeviceKind, Secret), String> {
+    let public = crate::otp::yubico::modhex_decode(public_id.trim())
+        .and_then(|b| <[u8; 6]>::try_from(b).ok())
+        .ok_or("--public-id: give the key's 12-character public id in modhex (the first 12 characters it types, letters cbdefghijklnrtuv)")?;
+    let private = super::decode_hex(private_id.trim())
+        .and_then(|b| <[u8; 6]>::try_from(b).ok())
+        .ok_or("--private-id: give the slot's private id as 12 hexadecimal digits (as `ykman otp yubiotp` printed it)")?;
+    let key = zeroize::Zeroizing::new(
+        super::decode_hex(aes_key_hex.trim())
+            .filter(|k| k.len() == 16)
+            .ok_or("the AES key must be 32 hexadecimal digits on standard input (as `ykman otp yubiotp --generate-key` printed it)")?,
+    );
+    if counter >= 1 << 15 {
+        return Err("--counter: a YubiKey's usage counter is below 32768".into());
+    }
+    let secret = Secret::from_bytes(key.to_vec()).map_err(|e| e.to_string())?;
+    // OTPs before usage counter `counter` (session 0) are refused.
+    let initial = (counter << 8).saturating_sub(1);
+    Ok((
+        DeviceKind::YubicoOtp {
+            public_id: public,
+            private_id: private,
+            initial,
+        },
+        secret,
+    ))
+}
+
+/// Checks a touch typed to confirm a new YubiKey; the device with its
+/// starting counter set past that touch (so it cannot be used again).
+pub fn confirm_yubico(kind: DeviceKind, secret: &Secret, otp: &str) -> Result<DeviceKind, String> {
+    use crate::otp::yubico;
+    let DeviceKind::YubicoOtp {
+        public_id,
+        private_id,
+        initial,
+    } = kind
+    else {
+        return Err("not a YubiKey".into());
+    };
+    let otp = otp.trim().to_ascii_lowercase();
+    if yubico::public_id(&otp) != Some(yubico::modhex_encode(&public_id)) {
+        return Err("that is not an OTP of a key with this public id; check --public-id, then touch the key again".into());
+    }
+    let key = <[u8; 16]>::try_from(secret.as_bytes())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| "the AES key is not 16 bytes".to_string())?;
+    let touch = yubico::open(&otp, &key, &private_id)
+        .map_err(|e| format!("{e}; check the AES key and --private-id"))?;
+    if touch.order() <= initial {
+        return Err("that OTP is older than --counter allows; touch the key again".into());
+    }
+    Ok(DeviceKind::YubicoOtp {
+        public_id,
+        private_id,
+        initial: touch.order(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

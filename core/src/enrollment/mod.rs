@@ -68,13 +68,34 @@ pub enum DeviceKind {
         digits: u8,
         initial: u64,
     },
+    /// A YubiKey slot in Yubico OTP mode, validated offline: the device's
+    /// secret is the slot's AES-128 key. `initial` is the (usage, session)
+    /// order ([`crate::otp::yubico::Touch::order`]) of the last OTP seen
+    /// when it was added: only later ones are accepted.
+    YubicoOtp {
+        public_id: [u8; 6],
+        private_id: [u8; 6],
+        initial: u32,
+    },
 }
 
 impl DeviceKind {
-    pub fn digits(&self) -> u8 {
+    /// The length of the device's digit codes (`None`: a YubiKey types a
+    /// 44-character OTP, not digits).
+    pub fn digits(&self) -> Option<u8> {
         match self {
-            Self::Totp(p) => p.digits(),
-            Self::Hotp { digits, .. } => *digits,
+            Self::Totp(p) => Some(p.digits()),
+            Self::Hotp { digits, .. } => Some(*digits),
+            Self::YubicoOtp { .. } => None,
+        }
+    }
+
+    /// The name `methods` knows this kind by.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Totp(_) => "totp",
+            Self::Hotp { .. } => "hotp",
+            Self::YubicoOtp { .. } => "yubico-otp",
         }
     }
 }
@@ -223,18 +244,45 @@ struct RawDevice {
     #[serde(rename = "type")]
     kind: String,
     secret: Zeroizing<String>,
-    algorithm: Algorithm,
-    digits: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    algorithm: Option<Algorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digits: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     period: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     counter: Option<u64>,
+    /// yubico-otp: the key's public id, modhex (12 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public_id: Option<String>,
+    /// yubico-otp: the slot's private id, hex (12 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    private_id: Option<String>,
     created: u64,
 }
 
 #[derive(Deserialize)]
 struct VersionProbe {
     version: Option<toml::Value>,
+}
+
+/// Hex digits to bytes (`None`: odd length or not hex).
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+/// Bytes as lower-case hex digits.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a device name: 1–32 characters of `[A-Za-z0-9._-]`.
@@ -384,9 +432,16 @@ impl Enrollment {
             device: d.name.clone(),
             why,
         };
+        let digit_params = |what: &str| match (d.algorithm, d.digits, &d.public_id, &d.private_id) {
+            (Some(a), Some(n), None, None) => Ok((a, n)),
+            _ => Err(shape(format!(
+                "a {what} device needs `algorithm` and `digits`, and no `public_id` or `private_id`"
+            ))),
+        };
         let kind = match (d.kind.as_str(), d.period, d.counter) {
             ("totp", Some(period), None) => {
-                DeviceKind::Totp(TotpParams::new(d.algorithm, d.digits, period).map_err(otp)?)
+                let (a, n) = digit_params("totp")?;
+                DeviceKind::Totp(TotpParams::new(a, n, period).map_err(otp)?)
             }
             ("hotp", None, Some(counter)) if counter > MAX_HOTP_COUNTER => {
                 return Err(FormatError::Counter {
@@ -395,10 +450,11 @@ impl Enrollment {
                 });
             }
             ("hotp", None, Some(counter)) => {
-                TotpParams::new(d.algorithm, d.digits, 30).map_err(otp)?;
+                let (a, n) = digit_params("hotp")?;
+                TotpParams::new(a, n, 30).map_err(otp)?;
                 DeviceKind::Hotp {
-                    algorithm: d.algorithm,
-                    digits: d.digits,
+                    algorithm: a,
+                    digits: n,
                     initial: counter,
                 }
             }
@@ -412,12 +468,60 @@ impl Enrollment {
                     "a hotp device needs `counter` and no `period`".into(),
                 ));
             }
+            ("yubico-otp", None, counter) => {
+                if d.algorithm.is_some() || d.digits.is_some() {
+                    return Err(shape(
+                        "a yubico-otp device has no `algorithm` or `digits`".into(),
+                    ));
+                }
+                let public = d
+                    .public_id
+                    .as_deref()
+                    .and_then(crate::otp::yubico::modhex_decode)
+                    .and_then(|b| <[u8; 6]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        shape("`public_id` must be 12 modhex characters (cbdefghijklnrtuv)".into())
+                    })?;
+                let private = d
+                    .private_id
+                    .as_deref()
+                    .and_then(decode_hex)
+                    .and_then(|b| <[u8; 6]>::try_from(b).ok())
+                    .ok_or_else(|| shape("`private_id` must be 12 hexadecimal digits".into()))?;
+                let initial = u32::try_from(counter.unwrap_or(0))
+                    .ok()
+                    .filter(|c| *c < 1 << 23)
+                    .ok_or_else(|| shape("`counter` is beyond what a YubiKey counts".into()))?;
+                DeviceKind::YubicoOtp {
+                    public_id: public,
+                    private_id: private,
+                    initial,
+                }
+            }
+            ("yubico-otp", _, _) => {
+                return Err(shape("a yubico-otp device has no `period`".into()));
+            }
             (other, _, _) => {
                 return Err(shape(format!(
-                    "type \"{other}\" is not \"totp\" or \"hotp\""
+                    "type \"{other}\" is not \"totp\", \"hotp\" or \"yubico-otp\""
                 )));
             }
         };
+        if let DeviceKind::YubicoOtp { .. } = kind {
+            let secret = parse_secret(&d.secret, &format!("{what} `secret`"))?;
+            if secret.len() != 16 {
+                return Err(shape(
+                    "the AES key of a yubico-otp device is 16 bytes (32 hex digits when added)"
+                        .into(),
+                ));
+            }
+            return Ok(Device {
+                secret,
+                name: d.name,
+                kind,
+                created: d.created,
+            });
+        }
         Ok(Device {
             secret: parse_secret(&d.secret, &format!("{what} `secret`"))?,
             name: d.name,
@@ -446,24 +550,44 @@ impl Enrollment {
             devices: others
                 .iter()
                 .map(|d| {
-                    let (algorithm, digits, period, counter) = match d.kind {
-                        DeviceKind::Totp(p) => (p.algorithm(), p.digits(), Some(p.period()), None),
+                    let mut raw = RawDevice {
+                        name: d.name.clone(),
+                        kind: d.kind.method().into(),
+                        secret: d.secret.to_base32(),
+                        algorithm: None,
+                        digits: None,
+                        period: None,
+                        counter: None,
+                        public_id: None,
+                        private_id: None,
+                        created: d.created,
+                    };
+                    match d.kind {
+                        DeviceKind::Totp(p) => {
+                            raw.algorithm = Some(p.algorithm());
+                            raw.digits = Some(p.digits());
+                            raw.period = Some(p.period());
+                        }
                         DeviceKind::Hotp {
                             algorithm,
                             digits,
                             initial,
-                        } => (algorithm, digits, None, Some(initial)),
-                    };
-                    RawDevice {
-                        name: d.name.clone(),
-                        kind: if counter.is_some() { "hotp" } else { "totp" }.into(),
-                        secret: d.secret.to_base32(),
-                        algorithm,
-                        digits,
-                        period,
-                        counter,
-                        created: d.created,
+                        } => {
+                            raw.algorithm = Some(algorithm);
+                            raw.digits = Some(digits);
+                            raw.counter = Some(initial);
+                        }
+                        DeviceKind::YubicoOtp {
+                            public_id,
+                            private_id,
+                            initial,
+                        } => {
+                            raw.public_id = Some(crate::otp::yubico::modhex_encode(&public_id));
+                            raw.private_id = Some(encode_hex(&private_id));
+                            raw.counter = Some(u64::from(initial));
+                        }
                     }
+                    raw
                 })
                 .collect(),
         };

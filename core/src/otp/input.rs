@@ -15,6 +15,8 @@ pub enum Input {
     Code(Zeroizing<String>),
     /// Something shaped like a recovery code.
     Recovery(RecoveryCode),
+    /// 44 modhex characters: a YubiKey's touch (Yubico OTP), lower case.
+    YubicoOtp(Zeroizing<String>),
     /// Nothing but spaces and dashes.
     Empty,
     /// Neither; the reason is safe to log (it never contains the input).
@@ -50,9 +52,14 @@ pub fn classify(raw: &[u8]) -> Input {
     if len_ok && compact.bytes().all(|b| b.is_ascii_digit()) {
         return Input::Code(compact);
     }
+    if crate::otp::yubico::looks_like_otp(&compact) {
+        return Input::YubicoOtp(Zeroizing::new(compact.to_ascii_lowercase()));
+    }
     match RecoveryCode::parse(text) {
         Some(code) => Input::Recovery(code),
-        None => Input::Invalid("the reply is neither a 6-8 digit code nor a recovery code"),
+        None => Input::Invalid(
+            "the reply is neither a 6-8 digit code, a YubiKey OTP nor a recovery code",
+        ),
     }
 }
 
@@ -72,6 +79,19 @@ mod tests {
         assert!(matches!(classify(b"abcd-efgh-jkmn"), Input::Recovery(_)));
         assert!(matches!(classify(b"ABCD EFGH JKMN"), Input::Recovery(_)));
         assert!(matches!(classify(b"1234-5678-9012"), Input::Recovery(_)));
+    }
+
+    #[test]
+    fn a_yubikey_touch_is_recognised_by_its_shape() {
+        let otp = "ccccccbcgujhingjrdejhgfnuetrgigvejhhgbkugded";
+        assert!(matches!(classify(otp.as_bytes()), Input::YubicoOtp(o) if *o == otp));
+        let upper = otp.to_ascii_uppercase();
+        assert!(matches!(classify(upper.as_bytes()), Input::YubicoOtp(o) if *o == otp));
+        assert!(matches!(classify(&otp.as_bytes()[..43]), Input::Invalid(_)));
+        assert!(matches!(
+            classify(otp.replace('c', "a").as_bytes()),
+            Input::Invalid(_)
+        ));
     }
 
     #[test]

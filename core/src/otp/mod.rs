@@ -5,6 +5,7 @@ pub mod input;
 pub mod recovery;
 pub mod secret;
 pub mod uri;
+pub mod yubico;
 
 use crate::otp::secret::Secret;
 use serde::{Deserialize, Serialize};

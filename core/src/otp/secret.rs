@@ -62,6 +62,16 @@ impl Secret {
         Ok(Self(bytes))
     }
 
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true (a secret has at least MIN_SECRET_BYTES).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Wraps raw bytes (used by tests and RFC vectors), enforcing the size limits.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, SecretError> {
         let secret = Self(bytes);
