@@ -26,10 +26,12 @@ trap summary EXIT
 
 . scripts/common.sh
 require_root test.sh "the end-to-end tests create users and load PAM modules"
+# postfix is the real MTA of the e-mail code tests: local delivery only.
+echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections
 apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
     passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator \
     openssh-server openssh-client sudo lintian openvpn openssl libssl-dev postgresql systemd iproute2 \
-    python3-yubiotp
+    python3-yubiotp postfix
 find_cargo test.sh
 install_cargo_deb
 

@@ -59,6 +59,12 @@ pub struct AddArgs {
     /// key (32 hex digits, given with --secret -): one touch types a code.
     #[arg(long, requires_all = ["public_id", "private_id", "secret"])]
     yubico_otp: bool,
+    /// Codes sent by e-mail to this address (press Enter at the prompt to get one).
+    #[arg(long, value_name = "ADDRESS", conflicts_with_all = ["hotp", "yubico_otp", "sms"])]
+    email: Option<String>,
+    /// Codes sent by SMS to this number, in E.164 form (+4915112345678).
+    #[arg(long, value_name = "+NUMBER", conflicts_with_all = ["hotp", "yubico_otp"])]
+    sms: Option<String>,
     /// Yubico OTP: the key's public id, 12 modhex characters (the start of what it types).
     #[arg(long, value_name = "MODHEX", requires = "yubico_otp")]
     public_id: Option<String>,
@@ -188,7 +194,9 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
     let now = now()?;
     let algorithm = args.algorithm.unwrap_or(config.algorithm);
     let digits = args.digits.unwrap_or(config.digits);
-    let device = if args.yubico_otp {
+    let device = if args.email.is_some() || args.sms.is_some() {
+        sent_device(config, args, now)?
+    } else if args.yubico_otp {
         yubikey(args, now)?
     } else if args.hotp {
         let secret = match args.secret.as_deref() {
@@ -252,6 +260,54 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
         account.name
     );
     Ok(())
+}
+
+/// An e-mail or SMS device, confirmed with a code sent there unless root
+/// said --no-confirm.
+fn sent_device(
+    config: &otpgate_core::config::Config,
+    args: &AddArgs,
+    now: u64,
+) -> fail::Result<Device> {
+    use otpgate_core::otp::sent::Target;
+    let kind = match (&args.email, &args.sms) {
+        (Some(a), _) => DeviceKind::Email(Target::email(a).map_err(|e| format!("--email: {e}"))?),
+        (_, Some(n)) => DeviceKind::Sms(Target::phone(n).map_err(|e| format!("--sms: {e}"))?),
+        _ => return Err("--email or --sms is needed".to_string().into()),
+    };
+    if !args.no_confirm {
+        let code = devices::send_confirmation(config, kind).map_err(|why| {
+            format!("device not added: the confirmation code could not be sent ({why})")
+        })?;
+        let tries = admin::CONFIRM_TRIES;
+        let mut ok = false;
+        for attempt in 1..=tries {
+            let Some(typed) = term::read_line(&format!(
+                "Code sent to {} ({attempt} of {tries}): ",
+                kind.target().map(|t| t.masked()).unwrap_or_default()
+            ))?
+            else {
+                break;
+            };
+            if otpgate_core::otp::codes_equal(typed.trim(), &code) {
+                ok = true;
+                break;
+            }
+            eprintln!("That is not the code that was sent.");
+        }
+        if !ok {
+            return Err(
+                "device not added: the code sent was not typed back, and nothing was written"
+                    .into(),
+            );
+        }
+    }
+    Ok(Device {
+        name: args.name.clone(),
+        secret: Secret::generate().map_err(|e| e.to_string())?,
+        kind,
+        created: now,
+    })
 }
 
 /// A YubiKey slot from the arguments and the AES key on stdin, confirmed

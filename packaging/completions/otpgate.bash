@@ -241,13 +241,21 @@ _otpgate() {
             return 0
             ;;
         otpgate__subcmd__device__subcmd__add)
-            opts="-h --user --hotp --yubico-otp --public-id --private-id --secret --counter --digits --period --algorithm --qr --no-confirm --config --help"
+            opts="-h --user --hotp --yubico-otp --email --sms --public-id --private-id --secret --counter --digits --period --algorithm --qr --no-confirm --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --email)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -95,6 +95,8 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_s
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "remove" -d 'Remove an authenticator (asks a current code unless root)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and not __fish_seen_subcommand_from add list remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l user -d 'Act for this user (root only)' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l email -d 'Codes sent by e-mail to this address (press Enter at the prompt to get one)' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l sms -d 'Codes sent by SMS to this number, in E.164 form (+4915112345678)' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l public-id -d 'Yubico OTP: the key\'s public id, 12 modhex characters (the start of what it types)' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l private-id -d 'Yubico OTP: the slot\'s private id, 12 hex digits' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand device; and __fish_seen_subcommand_from add" -l secret -d 'The device\'s base32 secret ("-": from stdin). Required for --hotp; for a TOTP app a new one is generated when omitted. With --yubico-otp: the slot\'s AES key, 32 hex digits (use "-")' -r

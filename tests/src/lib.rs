@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 pub use otpgate_core;
 
 pub mod fleet;
+pub mod mail;
 pub mod openvpn;
 pub mod sshd;
 

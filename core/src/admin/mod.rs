@@ -178,7 +178,9 @@ pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window:
             otp::typed_code_matches(&d.secret, &p, code, now, window)
         }
         crate::enrollment::DeviceKind::Hotp { .. }
-        | crate::enrollment::DeviceKind::YubicoOtp { .. } => false,
+        | crate::enrollment::DeviceKind::YubicoOtp { .. }
+        | crate::enrollment::DeviceKind::Email(_)
+        | crate::enrollment::DeviceKind::Sms(_) => false,
     })
 }
 

@@ -17,6 +17,8 @@ pub enum DeviceType {
     Hotp,
     #[serde(rename = "yubico-otp")]
     YubicoOtp,
+    Email,
+    Sms,
 }
 
 impl std::fmt::Display for DeviceType {
@@ -25,6 +27,8 @@ impl std::fmt::Display for DeviceType {
             Self::Totp => "totp",
             Self::Hotp => "hotp",
             Self::YubicoOtp => "yubico-otp",
+            Self::Email => "email",
+            Self::Sms => "sms",
         })
     }
 }
@@ -42,6 +46,9 @@ pub struct DeviceReport {
     /// A YubiKey's public id (modhex), which routes its OTPs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_id: Option<String>,
+    /// Where an e-mail or SMS device's codes are sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     pub created: u64,
     /// False when the config's `methods` leaves this kind out: it is
     /// neither asked for nor accepted ("disabled by policy").
@@ -134,6 +141,7 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                 digits: p.digits(),
                 period: Some(p.period()),
                 public_id: None,
+                address: None,
                 created: d.created,
                 enabled: true,
             },
@@ -146,6 +154,7 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                 digits,
                 period: None,
                 public_id: None,
+                address: None,
                 created: d.created,
                 enabled: true,
             },
@@ -156,6 +165,22 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                 digits: crate::otp::yubico::OTP_LEN as u8,
                 period: None,
                 public_id: Some(crate::otp::yubico::modhex_encode(&public_id)),
+                address: None,
+                created: d.created,
+                enabled: true,
+            },
+            DeviceKind::Email(t) | DeviceKind::Sms(t) => DeviceReport {
+                name: d.name.clone(),
+                kind: if matches!(d.kind, DeviceKind::Email(_)) {
+                    DeviceType::Email
+                } else {
+                    DeviceType::Sms
+                },
+                algorithm: "sent".into(),
+                digits: crate::otp::sent::SENT_DIGITS as u8,
+                period: None,
+                public_id: None,
+                address: Some(t.as_str().to_string()),
                 created: d.created,
                 enabled: true,
             },
@@ -213,6 +238,19 @@ impl UserReport {
             } else {
                 " - disabled by policy (methods)"
             };
+            if let Some(to) = &d.address {
+                let how = if d.kind == DeviceType::Email {
+                    "code by e-mail to"
+                } else {
+                    "code by SMS to"
+                };
+                out.push_str(&format!(
+                    "Device:          {} ({how} {}){off}\n",
+                    e(&d.name),
+                    e(to)
+                ));
+                continue;
+            }
             if let Some(id) = &d.public_id {
                 out.push_str(&format!(
                     "Device:          {} (YubiKey, Yubico OTP, public id {}){off}\n",

@@ -54,6 +54,9 @@ pub const WRONG_CODE: &str = "Wrong code.";
 pub const CODE_USED: &str = "This code was already used; wait for the next one.";
 /// A recovery code that was already used.
 pub const RECOVERY_USED: &str = "This recovery code was already used; each works only once.";
+/// A code sent by e-mail or SMS typed too late.
+pub const SENT_EXPIRED: &str =
+    "That code has expired: log in again and press Enter at the prompt for a new one.";
 /// None of the user's authenticators is allowed (`methods`) for this service.
 pub const NO_METHOD: &str = "None of your authenticators may be used here; ask an administrator.";
 /// A reply that is no code at all.
@@ -151,6 +154,15 @@ pub(super) fn report(
         Verdict::WrongOtp(why) => {
             conv.error(WRONG_CODE);
             deny_line(ctx, Level::Notice, &format!("wrong YubiKey OTP: {why}"));
+            Outcome::AuthErr
+        }
+        Verdict::SentExpired => {
+            conv.error(SENT_EXPIRED);
+            deny_line(
+                ctx,
+                Level::Notice,
+                "the code sent was typed after it expired",
+            );
             Outcome::AuthErr
         }
         Verdict::NoMethod => {

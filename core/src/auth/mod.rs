@@ -11,6 +11,7 @@
 mod forward;
 mod gate;
 mod messages;
+mod send;
 pub mod split;
 pub mod verify;
 
@@ -87,6 +88,10 @@ pub(crate) struct Ctx<'l> {
     log: &'l mut dyn Log,
     prefix: String,
     debug: bool,
+    /// This PAM call's random id: a code sent by e-mail or SMS is bound to
+    /// it, so it works for this login only ("" if the OS had no randomness:
+    /// then nothing is sent).
+    pub(crate) request: String,
 }
 
 pub(crate) fn quote(s: &str) -> String {
@@ -104,6 +109,7 @@ impl<'l> Ctx<'l> {
                 req.rhost.map_or_else(|| "-".to_string(), quote)
             ),
             debug,
+            request: crate::otp::sent::new_request().unwrap_or_default(),
         }
     }
 
@@ -266,6 +272,27 @@ impl Line<'_> {
                     Ok(r) => r,
                     Err(outcome) => return outcome,
                 },
+            };
+            // An empty answer from a user with an e-mail or SMS device
+            // asks for a code to be sent there; the next answer is checked.
+            let reply = match (&source, &prompted) {
+                (
+                    Source::Ask,
+                    Prompted::Enrolled {
+                        account,
+                        enrollment,
+                    },
+                ) if crate::otp::input::compact(&String::from_utf8_lossy(&reply)).is_empty() => {
+                    match send::offer(self, account, enrollment, conv, ctx) {
+                        send::Offer::Nothing => reply,
+                        send::Offer::Prompt(prompt) => match ask(conv, &prompt, ctx) {
+                            Ok(r) => r,
+                            Err(outcome) => return outcome,
+                        },
+                        send::Offer::Denied(outcome) => return outcome,
+                    }
+                }
+                _ => reply,
             };
             let again = tried < tries;
             match self.decide(&prompted, &reply, conv, ctx, again) {

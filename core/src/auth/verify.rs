@@ -42,6 +42,8 @@ pub enum Verdict {
     /// None of the user's devices (nor recovery codes) is allowed by
     /// `methods` for this service.
     NoMethod,
+    /// The code sent by e-mail or SMS expired before it was typed.
+    SentExpired,
 }
 
 impl Verdict {
@@ -56,6 +58,7 @@ impl Verdict {
             self,
             Self::Wrong
                 | Self::WrongOtp(_)
+                | Self::SentExpired
                 | Self::Replayed { .. }
                 | Self::RecoveryUsed
                 | Self::ResyncNeeded { .. }
@@ -73,6 +76,7 @@ impl Verdict {
                 | Self::Locked { .. }
                 | Self::RecoveryBroken(_)
                 | Self::NoMethod
+                | Self::SentExpired
         )
     }
 }
@@ -217,8 +221,9 @@ pub fn decide(
                     }
                 }
             }
-            // Types no digits (skipped above).
-            DeviceKind::YubicoOtp { .. } => {}
+            // Types no digits (skipped above); sent codes are checked
+            // against the pending one.
+            DeviceKind::YubicoOtp { .. } | DeviceKind::Email(_) | DeviceKind::Sms(_) => {}
         }
     }
     match (resync, replayed) {
@@ -337,6 +342,46 @@ fn recovery_hash(
     }
 }
 
+/// Whether a code sent by e-mail or SMS waits for this very request.
+fn sent_pending(st: &UserState, request: &str) -> bool {
+    !request.is_empty() && st.pending.as_ref().is_some_and(|p| p.request == request)
+}
+
+/// Checks a typed code against the one sent for this request (used once,
+/// three tries, until it expires). A code sent for another login never
+/// gets here.
+pub fn decide_sent(
+    enrollment: &Enrollment,
+    st: &mut UserState,
+    request: &str,
+    code: &str,
+    now: u64,
+) -> Verdict {
+    use crate::otp::sent;
+    let device_of = |fp: &str| {
+        enrollment
+            .devices
+            .iter()
+            .find(|d| d.kind.target().is_some() && d.secret.fingerprint() == fp)
+    };
+    let name = st
+        .pending
+        .as_ref()
+        .and_then(|p| device_of(&p.device))
+        .map(|d| d.name.clone());
+    match sent::check(
+        &mut st.pending,
+        |fp| device_of(fp).map(|d| d.secret.clone()),
+        request,
+        code,
+        now,
+    ) {
+        sent::Check::Accepted => accept(st, name.as_deref().unwrap_or("sent"), 0, now),
+        sent::Check::Expired => Verdict::SentExpired,
+        sent::Check::Wrong | sent::Check::NonePending => Verdict::Wrong,
+    }
+}
+
 /// The part of `enrollment` that `methods` allows: devices of the allowed
 /// kinds, and recovery codes if "recovery" is allowed. Borrowed when
 /// everything is allowed (the usual case: no copy).
@@ -367,6 +412,7 @@ fn check_reply(
     enrollment: &Enrollment,
     st: &mut UserState,
     input: &Input,
+    request: &str,
     now: u64,
 ) -> Verdict {
     if let Some(until) = st.locked_at(now) {
@@ -382,6 +428,9 @@ fn check_reply(
     match input {
         Input::Empty => Verdict::Unusable("empty code"),
         Input::Invalid(why) => Verdict::Unusable(why),
+        Input::Code(code) if sent_pending(st, request) => {
+            decide_sent(enrollment, st, request, code, now)
+        }
         Input::Code(code) => match decide(enrollment, st, code, now, Tolerance::of(config)) {
             Verdict::Wrong if enrollment.recovery.is_some() => recovery(st),
             v => v,
@@ -426,7 +475,7 @@ pub(super) fn verify(
     let verdict = store.update(account, |st| {
         st.clamp(now, Limits::of(config));
         adopt_legacy(enrollment, st);
-        let verdict = check_reply(config, &usable, st, &input, now);
+        let verdict = check_reply(config, &usable, st, &input, &ctx.request, now);
         if verdict.accepted() {
             st.clear_failures();
             if let (Some(ip), Some(credentials)) = (remember_ip, &credentials) {
@@ -819,13 +868,13 @@ mod yubico_tests {
         let otp = make(&KEY, &PUBLIC, &PRIVATE, 3, 0);
         let input = crate::otp::input::classify(otp.as_bytes());
         assert!(matches!(
-            check_reply(&config, &only, &mut st, &input, 10),
+            check_reply(&config, &only, &mut st, &input, "r", 10),
             Verdict::WrongOtp(_)
         ));
         config.methods = vec!["recovery".into()];
         let none = allowed(&config, &e);
         assert!(matches!(
-            check_reply(&config, &none, &mut st, &input, 10),
+            check_reply(&config, &none, &mut st, &input, "r", 10),
             Verdict::NoMethod
         ));
     }

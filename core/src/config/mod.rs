@@ -110,6 +110,16 @@ pub struct Config {
     /// `methods=totp,recovery`). A device of another kind is neither asked
     /// for nor accepted.
     pub methods: Vec<String>,
+    /// E-mail codes: the local MTA's sendmail interface, run as
+    /// `COMMAND -i -- ADDRESS` with the message on stdin (never a shell).
+    pub mail_command: PathBuf,
+    /// SMS codes: an administrator's gateway program (absolute, root-owned,
+    /// not writable by group or others), run as `COMMAND NUMBER` with the
+    /// message on stdin, as nobody, with an empty environment, killed after
+    /// 10 s. "": no SMS.
+    pub sms_command: String,
+    /// Codes sent to one user within 15 minutes, at most.
+    pub send_limit: u32,
 }
 
 impl Default for Config {
@@ -145,6 +155,9 @@ impl Default for Config {
             daemon_socket: PathBuf::from("/run/otpgate/otpgated.sock"),
             store_timeout: 5,
             methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
+            mail_command: PathBuf::from("/usr/sbin/sendmail"),
+            sms_command: String::new(),
+            send_limit: 3,
         }
     }
 }
@@ -416,6 +429,22 @@ impl Config {
             }
         }
         self.validate_store(source)?;
+        paths::check_plain_absolute(&self.mail_command)
+            .map_err(|e| value(source, "mail_command", e.to_string()))?;
+        if !self.sms_command.is_empty() {
+            paths::check_plain_absolute(Path::new(&self.sms_command))
+                .map_err(|e| value(source, "sms_command", e.to_string()))?;
+        }
+        if !(1..=20).contains(&self.send_limit) {
+            return Err(value(
+                source,
+                "send_limit",
+                format!(
+                    "{} is out of range; allowed: 1 to 20 codes per 15 minutes",
+                    self.send_limit
+                ),
+            ));
+        }
         if self.methods.is_empty() {
             return Err(value(
                 source,

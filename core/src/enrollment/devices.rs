@@ -168,6 +168,32 @@ pub fn yubico_kind(
     ))
 }
 
+/// Sends a confirmation code for a new e-mail or SMS device; the code (to
+/// be typed back). The message says what it is for.
+pub fn send_confirmation(
+    config: &crate::config::Config,
+    kind: DeviceKind,
+) -> Result<zeroize::Zeroizing<String>, String> {
+    let code = crate::otp::sent::new_code()?;
+    let body = format!(
+        "Your otpgate confirmation code is {}.\nType it where `otpgate device add` asks for it. If you did not add this address or number, ignore this message.\n",
+        code.as_str()
+    );
+    match kind {
+        DeviceKind::Email(to) => crate::sys::send::email(
+            &config.mail_command,
+            &to,
+            &format!(
+                "To: {}\nSubject: otpgate confirmation code\nContent-Type: text/plain; charset=UTF-8\n\n{body}",
+                to.as_str()
+            ),
+        )?,
+        DeviceKind::Sms(to) => crate::sys::send::sms(&config.sms_command, &to, &body)?,
+        _ => return Err("codes are only sent to e-mail and SMS devices".into()),
+    }
+    Ok(code)
+}
+
 /// Checks a touch typed to confirm a new YubiKey; the device with its
 /// starting counter set past that touch (so it cannot be used again).
 pub fn confirm_yubico(kind: DeviceKind, secret: &Secret, otp: &str) -> Result<DeviceKind, String> {

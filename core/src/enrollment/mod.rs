@@ -77,6 +77,11 @@ pub enum DeviceKind {
         private_id: [u8; 6],
         initial: u32,
     },
+    /// Codes sent by e-mail to this address when the user asks (an empty
+    /// answer at the prompt); the device's secret keys the code's hash.
+    Email(crate::otp::sent::Target),
+    /// Codes sent by SMS to this number, through `sms_command`.
+    Sms(crate::otp::sent::Target),
 }
 
 impl DeviceKind {
@@ -86,7 +91,15 @@ impl DeviceKind {
         match self {
             Self::Totp(p) => Some(p.digits()),
             Self::Hotp { digits, .. } => Some(*digits),
-            Self::YubicoOtp { .. } => None,
+            Self::YubicoOtp { .. } | Self::Email(_) | Self::Sms(_) => None,
+        }
+    }
+
+    /// Where codes are sent, for the kinds that send them.
+    pub fn target(&self) -> Option<&crate::otp::sent::Target> {
+        match self {
+            Self::Email(t) | Self::Sms(t) => Some(t),
+            _ => None,
         }
     }
 
@@ -96,6 +109,8 @@ impl DeviceKind {
             Self::Totp(_) => "totp",
             Self::Hotp { .. } => "hotp",
             Self::YubicoOtp { .. } => "yubico-otp",
+            Self::Email(_) => "email",
+            Self::Sms(_) => "sms",
         }
     }
 }
@@ -258,6 +273,9 @@ struct RawDevice {
     /// yubico-otp: the slot's private id, hex (12 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     private_id: Option<String>,
+    /// email, sms: where codes are sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    address: Option<String>,
     created: u64,
 }
 
@@ -501,9 +519,27 @@ impl Enrollment {
             ("yubico-otp", _, _) => {
                 return Err(shape("a yubico-otp device has no `period`".into()));
             }
+            (kind @ ("email" | "sms"), None, None)
+                if d.algorithm.is_none()
+                    && d.digits.is_none()
+                    && d.public_id.is_none()
+                    && d.private_id.is_none() =>
+            {
+                let address = d.address.as_deref().unwrap_or_default();
+                if kind == "email" {
+                    DeviceKind::Email(crate::otp::sent::Target::email(address).map_err(shape)?)
+                } else {
+                    DeviceKind::Sms(crate::otp::sent::Target::phone(address).map_err(shape)?)
+                }
+            }
+            (kind @ ("email" | "sms"), _, _) => {
+                return Err(shape(format!(
+                    "an {kind} device has only `address`, `secret` and `created`"
+                )));
+            }
             (other, _, _) => {
                 return Err(shape(format!(
-                    "type \"{other}\" is not \"totp\", \"hotp\" or \"yubico-otp\""
+                    "type \"{other}\" is not \"totp\", \"hotp\", \"yubico-otp\", \"email\" or \"sms\""
                 )));
             }
         };
@@ -560,6 +596,7 @@ impl Enrollment {
                         counter: None,
                         public_id: None,
                         private_id: None,
+                        address: d.kind.target().map(|t| t.as_str().to_string()),
                         created: d.created,
                     };
                     match d.kind {
@@ -586,6 +623,7 @@ impl Enrollment {
                             raw.private_id = Some(encode_hex(&private_id));
                             raw.counter = Some(u64::from(initial));
                         }
+                        DeviceKind::Email(_) | DeviceKind::Sms(_) => {}
                     }
                     raw
                 })

@@ -4,6 +4,7 @@
 pub mod input;
 pub mod recovery;
 pub mod secret;
+pub mod sent;
 pub mod uri;
 pub mod yubico;
 

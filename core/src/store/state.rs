@@ -178,6 +178,12 @@ pub struct UserState {
     /// Version-1 memory still to be mapped onto secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy: Option<Legacy>,
+    /// A code sent by e-mail or SMS, waiting to be typed (hashed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<crate::otp::sent::Pending>,
+    /// When codes were sent (within the last 15 minutes: `send_limit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sends: Vec<u64>,
 }
 
 impl Default for UserState {
@@ -193,6 +199,8 @@ impl Default for UserState {
             locked_until: None,
             remembered: Vec::new(),
             legacy: None,
+            pending: None,
+            sends: Vec::new(),
         }
     }
 }

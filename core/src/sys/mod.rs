@@ -6,3 +6,4 @@ pub mod clock;
 pub mod fs;
 pub mod identity;
 pub mod paths;
+pub mod send;

@@ -1,0 +1,358 @@
+//! Codes by e-mail (a real postfix delivering to /var/mail) and by SMS (a
+//! gateway script the test provides), end to end through the real module:
+//! an empty answer sends a code, the next answer is checked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use otpgate_tests::mail::{codes_in, codes_mailed, ensure_mta, mailbox};
+use otpgate_tests::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+/// How each expect script ends: the program's end, its exit status.
+const END: &str = "expect {\n  eof {}\n  timeout { exit 3 }\n}\ncatch wait result\nexit [lindex $result 3]\n";
+
+/// A world whose users may use e-mail and SMS codes, `extra` config added.
+fn world(extra: &str) -> World {
+    let w = World::new();
+    w.set_config(&format!(
+        "methods = [\"totp\", \"recovery\", \"email\", \"sms\"]\n{extra}"
+    ));
+    w
+}
+
+/// A user with an app and an e-mail device for their local mailbox.
+fn user_with_email(w: &World) -> TestUser {
+    ensure_mta();
+    let u = w.enrolled_user();
+    let _ = std::fs::remove_file(mailbox(&u.name));
+    add(w, &u, &["--email", &format!("{}@localhost", u.name)]);
+    u
+}
+
+fn add(w: &World, u: &TestUser, how: &[&str]) {
+    let mut args = vec!["device", "add", "sent", "--user", &u.name, "--no-confirm"];
+    args.extend_from_slice(how);
+    let out = w.otpgate(&args, "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Logs in through pamtester in a pseudo-terminal: Enter at the prompt,
+/// then, once the "Code sent" prompt shows, whatever `fetch` (a shell
+/// command) prints. Polls for the message's arrival, a real condition.
+/// The fetch runs without pam_wrapper (its debug lines on stderr would
+/// make Tcl's `exec` fail).
+fn login_with_sent_code(w: &World, user: &str, fetch: &str, at: u64) -> PamRun {
+    let script = format!(
+        r#"set timeout 40
+log_user 1
+spawn pamtester otpgate-test {user} authenticate
+expect {{
+  -re {{Verification code: }} {{ send "\r" }}
+  timeout {{ puts "EXPECT-TIMEOUT at the first prompt"; exit 3 }}
+}}
+expect {{
+  -re {{Code sent [^:]*: }} {{ unset -nocomplain env(LD_PRELOAD); set code [exec sh -c {{{fetch}}}]; send "$code\r" }}
+  eof {{}}
+  timeout {{ puts "EXPECT-TIMEOUT waiting for the code prompt"; exit 3 }}
+}}
+{END}"#
+    );
+    let mut cmd = Command::new("expect");
+    cmd.arg("-");
+    w.pam_env(&mut cmd, at);
+    let out = run_pam_app(&mut cmd, script.as_bytes());
+    // The pseudo-terminal mixes pamtester's stdout and stderr.
+    let mut both = out.stdout.clone();
+    both.extend_from_slice(&out.stderr);
+    PamRun::from(Output {
+        status: out.status,
+        stderr: both,
+        stdout: out.stdout,
+    })
+}
+
+/// Runs an expect script from a file (read from stdin, its `exec`'d
+/// commands would share the script's pipe).
+fn expect_file(w: &World, script: &str) -> Output {
+    let path = w.dir.join(format!("{}.exp", unique("x")));
+    std::fs::write(&path, script).unwrap();
+    Command::new("expect").arg(&path).output().unwrap()
+}
+
+/// A shell command waiting for the (seen+1)th code in `file`, printing it.
+fn fetch_from(file: &std::path::Path, seen: usize) -> String {
+    format!(
+        "for i in $(seq 300); do n=$(grep -c 'code for .* is [0-9]*\\.' {f} 2>/dev/null); \
+         if [ \"${{n:-0}}\" -gt {seen} ]; then grep -o 'code for .* is [0-9]*\\.' {f} | tail -n1 | sed 's/.* is //; s/\\.$//'; exit 0; fi; \
+         sleep 0.1; done; echo nocode",
+        f = file.display()
+    )
+}
+
+#[test]
+fn an_emailed_code_logs_in_once_and_only_for_the_login_that_asked() {
+    let w = world("");
+    let u = user_with_email(&w);
+    let run = login_with_sent_code(&w, &u.name, &fetch_from(&mailbox(&u.name), 0), T0);
+    run.assert_ok();
+    assert!(run.said("Code sent by e-mail to o…@localhost"), "{run:#?}");
+    run.assert_logged("code sent by e-mail");
+    let mailed = std::fs::read_to_string(mailbox(&u.name)).unwrap();
+    let code = codes_in(&mailed).pop().unwrap();
+    assert!(
+        !run.syslog.iter().any(|l| l.contains(&code)),
+        "the code is never logged"
+    );
+    // The same code again, typed straight in another login: refused.
+    w.login(&u.name, &code, T0 + 1).assert_denied("wrong code");
+    // A new login that asks for a code but types the old one: refused, and
+    // the new code was still sent.
+    let old = format!("echo {code}");
+    login_with_sent_code(&w, &u.name, &old, T0 + 2).assert_denied("wrong code");
+    assert_eq!(codes_mailed(&u.name), 2);
+    // A code sent for one login (which then failed) does not work in the
+    // next one: it is bound to the PAM call that asked for it.
+    login_with_sent_code(&w, &u.name, "echo 000000", T0 + 3).assert_denied("wrong code");
+    let unused = codes_in(&std::fs::read_to_string(mailbox(&u.name)).unwrap())
+        .pop()
+        .unwrap();
+    w.login(&u.name, &unused, T0 + 4)
+        .assert_denied("wrong code");
+    // The app works as before.
+    w.login(&u.name, &code_at(RFC_SECRET, T0 + 60), T0 + 60)
+        .assert_ok();
+}
+
+#[test]
+fn without_email_in_methods_an_empty_answer_sends_nothing() {
+    let w = World::new();
+    let u = user_with_email(&w);
+    let run = w.login(&u.name, "", T0);
+    run.assert_denied("empty code");
+    assert_eq!(codes_mailed(&u.name), 0);
+    let status = cli_ok(&w.otpgate(&["status", "--user", &u.name], ""));
+    assert!(
+        status.contains(&format!(
+            "code by e-mail to {}@localhost) - disabled by policy",
+            u.name
+        )),
+        "{status}"
+    );
+}
+
+#[test]
+fn sends_are_limited_separately_from_the_lockout() {
+    let w = world("send_limit = 2\n");
+    let u = user_with_email(&w);
+    for n in 0..2 {
+        login_with_sent_code(
+            &w,
+            &u.name,
+            &fetch_from(&mailbox(&u.name), n),
+            T0 + n as u64,
+        )
+        .assert_ok();
+    }
+    let run = w.login(&u.name, "", T0 + 10);
+    run.assert_denied("send_limit");
+    assert!(
+        run.said("Too many codes were sent: wait until 2027-01-15 08:15:00 UTC"),
+        "{run:#?}"
+    );
+    assert_eq!(codes_mailed(&u.name), 2, "no third mail");
+    // Not a lockout: the app's code works.
+    w.login(&u.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
+        .assert_ok();
+    // After the window, sending works again.
+    login_with_sent_code(&w, &u.name, &fetch_from(&mailbox(&u.name), 2), T0 + 901).assert_ok();
+}
+
+#[test]
+fn a_missing_or_failing_mailer_denies_clearly_and_changes_nothing() {
+    for (mailer, why) in [
+        ("/nonexistent/sendmail", "could not be started"),
+        ("/bin/false", "exit status 1"),
+    ] {
+        let w = world(&format!("mail_command = \"{mailer}\"\n"));
+        let u = w.enrolled_user();
+        add(&w, &u, &["--email", &format!("{}@localhost", u.name)]);
+        let before = std::fs::read(w.state_file(&u)).ok();
+        let run = w.login(&u.name, "", T0);
+        run.assert_code(PamCode::AuthInfoUnavail);
+        run.assert_logged(why);
+        assert!(run.said("The code could not be sent"), "{run:#?}");
+        assert_eq!(
+            std::fs::read(w.state_file(&u)).ok(),
+            before,
+            "nothing recorded"
+        );
+    }
+}
+
+/// An SMS gateway script (root's, 0755) that appends its uid, environment,
+/// number and message to `outbox` (a 1777 directory), after `pre`.
+fn gateway(w: &World, pre: &str) -> (String, std::path::PathBuf) {
+    let outbox = w.dir.join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::set_permissions(&outbox, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let log = outbox.join("sms.txt");
+    let script = w.dir.join("sms-gateway");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{pre}\n{{ echo \"uid=$(id -u) groups=$(id -G) number=$1\"; env | sed 's/^/env: /'; cat; }} >> {}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script.display().to_string(), log)
+}
+
+#[test]
+fn an_sms_code_goes_through_the_gateway_as_nobody_with_an_empty_environment() {
+    let w0 = World::new();
+    let (script, log) = gateway(&w0, "");
+    let w = world(&format!("sms_command = \"{script}\"\n"));
+    let u = w.enrolled_user();
+    add(&w, &u, &["--sms", "+4915112345678"]);
+    let run = login_with_sent_code(&w, &u.name, &fetch_from(&log, 0), T0);
+    run.assert_ok();
+    assert!(run.said("Code sent by SMS to +49…5678"), "{run:#?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("uid=65534 groups=65534 number=+4915112345678"),
+        "{text}"
+    );
+    let env: Vec<&str> = text.lines().filter(|l| l.starts_with("env: ")).collect();
+    assert!(
+        env.iter().all(|l| *l == "env: PWD=/"),
+        "an empty environment: {env:?}"
+    );
+}
+
+#[test]
+fn a_hanging_failing_or_unsafe_gateway_denies_clearly() {
+    let w0 = World::new();
+    for (pre, mode, why) in [
+        ("sleep 60", 0o755, "did not finish within 10 s"),
+        ("exit 3", 0o755, "exit status 3"),
+        ("", 0o777, "not writable by group or others"),
+    ] {
+        let (script, log) = gateway(&w0, pre);
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(mode)).unwrap();
+        let w = world(&format!("sms_command = \"{script}\"\n"));
+        let u = w.enrolled_user();
+        add(&w, &u, &["--sms", "+4915112345678"]);
+        let start = std::time::Instant::now();
+        let run = w.login(&u.name, "", T0);
+        run.assert_code(PamCode::AuthInfoUnavail);
+        run.assert_logged(why);
+        assert!(run.said("The code could not be sent"));
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        assert!(
+            !std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("is ")
+        );
+        let _ = std::fs::remove_file(&log);
+    }
+}
+
+#[test]
+fn adding_an_address_is_confirmed_with_a_code_sent_there() {
+    ensure_mta();
+    let w = world("");
+    let u = w.enrolled_user();
+    let _ = std::fs::remove_file(mailbox(&u.name));
+    let address = format!("{}@localhost", u.name);
+    // Bad addresses and numbers: a clear error, nothing sent.
+    for (how, value, why) in [
+        ("--email", "-oQ/tmp@localhost", "may not start with '-'"),
+        (
+            "--email",
+            "x\r\nBcc: y@example.com",
+            "not a usable e-mail address",
+        ),
+        ("--sms", "015112345678", "E.164"),
+    ] {
+        assert_cli_error(
+            &w.otpgate(
+                &[
+                    "device",
+                    "add",
+                    "d",
+                    "--user",
+                    &u.name,
+                    &format!("{how}={value}"),
+                ],
+                "",
+            ),
+            why,
+        );
+    }
+    // The code typed back (read from the mailbox once it arrives).
+    let script = format!(
+        r#"set timeout 40
+spawn {cli} --config {config} device add mail --user {user} --email {address}
+expect {{
+  -re {{Code sent to [^:]*: }} {{ unset -nocomplain env(LD_PRELOAD); set code [exec sh -c {{{fetch}}}]; send "$code\r" }}
+  timeout {{ exit 3 }}
+}}
+{END}"#,
+        cli = cli_path().display(),
+        config = w.config.display(),
+        user = u.name,
+        fetch = fetch_from(&mailbox(&u.name), 0).replace("code for .* is", "confirmation code is"),
+    );
+    let out = expect_file(&w, &script);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let list = cli_ok(&w.otpgate(&["device", "list", "--user", &u.name], ""));
+    assert!(list.contains("mail"), "{list}");
+}
+
+#[test]
+fn a_real_sshd_login_with_an_emailed_code() {
+    use otpgate_tests::sshd::{Sshd, module_under_test};
+    let w = world("");
+    let u = user_with_email(&w);
+    let line = format!(
+        "auth required {} config={}",
+        module_under_test().display(),
+        w.config.display()
+    );
+    let sshd = Sshd::start(&w, "mail", &["auth required pam_permit.so", &line], "");
+    let script = format!(
+        r#"set timeout 40
+spawn ssh -p {port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no {user}@127.0.0.1 echo LOGGED-IN-OK
+expect {{
+  -re {{Verification code:}} {{ send "\r" }}
+  timeout {{ exit 3 }}
+}}
+expect {{
+  -re {{Code sent [^:]*:}} {{ unset -nocomplain env(LD_PRELOAD); set code [exec sh -c {{{fetch}}}]; send "$code\r" }}
+  timeout {{ exit 3 }}
+}}
+{END}"#,
+        port = sshd.port,
+        user = u.name,
+        fetch = fetch_from(&mailbox(&u.name), 0),
+    );
+    // sshd's PAM runs under pam_wrapper: hold the harness's lock, as the
+    // other PAM applications do.
+    let out = {
+        let _pam = pam_lock();
+        expect_file(&w, &script)
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("LOGGED-IN-OK"), "{text}\n{}", sshd.log());
+}
