@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
 /// How each expect script ends: the program's end, its exit status.
-const END: &str = "expect {\n  eof {}\n  timeout { exit 3 }\n}\ncatch wait result\nexit [lindex $result 3]\n";
+/// (A server asking for a code again means the code was refused.)
+const END: &str = "expect {\n  eof {}\n  -re {Verification code:} { exit 4 }\n  timeout { exit 3 }\n}\ncatch wait result\nexit [lindex $result 3]\n";
 
 /// A world whose users may use e-mail and SMS codes, `extra` config added.
 fn world(extra: &str) -> World {
@@ -320,17 +321,16 @@ expect {{
     assert!(list.contains("mail"), "{list}");
 }
 
-#[test]
-fn a_real_sshd_login_with_an_emailed_code() {
+/// Logs `user` in through a real sshd (keyboard-interactive): Enter, then
+/// the code `fetch` prints. Whether the login succeeded.
+fn ssh_with_sent_code(w: &World, user: &str, fetch: &str) -> bool {
     use otpgate_tests::sshd::{Sshd, module_under_test};
-    let w = world("");
-    let u = user_with_email(&w);
     let line = format!(
         "auth required {} config={}",
         module_under_test().display(),
         w.config.display()
     );
-    let sshd = Sshd::start(&w, "mail", &["auth required pam_permit.so", &line], "");
+    let sshd = Sshd::start(w, &unique("s"), &["auth required pam_permit.so", &line], "");
     let script = format!(
         r#"set timeout 40
 spawn ssh -p {port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no {user}@127.0.0.1 echo LOGGED-IN-OK
@@ -344,15 +344,44 @@ expect {{
 }}
 {END}"#,
         port = sshd.port,
-        user = u.name,
-        fetch = fetch_from(&mailbox(&u.name), 0),
     );
     // sshd's PAM runs under pam_wrapper: hold the harness's lock, as the
     // other PAM applications do.
     let out = {
         let _pam = pam_lock();
-        expect_file(&w, &script)
+        expect_file(w, &script)
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("LOGGED-IN-OK"), "{text}\n{}", sshd.log());
+    // The command's own output line (the spawn line echoes its text too).
+    let ok = text.lines().any(|l| l.trim() == "LOGGED-IN-OK");
+    if !ok {
+        eprintln!("{text}\n{}", sshd.log());
+    }
+    ok
+}
+
+#[test]
+fn a_real_sshd_login_with_an_emailed_code() {
+    let w = world("");
+    let u = user_with_email(&w);
+    assert!(ssh_with_sent_code(
+        &w,
+        &u.name,
+        &fetch_from(&mailbox(&u.name), 0)
+    ));
+}
+
+#[test]
+fn a_real_sshd_login_with_a_code_by_sms() {
+    let w0 = World::new();
+    let (script, log) = gateway(&w0, "");
+    let w = world(&format!("sms_command = \"{script}\"\n"));
+    let u = w.enrolled_user();
+    add(&w, &u, &["--sms", "+4915112345678"]);
+    assert!(ssh_with_sent_code(&w, &u.name, &fetch_from(&log, 0)));
+    // The same code typed again in a new session: refused.
+    let code = codes_in(&std::fs::read_to_string(&log).unwrap())
+        .pop()
+        .unwrap();
+    assert!(!ssh_with_sent_code(&w, &u.name, &format!("echo {code}")));
 }
