@@ -209,7 +209,12 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
             when(r.enrolled_since),
             recovery,
             when(r.last_success),
-            for_terminal(r.problem.as_deref().unwrap_or(""))
+            for_terminal(
+                &r.problem
+                    .clone()
+                    .or_else(|| r.disabled_note())
+                    .unwrap_or_default()
+            )
         );
     }
     let enrolled = rows.iter().filter(|r| r.enrolled).count();

@@ -1,5 +1,6 @@
-//! What users type: the reply classifier, split mode's password + code
-//! split, recovery-code and base32 normalisers. Never panic;
+//! What users type: the reply classifier (YubiKey touches too), split
+//! mode's password + code split, recovery-code and base32 normalisers,
+//! e-mail addresses and phone numbers. Never panic;
 //! classification never depends on more than the first 128 bytes being
 //! read; a split only ever cuts the reply, never changes it.
 #![no_main]
@@ -13,7 +14,17 @@ use otpgate_core::otp::secret::Secret;
 fuzz_target!(|data: &[u8]| {
     match classify(data) {
         Input::Code(c) => assert!((6..=8).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit())),
+        Input::YubicoOtp(o) => assert!(
+            o.len() == 44 && otpgate_core::otp::yubico::modhex_decode(&o).is_some(),
+            "a YubiKey OTP is 44 modhex characters"
+        ),
         Input::Recovery(_) | Input::Empty | Input::Invalid(_) => {}
+    }
+    // Opening a touch with any key never panics (it is refused, or checked).
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = otpgate_core::otp::yubico::open(text, &[7; 16], &[1; 6]);
+        let _ = otpgate_core::otp::sent::Target::email(text);
+        let _ = otpgate_core::otp::sent::Target::phone(text);
     }
     if data.len() > MAX_INPUT_LEN {
         assert!(matches!(classify(data), Input::Invalid(_)));

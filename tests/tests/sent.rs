@@ -48,6 +48,18 @@ fn add(w: &World, u: &TestUser, how: &[&str]) {
 /// The fetch runs without pam_wrapper (its debug lines on stderr would
 /// make Tcl's `exec` fail).
 fn login_with_sent_code(w: &World, user: &str, fetch: &str, at: u64) -> PamRun {
+    login_with_sent_code_clock(w, user, fetch, at, None)
+}
+
+/// [`login_with_sent_code`] with libfaketime's clock set to `faketime`
+/// (e.g. running fast) instead of frozen at `at`.
+fn login_with_sent_code_clock(
+    w: &World,
+    user: &str,
+    fetch: &str,
+    at: u64,
+    faketime: Option<&str>,
+) -> PamRun {
     let script = format!(
         r#"set timeout 40
 log_user 1
@@ -66,6 +78,9 @@ expect {{
     let mut cmd = Command::new("expect");
     cmd.arg("-");
     w.pam_env(&mut cmd, at);
+    if let Some(f) = faketime {
+        cmd.env("FAKETIME", f);
+    }
     let out = run_pam_app(&mut cmd, script.as_bytes());
     // The pseudo-terminal mixes pamtester's stdout and stderr.
     let mut both = out.stdout.clone();
@@ -127,6 +142,27 @@ fn an_emailed_code_logs_in_once_and_only_for_the_login_that_asked() {
     // The app works as before.
     w.login(&u.name, &code_at(RFC_SECRET, T0 + 60), T0 + 60)
         .assert_ok();
+}
+
+#[test]
+fn a_sent_code_typed_after_300_s_has_expired() {
+    let w = world("");
+    let u = user_with_email(&w);
+    // The module's clock runs 100 times fast; the code is typed 4 s (real)
+    // after it arrived, 400 s on that clock.
+    let late = format!("( {} ); sleep 4", fetch_from(&mailbox(&u.name), 0));
+    let run = login_with_sent_code_clock(&w, &u.name, &late, T0, Some("@2027-01-15 08:00:00 x100"));
+    run.assert_denied("typed after it expired");
+    assert!(run.said(otpgate_core::auth::SENT_EXPIRED), "{run:#?}");
+    // In time, the same flow logs in.
+    login_with_sent_code_clock(
+        &w,
+        &u.name,
+        &fetch_from(&mailbox(&u.name), 1),
+        T0,
+        Some("@2027-01-15 09:00:00 x100"),
+    )
+    .assert_ok();
 }
 
 #[test]

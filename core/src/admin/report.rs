@@ -83,6 +83,17 @@ pub struct UserReport {
 }
 
 impl UserReport {
+    /// Which devices `methods` leaves out, for one table cell.
+    pub fn disabled_note(&self) -> Option<String> {
+        let off: Vec<&str> = self
+            .devices
+            .iter()
+            .filter(|d| !d.enabled)
+            .map(|d| d.name.as_str())
+            .collect();
+        (!off.is_empty()).then(|| format!("disabled by policy (methods): {}", off.join(", ")))
+    }
+
     /// Marks what `config`'s `methods` leaves out as disabled by policy.
     pub fn apply_methods(&mut self, config: &crate::config::Config) {
         for d in &mut self.devices {

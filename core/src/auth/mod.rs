@@ -18,7 +18,7 @@ pub mod verify;
 pub use forward::{Handoff, Kept, NoHandoff};
 pub use messages::{
     CODE_USED, FORWARD_NOT_ASKED, FORWARD_REFUSED, NO_METHOD, NOT_A_CODE, NOT_ENROLLED,
-    RECOVERY_USED, SERVICE_UNAVAILABLE, WRONG_CODE,
+    RECOVERY_USED, SENT_EXPIRED, SERVICE_UNAVAILABLE, WRONG_CODE,
 };
 pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
@@ -158,6 +158,7 @@ pub fn authenticate(
         store: store.as_ref(),
         req,
         now,
+        clock: Some(clock),
     };
     line.run(mode, conv, handoff, &mut ctx)
 }
@@ -181,6 +182,7 @@ pub fn authenticate_with(
         store,
         req,
         now,
+        clock: None,
     };
     line.run(mode, conv, handoff, &mut ctx)
 }
@@ -190,7 +192,21 @@ pub(crate) struct Line<'a> {
     pub config: &'a Config,
     pub store: &'a dyn Store,
     pub req: &'a Request<'a>,
+    /// The time the call started (policy, the gate, what is sent).
     pub now: u64,
+    /// The clock, read again when a reply is checked: a person may take a
+    /// while to type, and a sent code's 300 s count until it is typed.
+    /// `None` in core's unit tests (time stays `now`).
+    pub clock: Option<&'a dyn Clock>,
+}
+
+impl Line<'_> {
+    /// The time a reply is checked at (never before the call started).
+    fn now_again(&self) -> u64 {
+        self.clock
+            .and_then(|c| c.now())
+            .map_or(self.now, |t| t.max(self.now))
+    }
 }
 
 /// Where the code comes from.
@@ -251,6 +267,7 @@ impl Line<'_> {
             store,
             req,
             now,
+            ..
         } = *self;
         let prompted = match gate::before_prompt(config, store, req, now, Pass::Decide, conv, ctx) {
             Gate::Decided(outcome) => return outcome,
@@ -346,7 +363,7 @@ impl Line<'_> {
                     enrollment,
                     reply,
                     self.req,
-                    self.now,
+                    self.now_again(),
                     conv,
                     ctx,
                 );
