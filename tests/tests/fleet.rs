@@ -677,16 +677,34 @@ fn migrate_moves_files_into_the_store_once_and_no_used_code_comes_back() {
         )),
         "{text}"
     );
+    // migrate walks every account of this machine: judge this test's own
+    // three (other tests' users may be enrolled at the same time).
     assert!(
-        text.contains("moved 2, 0 already in the fleet store, 1 conflicting"),
+        text.contains(&format!("{}: moved into the fleet store", alice.name)),
         "{text}"
     );
     assert_cli_error(&out, "were not moved");
     let again = w.otpgate(&["migrate"], "");
     let text = String::from_utf8_lossy(&again.stdout);
+    for user in [&alice, &bob] {
+        assert!(
+            text.contains(&format!(
+                "{}: already in the fleet store; left as it is",
+                user.name
+            )),
+            "{text}"
+        );
+    }
     assert!(
-        text.contains("moved 0, 2 already in the fleet store, 1 conflicting"),
+        text.contains(&format!(
+            "{}: the fleet store has another enrollment",
+            carol.name
+        )),
         "{text}"
+    );
+    assert!(
+        !again.status.success(),
+        "a conflict is still a non-zero exit"
     );
 
     // Moved with its state: the used code and recovery code stay used.
