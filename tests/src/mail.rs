@@ -2,13 +2,73 @@
 //! local mailboxes (/var/mail/USER), started by the tests if it is not
 //! running. It listens on loopback only.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
+use crate::{PamRun, World, run_pam_app, unique};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+/// Tests sending mail hold it shared; the test that stops postfix holds it
+/// alone.
+static MTA: RwLock<()> = RwLock::new(());
+
+/// Postfix's pickup socket: it accepts connections while postfix runs.
+const PICKUP: &str = "/var/spool/postfix/public/pickup";
+
+/// Whether postfix's pickup service accepts a connection.
+pub fn postfix_answers() -> bool {
+    std::os::unix::net::UnixStream::connect(PICKUP).is_ok()
+}
+
+/// Postfix running (started if needed) for as long as the guard lives.
+pub fn mta() -> RwLockReadGuard<'static, ()> {
+    let guard = MTA.read().unwrap_or_else(|e| e.into_inner());
+    ensure_mta();
+    guard
+}
+
+/// Postfix stopped for as long as this lives (no other test of this
+/// process sends mail meanwhile); started again when it is dropped.
+pub struct MtaStopped {
+    _alone: RwLockWriteGuard<'static, ()>,
+}
+
+/// Stops postfix, waiting until its pickup service no longer answers.
+pub fn mta_stopped() -> MtaStopped {
+    let alone = MTA.write().unwrap_or_else(|e| e.into_inner());
+    ensure_mta();
+    let out = Command::new("postfix")
+        .arg("stop")
+        .output()
+        .expect("postfix stop");
+    assert!(
+        out.status.success(),
+        "postfix stop: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        crate::wait_until(Duration::from_secs(30), || !postfix_answers()),
+        "postfix still answers after postfix stop"
+    );
+    MtaStopped { _alone: alone }
+}
+
+impl Drop for MtaStopped {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix").arg("start").output();
+        crate::wait_until(Duration::from_secs(30), postfix_answers);
+    }
+}
+
+/// The messages postfix's `sendmail` dropped that postfix has not picked up.
+pub fn maildrop_len() -> usize {
+    std::fs::read_dir(Path::new("/var/spool/postfix/maildrop"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Makes sure postfix runs, local-only; once per test process.
-pub fn ensure_mta() {
+fn ensure_mta() {
     static STARTED: OnceLock<()> = OnceLock::new();
     STARTED.get_or_init(|| {
         assert!(
@@ -81,4 +141,76 @@ pub fn wait_for_code(user: &str, seen: usize) -> Option<String> {
 /// How many codes `user` was mailed so far.
 pub fn codes_mailed(user: &str) -> usize {
     codes_in(&std::fs::read_to_string(mailbox(user)).unwrap_or_default()).len()
+}
+
+/// How each expect script ends: the program's end, its exit status.
+/// (A server asking for a code again means the code was refused.)
+pub const END: &str = "expect {\n  eof {}\n  -re {Verification code:} { exit 4 }\n  timeout { exit 3 }\n}\ncatch wait result\nexit [lindex $result 3]\n";
+
+/// Logs in through pamtester in a pseudo-terminal: Enter at the prompt,
+/// then, once the "Code sent" prompt shows, whatever `fetch` (a shell
+/// command) prints. Polls for the message's arrival, a real condition.
+/// The fetch runs without pam_wrapper (its debug lines on stderr would
+/// make Tcl's `exec` fail).
+pub fn login_with_sent_code(w: &World, user: &str, fetch: &str, at: u64) -> PamRun {
+    login_with_sent_code_clock(w, user, fetch, at, None)
+}
+
+/// [`login_with_sent_code`] with libfaketime's clock set to `faketime`
+/// (e.g. running fast) instead of frozen at `at`.
+pub fn login_with_sent_code_clock(
+    w: &World,
+    user: &str,
+    fetch: &str,
+    at: u64,
+    faketime: Option<&str>,
+) -> PamRun {
+    let script = format!(
+        r#"set timeout 40
+log_user 1
+spawn pamtester otpgate-test {user} authenticate
+expect {{
+  -re {{Verification code: }} {{ send "\r" }}
+  timeout {{ puts "EXPECT-TIMEOUT at the first prompt"; exit 3 }}
+}}
+expect {{
+  -re {{Code sent [^:]*: }} {{ unset -nocomplain env(LD_PRELOAD); set code [exec sh -c {{{fetch}}}]; send "$code\r" }}
+  eof {{}}
+  timeout {{ puts "EXPECT-TIMEOUT waiting for the code prompt"; exit 3 }}
+}}
+{END}"#
+    );
+    let mut cmd = Command::new("expect");
+    cmd.arg("-");
+    w.pam_env(&mut cmd, at);
+    if let Some(f) = faketime {
+        cmd.env("FAKETIME", f);
+    }
+    let out = run_pam_app(&mut cmd, script.as_bytes());
+    // The pseudo-terminal mixes pamtester's stdout and stderr.
+    let mut both = out.stdout.clone();
+    both.extend_from_slice(&out.stderr);
+    PamRun::from(Output {
+        status: out.status,
+        stderr: both,
+        stdout: out.stdout,
+    })
+}
+
+/// Runs an expect script from a file (read from stdin, its `exec`'d
+/// commands would share the script's pipe).
+pub fn expect_file(w: &World, script: &str) -> Output {
+    let path = w.dir.join(format!("{}.exp", unique("x")));
+    std::fs::write(&path, script).unwrap();
+    Command::new("expect").arg(&path).output().unwrap()
+}
+
+/// A shell command waiting for the (seen+1)th code in `file`, printing it.
+pub fn fetch_from(file: &std::path::Path, seen: usize) -> String {
+    format!(
+        "for i in $(seq 300); do n=$(grep -c 'code for .* is [0-9]*\\.' {f} 2>/dev/null); \
+         if [ \"${{n:-0}}\" -gt {seen} ]; then grep -o 'code for .* is [0-9]*\\.' {f} | tail -n1 | sed 's/.* is //; s/\\.$//'; exit 0; fi; \
+         sleep 0.1; done; echo nocode",
+        f = file.display()
+    )
 }

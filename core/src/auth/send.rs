@@ -102,9 +102,14 @@ pub(super) fn offer(
     };
     drop(body);
     if let Err(why) = result {
-        conv.error(
-            "The code could not be sent: try again in a few minutes, or use another authenticator.",
-        );
+        conv.error(match why {
+            crate::sys::send::SendError::MailSystemDown(_) => {
+                "The code could not be sent: the mail system on this server is not running. Tell an administrator, or use another authenticator."
+            }
+            crate::sys::send::SendError::Failed(_) => {
+                "The code could not be sent: try again in a few minutes, or use another authenticator."
+            }
+        });
         deny_line(
             ctx,
             Level::Err,

@@ -4,7 +4,6 @@
 //! alone, validated to start with '+'), the message goes on stdin.
 
 use crate::otp::sent::Target;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -17,9 +16,93 @@ const NOBODY: u32 = 65534;
 /// util-linux's setpriv, present on every Debian system.
 const SETPRIV: &str = "/usr/bin/setpriv";
 
+/// The sendmail interface every Debian MTA installs.
+pub const SENDMAIL: &str = "/usr/sbin/sendmail";
+/// Postfix's pickup service: its `sendmail` drops a message into the
+/// maildrop queue and pokes this socket; when postfix is stopped the drop
+/// still succeeds (exit status 0) and the message waits, silently, until
+/// postfix runs again.
+const POSTFIX_PICKUP: &str = "/var/spool/postfix/public/pickup";
+
+/// Why a message was not handed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The local mail system is not running: a message given to it now
+    /// would only wait in a queue, and the login for it.
+    MailSystemDown(String),
+    /// The mailer or gateway is missing, failed, hung or is unsafe.
+    Failed(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::MailSystemDown(why) | Self::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<SendError> for String {
+    fn from(e: SendError) -> Self {
+        e.to_string()
+    }
+}
+
+/// Whether the local MTA behind the default sendmail interface is down.
+/// Only postfix needs asking: its `sendmail` reports success while postfix
+/// is stopped (exim's and the relay clients' report their own failures).
+/// Postfix is running when its pickup service accepts a connection — the
+/// same poke its own `postdrop` gives after queueing a message.
+pub fn mail_system_down(mail_command: &Path) -> Option<String> {
+    mail_system_down_at(mail_command, Path::new(POSTFIX_PICKUP))
+}
+
+fn mail_system_down_at(mail_command: &Path, pickup: &Path) -> Option<String> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::unix::fs::FileTypeExt;
+    if mail_command != Path::new(SENDMAIL) {
+        return None;
+    }
+    match std::fs::symlink_metadata(pickup) {
+        Ok(m) if m.file_type().is_socket() => {}
+        // No postfix here (or not at its default queue directory).
+        _ => return None,
+    }
+    let down = |why: String| {
+        Some(format!(
+            "the mail system is not running: the postfix pickup service ({}) {why}; start postfix (systemctl start postfix): until then codes cannot be e-mailed",
+            pickup.display()
+        ))
+    };
+    let sock = match socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) {
+        Ok(s) => s,
+        Err(e) => return down(format!("could not be asked: {e}")),
+    };
+    let addr = match UnixAddr::new(pickup) {
+        Ok(a) => a,
+        Err(e) => return down(format!("could not be asked: {e}")),
+    };
+    match connect(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr) {
+        // Accepted, or busy with a full backlog: postfix runs.
+        Ok(()) | Err(Errno::EAGAIN) => None,
+        Err(Errno::ECONNREFUSED) => down("does not answer".into()),
+        Err(e) => down(format!("could not be reached: {e}")),
+    }
+}
+
 /// Sends `message` (a whole RFC 5322 message: headers, blank line, body)
-/// to `to` through `mail_command -i -- ADDRESS`.
-pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), String> {
+/// to `to` through `mail_command -i -- ADDRESS`, after checking the mail
+/// system behind it is running.
+pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), SendError> {
+    if let Some(why) = mail_system_down(mail_command) {
+        return Err(SendError::MailSystemDown(why));
+    }
     let mut cmd = Command::new(mail_command);
     cmd.args(["-i", "--", to.as_str()])
         .env_clear()
@@ -30,12 +113,17 @@ pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), Stri
         message,
         &format!("the mailer {}", mail_command.display()),
     )
+    .map_err(SendError::Failed)
 }
 
 /// Sends `message` to `to` through the SMS gateway `command NUMBER`, after
 /// checking the program is root's and only root's to change; it runs as
 /// nobody with an empty environment.
-pub fn sms(command: &str, to: &Target, message: &str) -> Result<(), String> {
+pub fn sms(command: &str, to: &Target, message: &str) -> Result<(), SendError> {
+    sms_checked(command, to, message).map_err(SendError::Failed)
+}
+
+fn sms_checked(command: &str, to: &Target, message: &str) -> Result<(), String> {
     if command.is_empty() {
         return Err("no SMS gateway is configured (sms_command)".into());
     }
@@ -62,17 +150,25 @@ pub fn sms(command: &str, to: &Target, message: &str) -> Result<(), String> {
 /// Runs `cmd` with `stdin` on its standard input, waits up to
 /// [`SEND_TIMEOUT`], kills it past that. Its output is discarded (it may
 /// echo the message, which holds the code).
+///
+/// The standard input is one end of a socket pair, not a pipe: a program
+/// that exits without reading would make a write to a pipe raise SIGPIPE,
+/// which kills the host process (sshd's, sudo's: they do not ignore it).
+/// A socket is written with `MSG_NOSIGNAL` and just reports EPIPE.
 fn run(mut cmd: Command, stdin: &str, what: &str) -> Result<(), String> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| format!("{what} could not be started: {e}"))?;
     let mut child = cmd
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{what} could not be started: {e}"))?;
-    if let Some(mut input) = child.stdin.take() {
-        // A program that exits without reading is judged by its status.
-        let _ = input.write_all(stdin.as_bytes());
-    }
+    // Our copy of the program's end closes with the command.
+    drop(cmd);
+    // A program that exits without reading is judged by its status.
+    let _ = write_no_signal(&ours, stdin.as_bytes());
+    drop(ours);
     let start = Instant::now();
     loop {
         match child.try_wait() {
@@ -99,6 +195,24 @@ fn run(mut cmd: Command, stdin: &str, what: &str) -> Result<(), String> {
     }
 }
 
+/// Writes all of `bytes` to the socket, never raising SIGPIPE; gives up
+/// after [`SEND_TIMEOUT`] on a program that neither reads nor exits.
+fn write_no_signal(sock: &std::os::unix::net::UnixStream, bytes: &[u8]) -> Result<(), String> {
+    use nix::sys::socket::{MsgFlags, send};
+    use std::os::fd::AsRawFd;
+    sock.set_write_timeout(Some(SEND_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match send(sock.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => rest = &rest[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,14 +220,40 @@ mod tests {
     #[test]
     fn a_gateway_that_is_not_roots_alone_is_refused_before_it_runs() {
         let to = Target::phone("+4915112345678").unwrap();
-        assert!(sms("", &to, "x").unwrap_err().contains("sms_command"));
+        assert!(
+            sms("", &to, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("sms_command")
+        );
         let dir = std::env::temp_dir().join(format!("otpgate-send-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let gw = dir.join("gw");
         std::fs::write(&gw, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::set_permissions(&gw, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let e = sms(gw.to_str().unwrap(), &to, "x").unwrap_err();
+        let e = sms(gw.to_str().unwrap(), &to, "x").unwrap_err().to_string();
         assert!(e.contains("not writable by group or others"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_stopped_postfix_is_told_apart_from_a_running_one() {
+        let dir = std::env::temp_dir().join(format!("otpgate-pickup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pickup = dir.join("pickup");
+        let sendmail = Path::new(SENDMAIL);
+        // No postfix: nothing to ask.
+        assert_eq!(mail_system_down_at(sendmail, &pickup), None);
+        // Listening: running.
+        let listener = std::os::unix::net::UnixListener::bind(&pickup).unwrap();
+        assert_eq!(mail_system_down_at(sendmail, &pickup), None);
+        // The socket left behind by a stopped postfix: down, and why.
+        drop(listener);
+        let why = mail_system_down_at(sendmail, &pickup).unwrap();
+        assert!(why.contains("does not answer"), "{why}");
+        assert!(why.contains("systemctl start postfix"), "{why}");
+        // Another mail command is judged by its own exit status.
+        assert_eq!(mail_system_down_at(Path::new("/bin/true"), &pickup), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -123,11 +263,13 @@ mod tests {
         assert!(
             email(Path::new("/bin/false"), &to, "x")
                 .unwrap_err()
+                .to_string()
                 .contains("exit status 1")
         );
         assert!(
             email(Path::new("/nonexistent/sendmail"), &to, "x")
                 .unwrap_err()
+                .to_string()
                 .contains("could not be started")
         );
         assert!(email(Path::new("/bin/true"), &to, "x").is_ok());
