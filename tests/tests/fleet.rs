@@ -952,3 +952,55 @@ fn a_yubikey_added_on_one_server_logs_in_on_another_once() {
         .assert_denied("replay refused");
     assert!(!f.pg.dump().contains(key), "the AES key is sealed too");
 }
+
+#[test]
+fn an_emailed_code_works_on_the_server_that_sent_it_once_and_sends_are_counted_fleet_wide() {
+    use otpgate_tests::mail::{codes_in, fetch_from, login_with_sent_code, mailbox, mta};
+    let _mta = mta();
+    let f = Fleet::new("methods = [\"totp\", \"recovery\", \"email\"]\n");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    let address = format!("{}@localhost", u.name);
+    let _ = std::fs::remove_file(mailbox(&u.name));
+    let out = f.a.world.otpgate(
+        &[
+            "device",
+            "add",
+            "mail",
+            "--user",
+            &u.name,
+            "--email",
+            &address,
+            "--no-confirm",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Added on A, sent and typed on B.
+    login_with_sent_code(&f.b.world, &u.name, &fetch_from(&mailbox(&u.name), 0), T0).assert_ok();
+    // The same code in a login on A (another request): refused.
+    let code = codes_in(&std::fs::read_to_string(mailbox(&u.name)).unwrap())
+        .pop()
+        .unwrap();
+    f.a.world
+        .login(&u.name, &code, T0 + 1)
+        .assert_denied("wrong code");
+    // Two more sends from A use up the fleet's send_limit (3)...
+    for n in 1..3 {
+        login_with_sent_code(&f.a.world, &u.name, "echo 000000", T0 + 1 + n)
+            .assert_denied("wrong code");
+    }
+    // ...so B sends no fourth.
+    let run = f.b.world.login(&u.name, "", T0 + 5);
+    assert!(run.said("Too many codes were sent: wait until"), "{run:#?}");
+    assert_eq!(
+        codes_in(&std::fs::read_to_string(mailbox(&u.name)).unwrap()).len(),
+        3
+    );
+    // The address is sealed with the rest of the enrollment.
+    assert!(!f.pg.dump().contains(&address));
+}
