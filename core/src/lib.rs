@@ -30,3 +30,4 @@ pub mod otp;
 pub mod policy;
 pub mod store;
 pub mod sys;
+pub mod toml_comments;

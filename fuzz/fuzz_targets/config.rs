@@ -1,5 +1,7 @@
 //! The config parser and module-argument overrides: never panic; whatever
 //! parses must also survive a round trip through the effective-values output.
+//! Blanking comment lines (done before every parse) never changes what
+//! `toml` reads: the same table, or an error in both cases.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,6 +12,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     // The first line doubles as module arguments.
     let (args_line, body) = text.split_once('\n').unwrap_or((text, ""));
+    let plain = toml::from_str::<toml::Table>(text);
+    let lean = toml::from_str::<toml::Table>(&otpgate_core::toml_comments::blank_comment_lines(text));
+    match (plain, lean) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "blanking comments changed the table"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("blanking comments changed the verdict: {a:?} / {b:?}"),
+    }
     if let Ok(config) = Config::parse(body, "fuzz") {
         let again = Config::parse(&config.to_toml(), "fuzz").expect("effective values must parse");
         assert_eq!(again, config);

@@ -265,8 +265,9 @@ impl Source {
 impl Config {
     /// Parses and validates config text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| err(source, ConfigProblem::Syntax(tidy_toml_error(&e, text))))?;
+        let text = crate::toml_comments::blank_comment_lines(text);
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| err(source, ConfigProblem::Syntax(tidy_toml_error(&e, &text))))?;
         config.validate(source)?;
         Ok(config)
     }

@@ -342,11 +342,12 @@ impl Enrollment {
         }
         // One strict parse on the login path; the version probe only runs to
         // explain a failure (a newer format fails with unknown keys first).
-        let raw: RawFile = match toml::from_str(text) {
+        let text = crate::toml_comments::blank_comment_lines(text);
+        let raw: RawFile = match toml::from_str(&text) {
             Ok(raw) => raw,
             Err(e) => {
-                Self::check_version(text)?;
-                return Err(toml_error(&e));
+                Self::check_version(&text)?;
+                return Err(toml_error(&e, &text));
             }
         };
         if raw.version != FORMAT_VERSION {
@@ -430,7 +431,7 @@ impl Enrollment {
     }
 
     fn check_version(text: &str) -> Result<(), FormatError> {
-        let probe: VersionProbe = toml::from_str(text).map_err(|e| toml_error(&e))?;
+        let probe: VersionProbe = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
         match probe.version {
             Some(toml::Value::Integer(v)) if v == i64::from(FORMAT_VERSION) => Ok(()),
             Some(toml::Value::Integer(v)) => Err(unsupported_version(v)),
@@ -675,10 +676,16 @@ fn unsupported_version(v: i64) -> FormatError {
     FormatError::UnsupportedVersion(v)
 }
 
-fn toml_error(e: &toml::de::Error) -> FormatError {
+/// The parser's message and the line it points at (`text` is what the
+/// parser read: comment lines blanked, line numbers unchanged).
+fn toml_error(e: &toml::de::Error, text: &str) -> FormatError {
     let mut msg = e.message().trim().replace('\n', " ");
     if let Some(span) = e.span() {
-        msg = format!("{msg} (at byte {})", span.start);
+        let line = text
+            .get(..span.start)
+            .map_or(0, |before| before.matches('\n').count())
+            + 1;
+        msg = format!("{msg} (line {line})");
     }
     FormatError::Syntax(msg)
 }

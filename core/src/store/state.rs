@@ -360,6 +360,13 @@ impl UserState {
     /// Parses a state file strictly; version 1 is converted.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
+        // One strict parse on the login path: the current format first;
+        // the version probe runs only for an old file or to explain a failure.
+        if let Ok(state) = toml::from_str::<UserState>(text)
+            && state.version == STATE_VERSION
+        {
+            return Ok(state);
+        }
         let probe: toml::Table =
             toml::from_str(text).map_err(|e| e.message().replace('\n', " "))?;
         let version = probe.get("version").and_then(toml::Value::as_integer);
