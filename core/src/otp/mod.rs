@@ -217,8 +217,11 @@ pub fn codes_equal(typed: &str, expected: &str) -> bool {
 /// Finds the newest time step within `window` steps of `now` whose code equals
 /// `typed` and that is strictly after `after` (the last step already accepted).
 ///
-/// Every step in the window is computed and compared, whether or not an
-/// earlier one matched, so the time taken does not depend on which matched.
+/// Steps are tried newest first and the search stops at the first fresh
+/// match, as google-authenticator's does: which step matched is no secret
+/// (it follows from the clock), and each comparison is in constant time, so
+/// the time taken says nothing about the digits. A wrong code costs every
+/// step in the window; a right one on time, two.
 pub fn find_totp_step(
     secret: &Secret,
     params: &TotpParams,
@@ -230,15 +233,10 @@ pub fn find_totp_step(
     let current = params.step_at(now);
     let first = current.saturating_sub(u64::from(window));
     let last = current.saturating_add(u64::from(window));
-    let mut found = None;
-    for step in first..=last {
-        let expected = hotp(secret, params.algorithm, params.digits, step);
-        let fresh = after.is_none_or(|a| step > a);
-        if codes_equal(typed, &expected) && fresh {
-            found = Some(step);
-        }
-    }
-    found
+    (first..=last).rev().find(|&step| {
+        after.is_none_or(|a| step > a)
+            && codes_equal(typed, &hotp(secret, params.algorithm, params.digits, step))
+    })
 }
 
 /// Whether what someone typed is a code of this TOTP key near `now`
