@@ -6,7 +6,6 @@
 use crate::otp::sent::Target;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a mailer or gateway may take before it is killed.
@@ -103,15 +102,29 @@ pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), Send
     if let Some(why) = mail_system_down(mail_command) {
         return Err(SendError::MailSystemDown(why));
     }
-    let mut cmd = Command::new(mail_command);
-    cmd.args(["-i", "--", to.as_str()])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .current_dir("/");
+    let what = format!("the mailer {}", mail_command.display());
+    // Checked here: through env, a missing program would only be an exit
+    // status.
+    match std::fs::metadata(mail_command) {
+        Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => {}
+        Ok(_) => {
+            return Err(SendError::Failed(format!(
+                "{what} could not be started: not an executable file"
+            )));
+        }
+        Err(e) => {
+            return Err(SendError::Failed(format!(
+                "{what} could not be started: {e}"
+            )));
+        }
+    }
+    let mut argv = vec![mail_command.as_os_str(), "-i".as_ref(), "--".as_ref()];
+    argv.push(to.as_str().as_ref());
     run(
-        cmd,
+        &argv,
+        &["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
         message,
-        &format!("the mailer {}", mail_command.display()),
+        &what,
     )
     .map_err(SendError::Failed)
 }
@@ -136,52 +149,91 @@ fn sms_checked(command: &str, to: &Target, message: &str) -> Result<(), String> 
     }
     // setpriv (util-linux) drops to nobody *and* clears the supplementary
     // groups, which std cannot do without `unsafe` (core forbids it).
-    let mut cmd = Command::new(SETPRIV);
-    cmd.arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .args(["--clear-groups", "--no-new-privs", "--"])
-        .arg(path)
-        .arg(to.as_str())
-        .env_clear()
-        .current_dir("/");
-    run(cmd, message, &format!("the SMS gateway {command}"))
+    let (reuid, regid) = (format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"));
+    let argv: Vec<&std::ffi::OsStr> = vec![
+        SETPRIV.as_ref(),
+        reuid.as_ref(),
+        regid.as_ref(),
+        "--clear-groups".as_ref(),
+        "--no-new-privs".as_ref(),
+        "--".as_ref(),
+        path.as_os_str(),
+        to.as_str().as_ref(),
+    ];
+    run(&argv, &[], message, &format!("the SMS gateway {command}"))
 }
 
-/// Runs `cmd` with `stdin` on its standard input, waits up to
-/// [`SEND_TIMEOUT`], kills it past that. Its output is discarded (it may
-/// echo the message, which holds the code).
+/// Runs `argv` (an absolute program path first) in `/` with exactly the
+/// environment `env` and `stdin` on its standard input, its output
+/// discarded (it may echo the message, which holds the code); waits up to
+/// [`SEND_TIMEOUT`] and kills it past that.
+///
+/// Started with `posix_spawn` through `/usr/bin/env -C /` (for the working
+/// directory) rather than `std::process`: std's spawning machinery made the
+/// module import some 35 more libc symbols, each resolved by the dynamic
+/// loader at every login, sending or not.
 ///
 /// The standard input is one end of a socket pair, not a pipe: a program
 /// that exits without reading would make a write to a pipe raise SIGPIPE,
 /// which kills the host process (sshd's, sudo's: they do not ignore it).
 /// A socket is written with `MSG_NOSIGNAL` and just reports EPIPE.
-fn run(mut cmd: Command, stdin: &str, what: &str) -> Result<(), String> {
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| format!("{what} could not be started: {e}"))?;
-    let mut child = cmd
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{what} could not be started: {e}"))?;
-    // Our copy of the program's end closes with the command.
-    drop(cmd);
+fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Result<(), String> {
+    use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
+    use nix::sys::signal::{SigSet, Signal, kill};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let start_failed = |e: &dyn std::fmt::Display| format!("{what} could not be started: {e}");
+    let cstr = |s: &[u8]| CString::new(s).map_err(|e| start_failed(&e));
+    let mut args = vec![cstr(ENV.as_bytes())?, cstr(b"-C")?, cstr(b"/")?];
+    for a in argv {
+        args.push(cstr(a.as_bytes())?);
+    }
+    let envp = env
+        .iter()
+        .map(|e| cstr(e.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| start_failed(&e))?;
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| start_failed(&e))?;
+    let mut actions = PosixSpawnFileActions::init().map_err(|e| start_failed(&e))?;
+    actions
+        .add_dup2(theirs.as_raw_fd(), 0)
+        .and_then(|()| actions.add_dup2(null.as_raw_fd(), 1))
+        .and_then(|()| actions.add_dup2(null.as_raw_fd(), 2))
+        .map_err(|e| start_failed(&e))?;
+    // The host's blocked signals and its ignored SIGPIPE are not the
+    // program's business.
+    let mut attr = PosixSpawnAttr::init().map_err(|e| start_failed(&e))?;
+    let mut pipe = SigSet::empty();
+    pipe.add(Signal::SIGPIPE);
+    attr.set_sigmask(&SigSet::empty())
+        .and_then(|()| attr.set_sigdefault(&pipe))
+        .and_then(|()| {
+            attr.set_flags(
+                PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+            )
+        })
+        .map_err(|e| start_failed(&e))?;
+    let pid = posix_spawn(ENV, &actions, &attr, &args, &envp).map_err(|e| start_failed(&e))?;
+    drop((theirs, null));
     // A program that exits without reading is judged by its status.
     let _ = write_no_signal(&ours, stdin.as_bytes());
     drop(ours);
     let start = Instant::now();
     loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                return Err(match status.code() {
-                    Some(code) => format!("{what} failed (exit status {code})"),
-                    None => format!("{what} was killed by a signal"),
-                });
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
+            Ok(WaitStatus::Exited(_, code)) => {
+                return Err(format!("{what} failed (exit status {code})"));
             }
-            Ok(None) if start.elapsed() >= SEND_TIMEOUT => {
-                let _ = child.kill();
-                let _ = child.wait();
+            Ok(WaitStatus::Signaled(..)) => return Err(format!("{what} was killed by a signal")),
+            Ok(_) if start.elapsed() >= SEND_TIMEOUT => {
+                let _ = kill(pid, Signal::SIGKILL);
+                let _ = waitpid(pid, None);
                 return Err(format!(
                     "{what} did not finish within {} s and was stopped",
                     SEND_TIMEOUT.as_secs()
@@ -189,11 +241,16 @@ fn run(mut cmd: Command, stdin: &str, what: &str) -> Result<(), String> {
             }
             // Polled, not waited on by a thread: the module starts no
             // threads inside sshd or sudo.
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(format!("{what}: {e}")),
         }
     }
 }
+
+/// coreutils' env: sets the working directory (`-C /`) and then runs the
+/// program, with the environment it was given.
+const ENV: &str = "/usr/bin/env";
 
 /// Writes all of `bytes` to the socket, never raising SIGPIPE; gives up
 /// after [`SEND_TIMEOUT`] on a program that neither reads nor exits.
