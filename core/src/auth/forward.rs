@@ -133,7 +133,7 @@ pub(super) fn forward_pass(
         );
         return Outcome::AuthInfoUnavail;
     }
-    ctx.line(Level::Debug, &format!("split mode: {what}"));
+    ctx.debug(|| format!("split mode: {what}"));
     Outcome::Ignore
 }
 

@@ -77,14 +77,11 @@ pub(super) fn before_prompt(
         );
         return Gate::Decided(Outcome::Ignore);
     }
-    ctx.line(
-        Level::Debug,
-        &format!("reading {}", store.describe(&account).escape_debug()),
-    );
-    let location = store.location(&account).unwrap_or_default();
+    ctx.debug(|| format!("reading {}", store.describe(&account).escape_debug()));
     let enrollment = match store.load(&account) {
         Ok(Some(e)) => e,
         Ok(None) => {
+            let location = store.location(&account).unwrap_or_default();
             let asked = Asked {
                 account: &account,
                 groups: &groups,

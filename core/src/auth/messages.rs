@@ -88,7 +88,7 @@ pub(super) fn report(
 ) -> Outcome {
     match verdict {
         Verdict::Device { name, matched } => {
-            ctx.line(Level::Debug, &format!("matched step/counter {matched}"));
+            ctx.debug(|| format!("matched step/counter {matched}"));
             ctx.line(
                 Level::Info,
                 &format!("result=accepted method=code device={}", quote(&name)),

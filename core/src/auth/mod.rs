@@ -90,8 +90,9 @@ pub(crate) struct Ctx<'l> {
     debug: bool,
     /// This PAM call's random id: a code sent by e-mail or SMS is bound to
     /// it, so it works for this login only ("" if the OS had no randomness:
-    /// then nothing is sent).
-    pub(crate) request: String,
+    /// then nothing is sent). Made when first needed: most logins send
+    /// nothing and check no sent code.
+    request: std::cell::OnceCell<String>,
 }
 
 pub(crate) fn quote(s: &str) -> String {
@@ -109,7 +110,21 @@ impl<'l> Ctx<'l> {
                 req.rhost.map_or_else(|| "-".to_string(), quote)
             ),
             debug,
-            request: crate::otp::sent::new_request().unwrap_or_default(),
+            request: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// This PAM call's request id (see the field).
+    pub(crate) fn request(&self) -> &str {
+        self.request
+            .get_or_init(|| crate::otp::sent::new_request().unwrap_or_default())
+    }
+
+    /// A debug line, formatted only when `debug` is on (every login passes
+    /// here; most with debug off).
+    pub(crate) fn debug(&mut self, msg: impl FnOnce() -> String) {
+        if self.debug {
+            self.line(Level::Debug, &msg());
         }
     }
 

@@ -34,7 +34,7 @@ pub(super) fn offer(
     let Some(device) = usable.devices.iter().find(|d| d.kind.target().is_some()) else {
         return Offer::Nothing;
     };
-    if ctx.request.is_empty() {
+    if ctx.request().is_empty() {
         deny_line(
             ctx,
             Level::Err,
@@ -122,8 +122,8 @@ pub(super) fn offer(
     }
     let pending = Pending {
         device: device.secret.fingerprint(),
-        request: ctx.request.clone(),
-        hash: sent::code_hash(&device.secret, &ctx.request, &code),
+        request: ctx.request().to_string(),
+        hash: sent::code_hash(&device.secret, ctx.request(), &code),
         expires: now.saturating_add(sent::LIFETIME),
         tries_left: sent::TRIES,
     };

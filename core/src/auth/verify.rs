@@ -475,7 +475,12 @@ pub(super) fn verify(
     let verdict = store.update(account, |st| {
         st.clamp(now, Limits::of(config));
         adopt_legacy(enrollment, st);
-        let verdict = check_reply(config, &usable, st, &input, &ctx.request, now);
+        let request = if st.pending.is_some() {
+            ctx.request()
+        } else {
+            ""
+        };
+        let verdict = check_reply(config, &usable, st, &input, request, now);
         if verdict.accepted() {
             st.clear_failures();
             if let (Some(ip), Some(credentials)) = (remember_ip, &credentials) {
