@@ -10,8 +10,9 @@ use std::borrow::Cow;
 /// `text` with every whole-line comment (first non-blank character `#`)
 /// reduced to its line break. Exact: outside a multi-line string a line
 /// starting with `#` can only be a comment (basic and literal strings and
-/// inline tables end on their line; arrays may hold comments), so text with
-/// a `"""` or `'''` anywhere is returned unchanged. A comment line holding a
+/// inline tables end on their line; arrays may hold comments), and only a
+/// `"""` or `'''` on a line that is not a comment can open one, so text
+/// with such a line is returned unchanged. A comment line holding a
 /// character TOML forbids in comments (a control character other than tab)
 /// is kept, for `toml` to reject as before.
 pub fn blank_comment_lines(text: &str) -> Cow<'_, str> {
@@ -28,37 +29,50 @@ pub fn blank_comment_lines(text: &str) -> Cow<'_, str> {
         }
         let comment = b.get(i) == Some(&b'#');
         let mut forbidden = false;
-        loop {
-            let rest = b.get(i..).unwrap_or_default();
-            i += rest
-                .iter()
-                .position(|&c| SPECIAL[usize::from(c)])
-                .unwrap_or(rest.len());
-            let Some(&c) = b.get(i) else { break };
-            match c {
-                b'\n' => break,
-                b'"' | b'\'' => {
-                    let run = b
-                        .get(i..)
-                        .unwrap_or_default()
-                        .iter()
-                        .take_while(|&&q| q == c)
-                        .count();
-                    if run >= 3 {
-                        // Maybe a multi-line string: leave the text alone.
-                        return Cow::Borrowed(text);
-                    }
-                    i += run;
+        if comment {
+            loop {
+                // Most of the file: skip to the next control character.
+                i += first_control(b.get(i..).unwrap_or_default());
+                match b.get(i) {
+                    None | Some(b'\n') => break,
+                    Some(b'\r') if b.get(i + 1) == Some(&b'\n') => {}
+                    Some(_) => forbidden = true,
                 }
-                _ => {
-                    // A control character; CR only as part of CRLF.
-                    forbidden |= comment && !(c == b'\r' && b.get(i + 1) == Some(&b'\n'));
-                    i += 1;
+                i += 1;
+            }
+        } else {
+            loop {
+                let rest = b.get(i..).unwrap_or_default();
+                i += rest
+                    .iter()
+                    .position(|&c| SPECIAL[usize::from(c)])
+                    .unwrap_or(rest.len());
+                let Some(&c) = b.get(i) else { break };
+                match c {
+                    b'\n' => break,
+                    b'"' | b'\'' => {
+                        let run = b
+                            .get(i..)
+                            .unwrap_or_default()
+                            .iter()
+                            .take_while(|&&q| q == c)
+                            .count();
+                        if run >= 3 {
+                            // Maybe a multi-line string: leave the text alone.
+                            return Cow::Borrowed(text);
+                        }
+                        i += run;
+                    }
+                    // A control character: toml judges it where it stands.
+                    _ => i += 1,
                 }
             }
         }
         // [line_start, i) is the line, without its LF.
         if comment && !forbidden {
+            if out.capacity() == 0 {
+                out.reserve(b.len());
+            }
             out.extend_from_slice(b.get(copied..line_start).unwrap_or_default());
             if i > line_start && b.get(i - 1) == Some(&b'\r') {
                 out.push(b'\r');
@@ -76,6 +90,30 @@ pub fn blank_comment_lines(text: &str) -> Cow<'_, str> {
         Ok(s) => Cow::Owned(s),
         Err(_) => Cow::Borrowed(text),
     }
+}
+
+/// The index of the first byte below 0x20 or equal to 0x7f (or the length):
+/// eight bytes at a time, then byte by byte within the eight that hold one.
+fn first_control(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    for chunk in b.chunks_exact(8) {
+        // A failed conversion (impossible) reads as zeros: "maybe here".
+        let x = <[u8; 8]>::try_from(chunk).map_or(0, u64::from_le_bytes);
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let del = x ^ (ONES * 0x7f);
+        let is_del = del.wrapping_sub(ONES) & !del & HIGH;
+        if below_space | is_del != 0 {
+            break;
+        }
+        i += 8;
+    }
+    let rest = b.get(i..).unwrap_or_default();
+    i + rest
+        .iter()
+        .position(|&c| c < 0x20 || c == 0x7f)
+        .unwrap_or(rest.len())
 }
 
 /// The bytes a line scan stops at: the control characters TOML forbids in
@@ -149,6 +187,23 @@ mod tests {
             assert!(plain.is_err(), "{text:?}");
             assert_eq!(plain, lean, "{text:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_found_at_any_position() {
+        let base = vec![b'a'; 40];
+        assert_eq!(first_control(&base), 40);
+        let high = [0xc3, 0xa9, 0xff, 0x80, b'a', b'b', b'c', b'd', b'e'];
+        assert_eq!(first_control(&high), 9);
+        for at in 0..40 {
+            for c in [0u8, 0x09, 0x0a, 0x0d, 0x1f, 0x7f] {
+                let mut t = base.clone();
+                t[at] = c;
+                assert_eq!(first_control(&t), at, "{c:#x} at {at}");
+            }
+        }
+        // A comment holding a multi-line opener is still a comment.
+        assert_eq!(blank_comment_lines("# a \"\"\" b\na = 1\n"), "\na = 1\n");
     }
 
     #[test]
