@@ -12,13 +12,13 @@
 mod activation;
 mod db;
 mod log;
-mod seal;
 mod server;
 
 use clap::Parser;
 use log::{Level, Log};
 use otpgate_core::config::conninfo::ConnInfo;
 use otpgate_core::config::{Config, Source, StoreKind};
+use otpgate_core::fleet::seal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -8,11 +8,11 @@
 
 use crate::db::{Db, DbError, SealedRow, Summary};
 use crate::log::{Level, Log};
-use crate::seal::Key;
 use otpgate_core::config::Config;
 use otpgate_core::enrollment::Enrollment;
 use otpgate_core::fleet::access::{self, Caller, Decision, Session};
 use otpgate_core::fleet::protocol::{self, ErrorKind, FrameError, HEADER_LEN, Request, Response};
+use otpgate_core::fleet::seal::Key;
 use otpgate_core::store::state::{MAX_STATE_SIZE, UserState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

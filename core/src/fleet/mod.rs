@@ -1,6 +1,7 @@
-//! Fleet mode: what the PAM module and the CLI say to otpgated, and who may
-//! say what. The daemon (`daemon/`) only translates between this, its
-//! socket and PostgreSQL.
+//! Fleet mode: what the PAM module and the CLI say to otpgated, who may
+//! say what, and how enrollments are sealed at rest. The daemon (`daemon/`)
+//! only translates between this, its socket and PostgreSQL.
 
 pub mod access;
 pub mod protocol;
+pub mod seal;

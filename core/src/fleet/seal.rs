@@ -31,7 +31,7 @@ impl std::fmt::Debug for Key {
 pub fn read_root_only(path: &Path, what: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, String> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC).bits())
         .open(path)
         .map_err(|e| format!("{what} {}: {e}", path.display()))?;
     let meta = file
