@@ -420,3 +420,49 @@ fn a_real_sshd_login_with_a_code_by_sms() {
         .unwrap();
     assert!(!ssh_with_sent_code(&w, &u.name, &format!("echo {code}")));
 }
+
+#[test]
+fn a_user_adding_an_address_needs_a_current_code_first() {
+    let _mta = mta();
+    let w = world("");
+    let u = w.enrolled_user();
+    let _ = std::fs::remove_file(mailbox(&u.name));
+    let address = format!("{}@localhost", u.name);
+    let add = ["device", "add", "mail", "--email", &address];
+    // A wrong current code: refused before anything is sent.
+    assert_cli_error(
+        &w.otpgate_as(&u, &add, "000000\n"),
+        "adding a device refused",
+    );
+    // A right one: the confirmation goes out; typed back wrong three times,
+    // nothing is added.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let stdin = format!("{}\n000000\n000000\n000000\n", code_at(RFC_SECRET, now));
+    let out = w.otpgate_as(&u, &add, &stdin);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("That is not the code that was sent.")
+            && err.contains("otpgate: device not added: the code sent was not typed back"),
+        "{err}"
+    );
+    assert!(
+        otpgate_tests::wait_until(std::time::Duration::from_secs(30), || codes_in_mailbox(
+            &u.name
+        ) == 1),
+        "one confirmation code was mailed"
+    );
+    let list = cli_ok(&w.otpgate(&["device", "list", "--user", &u.name], ""));
+    assert!(!list.contains("mail"), "{list}");
+}
+
+/// Confirmation codes in `user`'s mailbox.
+fn codes_in_mailbox(user: &str) -> usize {
+    std::fs::read_to_string(mailbox(user))
+        .unwrap_or_default()
+        .matches("confirmation code is")
+        .count()
+}
