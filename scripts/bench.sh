@@ -14,7 +14,7 @@ LOGINS=${1:-300}
 USERS=${2:-10000}
 . scripts/common.sh
 require_root bench.sh "it creates users and loads PAM modules"
-apt_install libpam-wrapper pamtester faketime valgrind time oathtool \
+apt_install libpam-wrapper pamtester faketime valgrind time oathtool binutils \
     libpam-google-authenticator libpam-oath
 find_cargo bench.sh
 cargo build --release --locked -p pam-otpgate -p otpgate -p otpgate-tests >/dev/null 2>&1
@@ -123,6 +123,10 @@ done
 awk -v a="${SHARE[otpgate]}" -v s="${SHARE[otpgate-shipped]}" -v g="${SHARE[google-authenticator]}" \
     'BEGIN { printf "otpgate share / google-authenticator share (right code): %.2fx two-line config, %.2fx shipped config (goal <= 1.0x)\n", a / g, s / g }'
 echo "peak RSS above google-authenticator: otpgate $(( ${RSS[otpgate-shipped]} - ${RSS[google-authenticator]} )) KiB (goal <= 256 KiB)"
+# What loading costs: every imported symbol is bound by the loader at each
+# dlopen (full RELRO, -z now); the module's size is what fault-around maps.
+imports() { nm -D --undefined-only "$1" | wc -l; }
+echo "imported symbols: otpgate $(imports "$ROOT/target/release/libpam_otpgate.so"), google-authenticator $(imports "$SEC/pam_google_authenticator.so"); module size: otpgate $(( $(stat -c %s "$ROOT/target/release/libpam_otpgate.so") / 1024 )) KiB, google-authenticator $(( $(stat -c %s "$SEC/pam_google_authenticator.so") / 1024 )) KiB"
 
 echo
 "$ROOT/target/release/bench_recovery"
