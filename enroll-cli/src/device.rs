@@ -279,23 +279,20 @@ fn sent_device(
         let code = devices::send_confirmation(config, kind).map_err(|why| {
             format!("device not added: the confirmation code could not be sent ({why})")
         })?;
-        let tries = admin::CONFIRM_TRIES;
-        let mut ok = false;
-        for attempt in 1..=tries {
-            let Some(typed) = term::read_line(&format!(
-                "Code sent to {} ({attempt} of {tries}): ",
-                kind.target().map(|t| t.masked()).unwrap_or_default()
-            ))?
-            else {
-                break;
-            };
-            if otpgate_core::otp::codes_equal(typed.trim(), &code) {
-                ok = true;
-                break;
-            }
-            eprintln!("That is not the code that was sent.");
-        }
-        if !ok {
+        let to = kind.target().map(|t| t.masked()).unwrap_or_default();
+        let confirmed = term::confirm(
+            |attempt, tries| format!("Code sent to {to} ({attempt} of {tries}): "),
+            |typed| {
+                Ok(
+                    if otpgate_core::otp::sent::confirmation_matches(&code, typed) {
+                        term::Try::Accepted(())
+                    } else {
+                        term::Try::Refused("That is not the code that was sent.".into())
+                    },
+                )
+            },
+        )?;
+        if confirmed.is_none() {
             return Err(
                 "device not added: the code sent was not typed back, and nothing was written"
                     .into(),
@@ -336,23 +333,15 @@ fn yubikey(args: &AddArgs, now: u64) -> fail::Result<Device> {
         counter,
     )?;
     if !args.no_confirm {
-        let tries = admin::CONFIRM_TRIES;
-        let mut confirmed = None;
-        for attempt in 1..=tries {
-            let Some(otp) = term::read_line(&format!(
-                "Touch the YubiKey to type a code ({attempt} of {tries}): "
-            ))?
-            else {
-                break;
-            };
-            match devices::confirm_yubico(kind, &secret, &otp) {
-                Ok(k) => {
-                    confirmed = Some(k);
-                    break;
-                }
-                Err(why) => eprintln!("{why}"),
-            }
-        }
+        let confirmed = term::confirm(
+            |attempt, tries| format!("Touch the YubiKey to type a code ({attempt} of {tries}): "),
+            |otp| {
+                Ok(match devices::confirm_yubico(kind, &secret, otp) {
+                    Ok(k) => term::Try::Accepted(k),
+                    Err(why) => term::Try::Refused(why),
+                })
+            },
+        )?;
         kind = confirmed
             .ok_or("device not added: no valid touch of the key, and nothing was written")?;
     }
@@ -372,20 +361,20 @@ fn confirm_hotp(
     start: u64,
     lookahead: u32,
 ) -> fail::Result<u64> {
-    let tries = admin::CONFIRM_TRIES;
-    for attempt in 1..=tries {
-        let Some(code) = term::read_line(&format!(
-            "Code from the token (press its button) ({attempt} of {tries}): "
-        ))?
-        else {
-            break;
-        };
-        if let Some(c) = devices::hotp_counter(secret, algorithm, digits, start, lookahead, &code) {
-            return Ok(c + 1);
-        }
-        eprintln!(
-            "That code does not match the secret within {lookahead} presses of counter {start}; check the secret and --counter."
-        );
-    }
-    Err("device not added: no matching code from the token, and nothing was written".into())
+    let confirmed = term::confirm(
+        |attempt, tries| format!("Code from the token (press its button) ({attempt} of {tries}): "),
+        |code| {
+            Ok(
+                match devices::hotp_counter(secret, algorithm, digits, start, lookahead, code) {
+                    Some(c) => term::Try::Accepted(c + 1),
+                    None => term::Try::Refused(format!(
+                        "That code does not match the secret within {lookahead} presses of counter {start}; check the secret and --counter."
+                    )),
+                },
+            )
+        },
+    )?;
+    confirmed.ok_or_else(|| {
+        "device not added: no matching code from the token, and nothing was written".into()
+    })
 }

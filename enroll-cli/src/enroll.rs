@@ -285,19 +285,19 @@ pub fn confirm_totp(
     window: u32,
     failed: &str,
 ) -> fail::Result<()> {
-    let tries = admin::CONFIRM_TRIES;
-    for attempt in 1..=tries {
-        let Some(code) =
-            term::read_line(&format!("\nCode from your app ({attempt} of {tries}): "))?
-        else {
-            break;
-        };
-        if otpgate_core::otp::typed_code_matches(secret, params, &code, now()?, window) {
-            return Ok(());
-        }
-        eprintln!(
-            "That code is not valid. Check that the app's clock is right and that you added this account."
-        );
-    }
-    Err(format!("{failed}: no valid code was entered, and nothing was written. Try again").into())
+    let confirmed = term::confirm(
+        |attempt, tries| format!("\nCode from your app ({attempt} of {tries}): "),
+        |code| {
+            Ok(
+                if otpgate_core::otp::typed_code_matches(secret, params, code, now()?, window) {
+                    term::Try::Accepted(())
+                } else {
+                    term::Try::Refused("That code is not valid. Check that the app's clock is right and that you added this account.".into())
+                },
+            )
+        },
+    )?;
+    confirmed.ok_or_else(|| {
+        format!("{failed}: no valid code was entered, and nothing was written. Try again").into()
+    })
 }

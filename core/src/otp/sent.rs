@@ -221,8 +221,24 @@ pub fn next_send_allowed(sends: &[u64], limit: u32, now: u64) -> Option<u64> {
     recent.iter().min().map(|t| t.saturating_add(SEND_WINDOW))
 }
 
+/// Whether `typed` (spaces and dashes ignored) is the confirmation code
+/// that was sent, compared in constant time.
+pub fn confirmation_matches(sent: &str, typed: &str) -> bool {
+    crate::otp::codes_equal(&crate::otp::input::compact(typed), sent)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_confirmation_is_the_sent_code_give_or_take_spaces() {
+        assert!(confirmation_matches("123456", "123456"));
+        assert!(confirmation_matches("123456", " 123 456\n"));
+        assert!(confirmation_matches("123456", "123-456"));
+        assert!(!confirmation_matches("123456", "123457"));
+        assert!(!confirmation_matches("123456", "12345"));
+        assert!(!confirmation_matches("123456", ""));
+    }
     use super::*;
     use crate::otp::secret::Secret;
 
