@@ -478,6 +478,31 @@ impl World {
         self.otpgate(&args, secret)
     }
 
+    /// Adds a YubiKey (Yubico OTP) as root, without a touch, refusing OTPs
+    /// with a usage counter below `counter`; asserts it was added.
+    pub fn add_yubikey(&self, user: &str, name: &str, ids: (&str, &str), aes: &str, counter: u16) {
+        let counter = counter.to_string();
+        let out = self.add_device(
+            user,
+            name,
+            aes,
+            &[
+                "--yubico-otp",
+                "--public-id",
+                ids.0,
+                "--private-id",
+                ids.1,
+                "--counter",
+                &counter,
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The state file of `user` (one per uid).
     pub fn state_file(&self, user: &TestUser) -> PathBuf {
         self.state.join(format!("{}.state", user.uid))

@@ -923,25 +923,8 @@ fn a_yubikey_added_on_one_server_logs_in_on_another_once() {
         "5c2a8f10e3b4",
         "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
     );
-    let out = f.a.world.add_device(
-        &u.name,
-        "yk",
-        key,
-        &[
-            "--yubico-otp",
-            "--public-id",
-            public,
-            "--private-id",
-            private,
-            "--counter",
-            "1",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    f.a.world
+        .add_yubikey(&u.name, "yk", (public, private), key, 1);
     let t = yubico_otps(public, private, key, 1, 0, 2);
     f.b.world.login(&u.name, &t[1], T0).assert_ok();
     f.a.world

@@ -17,25 +17,7 @@ fn touches(usage: u16, session: u8, n: usize) -> Vec<String> {
 /// A user with an app and a YubiKey added by root (no touch, counter 1).
 fn user_with_key(w: &World) -> TestUser {
     let u = w.enrolled_user();
-    let out = w.add_device(
-        &u.name,
-        "yubikey",
-        AES,
-        &[
-            "--yubico-otp",
-            "--public-id",
-            PUBLIC,
-            "--private-id",
-            PRIVATE,
-            "--counter",
-            "1",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.add_yubikey(&u.name, "yubikey", (PUBLIC, PRIVATE), AES, 1);
     u
 }
 
@@ -117,7 +99,7 @@ fn adding_a_key_is_confirmed_by_a_touch_which_is_then_used() {
     let w = World::new();
     let u = w.enrolled_user();
     let t = touches(7, 0, 2);
-    let add = |stdin: &str| {
+    let add_as = |public: &str, stdin: &str| {
         w.otpgate(
             &[
                 "device",
@@ -127,7 +109,7 @@ fn adding_a_key_is_confirmed_by_a_touch_which_is_then_used() {
                 &u.name,
                 "--yubico-otp",
                 "--public-id",
-                PUBLIC,
+                public,
                 "--private-id",
                 PRIVATE,
                 "--secret",
@@ -136,6 +118,7 @@ fn adding_a_key_is_confirmed_by_a_touch_which_is_then_used() {
             stdin,
         )
     };
+    let add = |stdin: &str| add_as(PUBLIC, stdin);
     // Three bad touches: nothing written.
     let before = std::fs::read(u.secret_file()).unwrap();
     let bad = yubico_otps(PUBLIC, PRIVATE, "00112233445566778899aabbccddeeff", 7, 0, 1).remove(0);
@@ -157,26 +140,7 @@ fn adding_a_key_is_confirmed_by_a_touch_which_is_then_used() {
     assert_eq!(std::fs::read(u.secret_file()).unwrap(), before);
     // A bad AES key or ids: a clear error before any touch.
     assert_cli_error(&add("not-hex\n"), "32 hexadecimal digits");
-    assert_cli_error(
-        &w.otpgate(
-            &[
-                "device",
-                "add",
-                "yk",
-                "--user",
-                &u.name,
-                "--yubico-otp",
-                "--public-id",
-                "abc",
-                "--private-id",
-                PRIVATE,
-                "--secret",
-                "-",
-            ],
-            AES,
-        ),
-        "--public-id",
-    );
+    assert_cli_error(&add_as("abc", AES), "--public-id");
     // A good touch: added, and that touch is used up.
     let out = add(&format!("{AES}\n{}\n", t[0]));
     assert!(
