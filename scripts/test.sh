@@ -10,7 +10,6 @@ log=$(mktemp)
 summary() {
     local rc=$?
     local passed failed
-    stop_postfix_if_started
     passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
     failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")
     if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
@@ -24,16 +23,6 @@ summary() {
     exit "$rc"
 }
 trap summary EXIT
-
-# The e-mail code tests start postfix when it is not running (a real MTA
-# delivering to /var/mail); whatever they end with, it is stopped again if
-# they started it, and left alone if it was running before.
-postfix_was_running=unknown
-stop_postfix_if_started() {
-    if [ "$postfix_was_running" = no ] && postfix status >/dev/null 2>&1; then
-        postfix stop >/dev/null 2>&1 || echo "test.sh: could not stop the postfix the tests started" >&2
-    fi
-}
 
 . scripts/common.sh
 require_root test.sh "the end-to-end tests create users and load PAM modules"
@@ -59,7 +48,6 @@ deb=$(bash scripts/build-deb.sh)
 lintian --fail-on error "$deb"
 dpkg -i "$deb" >/dev/null
 
-if postfix status >/dev/null 2>&1; then postfix_was_running=yes; else postfix_was_running=no; fi
 # Every test binary runs, whatever fails before it; summary() counts them.
 OTPGATE_E2E_PACKAGE=1 OTPGATE_DEB="$PWD/$deb" \
     cargo test --locked --workspace --no-fail-fast -- --include-ignored 2>&1 | tee "$log"

@@ -1,6 +1,7 @@
 //! A real MTA for the e-mail code tests: Debian's postfix, delivering to
 //! local mailboxes (/var/mail/USER), started by the tests if it is not
-//! running. It listens on loopback only.
+//! running — and then stopped by its master's pid when the test process
+//! ends, pass, fail or killed. It listens on loopback only.
 
 use crate::{PamRun, World, run_pam_app, unique};
 use std::path::{Path, PathBuf};
@@ -57,7 +58,49 @@ impl Drop for MtaStopped {
     fn drop(&mut self) {
         let _ = Command::new("postfix").arg("start").output();
         crate::wait_until(Duration::from_secs(30), postfix_answers);
+        if let Some(record) = OURS.get() {
+            record_master(record);
+        }
     }
+}
+
+/// Set when this process started postfix: the file the watcher reads the
+/// pid of the master we started from.
+static OURS: OnceLock<PathBuf> = OnceLock::new();
+
+/// Postfix's own record of its master's pid.
+const MASTER_PID: &str = "/var/spool/postfix/pid/master.pid";
+
+/// Notes the running master's pid in `record` (after each start by us).
+fn record_master(record: &Path) {
+    let pid = std::fs::read_to_string(MASTER_PID).unwrap_or_default();
+    std::fs::write(record, pid.trim()).expect("recording postfix's pid");
+}
+
+/// Starts a watcher that outlives nothing it should: it waits for this
+/// process's end (its stdin, a pipe only we hold, reaches end of file —
+/// however we end), then sends SIGTERM to the master we started, if that
+/// master still runs (the pid in postfix's own file is still ours).
+fn stop_at_exit(record: &Path) {
+    static WATCHER: OnceLock<std::process::Child> = OnceLock::new();
+    let script = r#"read _ || true
+ours=$(cat "$1" 2>/dev/null)
+now=$(tr -d ' 
+' < /var/spool/postfix/pid/master.pid 2>/dev/null)
+[ -n "$ours" ] && [ "$ours" = "$now" ] && kill -TERM "$ours"
+rm -f "$1""#;
+    let child = Command::new("sh")
+        .args(["-c", script, "otpgate-postfix-watch"])
+        .arg(record)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting the postfix watcher");
+    // Held, with its stdin, for the life of the process (statics are never
+    // dropped; it ends after us, so it is never waited for). The pipe is
+    // close-on-exec: no other child keeps it open.
+    let _ = WATCHER.set(child);
 }
 
 /// The messages postfix's `sendmail` dropped that postfix has not picked up.
@@ -99,6 +142,17 @@ fn ensure_mta() {
             "postfix start: {}",
             String::from_utf8_lossy(&st.stderr)
         );
+        if !running {
+            let record =
+                std::env::temp_dir().join(format!("otpgate-tests-postfix.{}", std::process::id()));
+            assert!(
+                crate::wait_until(Duration::from_secs(30), postfix_answers),
+                "postfix started but does not answer"
+            );
+            record_master(&record);
+            stop_at_exit(&record);
+            let _ = OURS.set(record);
+        }
     });
 }
 
