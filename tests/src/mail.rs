@@ -77,21 +77,49 @@ fn record_master(record: &Path) {
     std::fs::write(record, pid.trim()).expect("recording postfix's pid");
 }
 
-/// Starts a watcher that outlives nothing it should: it waits for this
-/// process's end (its stdin, a pipe only we hold, reaches end of file —
-/// however we end), then sends SIGTERM to the master we started, if that
-/// master still runs (the pid in postfix's own file is still ours).
+/// Test processes using postfix hold this file locked shared for their
+/// whole life; a watcher stops postfix only under an exclusive lock, so
+/// never under the feet of the next test binary.
+fn users_lock() -> PathBuf {
+    std::env::temp_dir().join("otpgate-tests-postfix.lock")
+}
+
+/// Marks this process as using postfix until it ends.
+fn hold_users_lock() {
+    static HELD: OnceLock<std::fs::File> = OnceLock::new();
+    HELD.get_or_init(|| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(users_lock())
+            .expect("opening the postfix users' lock");
+        file.lock_shared().expect("locking the postfix users' lock");
+        file
+    });
+}
+
+/// Starts a watcher that waits for this process's end (its stdin, a pipe
+/// only we hold, reaches end of file — however we end), then, once no test
+/// process uses postfix any more (exclusive lock), sends SIGTERM to the
+/// master we started if it still runs (postfix's own pid file still names
+/// it) and waits until it is gone.
 fn stop_at_exit(record: &Path) {
     static WATCHER: OnceLock<std::process::Child> = OnceLock::new();
     let script = r#"read _ || true
+exec 9>>"$2"
+flock -x 9
 ours=$(cat "$1" 2>/dev/null)
-now=$(tr -d ' 
-' < /var/spool/postfix/pid/master.pid 2>/dev/null)
-[ -n "$ours" ] && [ "$ours" = "$now" ] && kill -TERM "$ours"
+now=$(tr -d ' \n' < /var/spool/postfix/pid/master.pid 2>/dev/null)
+if [ -n "$ours" ] && [ "$ours" = "$now" ]; then
+    kill -TERM "$ours"
+    i=0
+    while kill -0 "$ours" 2>/dev/null && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+fi
 rm -f "$1""#;
     let child = Command::new("sh")
         .args(["-c", script, "otpgate-postfix-watch"])
         .arg(record)
+        .arg(users_lock())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -118,6 +146,9 @@ fn ensure_mta() {
             std::path::Path::new("/usr/sbin/postfix").exists(),
             "postfix is not installed (apt-get install postfix)"
         );
+        // Before looking: a watcher of an earlier test binary may be
+        // stopping the postfix it started; this waits until it is done.
+        hold_users_lock();
         let conf = Command::new("postconf")
             .args([
                 "-e",
