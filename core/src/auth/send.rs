@@ -71,10 +71,7 @@ pub(super) fn offer(
             return Offer::Denied(Outcome::AuthInfoUnavail);
         }
     };
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "this server".into());
+    let host = crate::sys::hostname().unwrap_or_else(|| "this server".into());
     let body = format!(
         "Your verification code for {} on {host} is {}.\n\
          It works once, for the login that asked for it, within {} minutes.\n\

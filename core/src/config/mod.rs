@@ -277,7 +277,7 @@ impl Config {
     pub fn load(source: &Source) -> Result<Self, ConfigError> {
         let path = source.path();
         let shown = path.display().to_string();
-        let euid = nix::unistd::geteuid().as_raw();
+        let euid = rustix::process::geteuid().as_raw();
         match read_config_file(path, Trust { owner: euid }) {
             Ok(text) => Self::parse(&text, &shown),
             Err(FsError::NotFound { .. }) if *source == Source::Default => {
@@ -548,9 +548,7 @@ impl Config {
         if !self.issuer.is_empty() {
             return self.issuer.clone();
         }
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
+        crate::sys::hostname()
             .map(|h| h.replace(':', "-"))
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "otpgate".into())

@@ -643,8 +643,7 @@ impl Enrollment {
     /// A fresh random enrollment id (128 bits, hex).
     pub fn new_id() -> Result<String, FormatError> {
         let mut bytes = [0u8; 16];
-        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut bytes)
-            .map_err(|_| FormatError::Randomness)?;
+        crate::sys::random::fill(&mut bytes).map_err(|_| FormatError::Randomness)?;
         Ok(crate::otp::secret::hex(&bytes))
     }
 

@@ -93,7 +93,7 @@ impl Key {
     /// Seals `plain` for `user`'s enrollment `id`: (nonce, ciphertext).
     pub fn seal(&self, user: &str, id: &str, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
         let mut nonce = [0u8; NONCE_LEN];
-        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut nonce)
+        crate::sys::random::fill(&mut nonce)
             .map_err(|_| "the system's random source failed".to_string())?;
         let aad = associated(user, id);
         let sealed = self

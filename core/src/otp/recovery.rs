@@ -10,7 +10,6 @@
 use crate::enrollment::RecoverySet;
 use crate::otp::OtpError;
 use crate::otp::secret::{Secret, base32_encode};
-use rand::TryRng;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -69,9 +68,7 @@ impl RecoveryCode {
     /// A new random code from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, OtpError> {
         let mut raw = Zeroizing::new([0u8; CODE_LEN]);
-        rand::rngs::SysRng
-            .try_fill_bytes(&mut *raw)
-            .map_err(|_| OtpError::Randomness)?;
+        crate::sys::random::fill(&mut *raw).map_err(|_| OtpError::Randomness)?;
         let text: String = raw
             .iter()
             .map(|b| ALPHABET[(b & 31) as usize] as char)
@@ -135,9 +132,7 @@ pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, OtpErro
         return Err(OtpError::RecoveryCount(codes.len()));
     }
     let mut salt = [0u8; SALT_LEN];
-    rand::rngs::SysRng
-        .try_fill_bytes(&mut salt)
-        .map_err(|_| OtpError::Randomness)?;
+    crate::sys::random::fill(&mut salt).map_err(|_| OtpError::Randomness)?;
     let mut set = RecoverySet {
         kdf: "argon2id".into(),
         m_cost: M_COST,

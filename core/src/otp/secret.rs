@@ -1,7 +1,6 @@
 //! The shared OTP secret: a byte string that is zeroized when dropped, never
 //! printed by `Debug`, and only converted to base32 on explicit request.
 
-use rand::TryRng;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Fewest secret bits accepted. RFC 4226 requires 128 and recommends 160;
@@ -56,9 +55,7 @@ impl Secret {
     /// A new random 160-bit secret from the operating system's CSPRNG.
     pub fn generate() -> Result<Self, SecretError> {
         let mut bytes = vec![0u8; GENERATED_SECRET_BYTES];
-        rand::rngs::SysRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|_| SecretError::Randomness)?;
+        crate::sys::random::fill(&mut bytes).map_err(|_| SecretError::Randomness)?;
         Ok(Self(bytes))
     }
 

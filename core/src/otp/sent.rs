@@ -126,12 +126,10 @@ pub struct Pending {
 
 /// A fresh code: `SENT_DIGITS` digits, uniformly from the OS's CSPRNG.
 pub fn new_code() -> Result<Zeroizing<String>, String> {
-    use rand::TryRng;
     let mut out = Zeroizing::new(String::with_capacity(SENT_DIGITS));
     while out.len() < SENT_DIGITS {
         let mut b = [0u8; 1];
-        rand::rngs::SysRng
-            .try_fill_bytes(&mut b)
+        crate::sys::random::fill(&mut b)
             .map_err(|_| "the system's random number source failed".to_string())?;
         // 250 = 25 × 10: rejecting 250..255 keeps the digits uniform.
         if b[0] < 250 {
@@ -143,10 +141,8 @@ pub fn new_code() -> Result<Zeroizing<String>, String> {
 
 /// A fresh request id (128 bits, hex) binding a sent code to one login.
 pub fn new_request() -> Result<String, String> {
-    use rand::TryRng;
     let mut b = [0u8; 16];
-    rand::rngs::SysRng
-        .try_fill_bytes(&mut b)
+    crate::sys::random::fill(&mut b)
         .map_err(|_| "the system's random number source failed".to_string())?;
     Ok(crate::otp::secret::hex(&b))
 }

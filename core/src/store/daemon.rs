@@ -20,8 +20,8 @@ use crate::fleet::protocol::{self, ErrorKind, FrameError, Imported, Request, Res
 use crate::store::state::{MAX_STATE_SIZE, UserState};
 use crate::store::{Store, StoreError};
 use crate::sys::account::Account;
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -36,7 +36,7 @@ const MAX_RETRIES: u32 = 64;
 pub struct DaemonStore {
     socket: PathBuf,
     timeout: Duration,
-    conn: Mutex<Option<UnixStream>>,
+    conn: Mutex<Option<Conn>>,
 }
 
 impl DaemonStore {
@@ -62,7 +62,7 @@ impl DaemonStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if conn.is_none() {
-            let stream = UnixStream::connect(&self.socket).map_err(|e| {
+            let stream = Conn::connect(&self.socket).map_err(|e| {
                 self.unavailable(format!(
                     "{e}; is the daemon running? (`systemctl status otpgated.socket otpgated`)"
                 ))
@@ -82,7 +82,7 @@ impl DaemonStore {
 
     fn exchange(
         &self,
-        stream: &mut UnixStream,
+        stream: &mut Conn,
         request: &Request,
         deadline: Instant,
     ) -> Result<Response, StoreError> {
@@ -96,12 +96,9 @@ impl DaemonStore {
             }
             other => self.unavailable(other),
         };
-        stream
-            .set_write_timeout(Some(left))
-            .and_then(|()| stream.set_read_timeout(Some(left)))
-            .map_err(|e| self.unavailable(e))?;
+        stream.set_timeouts(left).map_err(|e| self.unavailable(e))?;
         let bytes = protocol::encode(request).map_err(io)?;
-        send_all(stream, &bytes).map_err(|e| io(FrameError::Io(e)))?;
+        stream.send_all(&bytes).map_err(|e| io(FrameError::Io(e)))?;
         let payload = protocol::read_frame(stream).map_err(io)?;
         let response: Response = protocol::decode(&payload).map_err(io)?;
         match response {
@@ -249,23 +246,61 @@ impl DaemonStore {
     }
 }
 
-/// Writes all of `bytes` with `MSG_NOSIGNAL`: a daemon that went away
-/// between two requests must be an error, never a SIGPIPE that kills the
-/// process the module runs in (sshd's, sudo's). std's `UnixStream` does
-/// the same today, but does not document it; the module depends on it, so
-/// it is said here (the fleet test with a vanishing daemon guards it).
-fn send_all(stream: &UnixStream, mut bytes: &[u8]) -> std::io::Result<()> {
-    use nix::sys::socket::{MsgFlags, send};
-    use std::os::fd::AsRawFd;
-    while !bytes.is_empty() {
-        match send(stream.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => bytes = &bytes[n..],
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+/// The connection to otpgated: a Unix stream socket driven by raw system
+/// calls (rustix), like the file access in [`crate::sys::fs`]: std's
+/// `UnixStream` made the module import six more libc symbols, each bound by
+/// the loader at every login, fleet mode or not.
+#[derive(Debug)]
+struct Conn(OwnedFd);
+
+impl Conn {
+    fn connect(path: &Path) -> std::io::Result<Self> {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let fd = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
+        Ok(Self(fd))
+    }
+
+    /// Each later send and receive gives up after `left` (EAGAIN: a timeout).
+    fn set_timeouts(&self, left: Duration) -> std::io::Result<()> {
+        use rustix::net::sockopt::{Timeout, set_socket_timeout};
+        set_socket_timeout(&self.0, Timeout::Send, Some(left))?;
+        set_socket_timeout(&self.0, Timeout::Recv, Some(left))?;
+        Ok(())
+    }
+
+    /// Writes all of `bytes` with `MSG_NOSIGNAL`: a daemon that went away
+    /// between two requests must be an error, never a SIGPIPE that kills
+    /// the process the module runs in (sshd's, sudo's); the fleet test with
+    /// a vanishing daemon guards it.
+    fn send_all(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+        use rustix::net::{SendFlags, send};
+        while !bytes.is_empty() {
+            match send(&self.0, bytes, SendFlags::NOSIGNAL) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match rustix::io::read(&self.0, &mut *buf) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => return other.map_err(Into::into),
+            }
         }
     }
-    Ok(())
 }
 
 impl Store for DaemonStore {

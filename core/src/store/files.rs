@@ -136,7 +136,7 @@ impl Location {
     /// becomes [`StoreError::ManagedByRoot`], which says whom to ask.
     fn explain(&self, error: StoreError, user: &str) -> StoreError {
         let denied = matches!(error, StoreError::Fs(FsError::PermissionDenied { .. }));
-        if denied && !self.in_home() && !nix::unistd::geteuid().is_root() {
+        if denied && !self.in_home() && !rustix::process::geteuid().is_root() {
             StoreError::ManagedByRoot {
                 path: self.path.clone(),
                 user: user.to_string(),
@@ -149,14 +149,14 @@ impl Location {
     /// Fails early (before a secret is shown) when a non-root caller cannot
     /// write the secret file's directory, e.g. a root-managed central store.
     pub fn check_writable(&self, user: &str) -> Result<(), StoreError> {
-        if nix::unistd::geteuid().is_root() || self.in_home() {
+        if rustix::process::geteuid().is_root() || self.in_home() {
             return Ok(());
         }
         let Some(dir) = self.path.parent() else {
             return Ok(());
         };
-        match nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK) {
-            Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => Err(self.explain(
+        match rustix::fs::access(dir, rustix::fs::Access::WRITE_OK) {
+            Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM) => Err(self.explain(
                 StoreError::Fs(FsError::PermissionDenied {
                     path: dir.to_path_buf(),
                 }),
@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn homes_kept_open_still_check_each_home_as_its_own() {
         assert!(
-            nix::unistd::geteuid().is_root(),
+            rustix::process::geteuid().is_root(),
             "this test makes directories owned by other users and must run as root (CI does)"
         );
         let dir = std::env::temp_dir().join(format!("otpgate-homes-{}", std::process::id()));

@@ -113,7 +113,7 @@ impl StateDir {
     /// running as root) and not be writable by others.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let trust = Trust {
-            owner: nix::unistd::geteuid().as_raw(),
+            owner: rustix::process::geteuid().as_raw(),
         };
         Ok(Self {
             dir: SafeDir::create_all(dir, trust, 0o711)?,
@@ -126,7 +126,7 @@ impl StateDir {
     /// Opens the state directory only if it exists (for read-only tools).
     pub fn open_existing(dir: &Path) -> Result<Self, StateError> {
         let trust = Trust {
-            owner: nix::unistd::geteuid().as_raw(),
+            owner: rustix::process::geteuid().as_raw(),
         };
         Ok(Self {
             dir: SafeDir::open(dir, trust)?,

@@ -14,7 +14,7 @@ pub struct FsIdentity {
 
 impl FsIdentity {
     pub fn become_user(uid: Uid, gid: Gid) -> Result<Self, FsError> {
-        if !nix::unistd::geteuid().is_root() || uid.is_root() {
+        if !rustix::process::geteuid().is_root() || uid.is_root() {
             return Ok(Self { restore: None });
         }
         let prev_gid = nix::unistd::setfsgid(gid);

@@ -57,14 +57,14 @@ pub fn mail_system_down(mail_command: &Path) -> Option<String> {
 }
 
 fn mail_system_down_at(mail_command: &Path, pickup: &Path) -> Option<String> {
-    use nix::errno::Errno;
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
-    use std::os::unix::fs::FileTypeExt;
+    use rustix::fs::FileType;
+    use rustix::io::Errno;
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
     if mail_command != Path::new(SENDMAIL) {
         return None;
     }
-    match std::fs::symlink_metadata(pickup) {
-        Ok(m) if m.file_type().is_socket() => {}
+    match rustix::fs::lstat(pickup) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Socket => {}
         // No postfix here (or not at its default queue directory).
         _ => return None,
     }
@@ -74,23 +74,23 @@ fn mail_system_down_at(mail_command: &Path, pickup: &Path) -> Option<String> {
             pickup.display()
         ))
     };
-    let sock = match socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+    let sock = match rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
         None,
     ) {
         Ok(s) => s,
         Err(e) => return down(format!("could not be asked: {e}")),
     };
-    let addr = match UnixAddr::new(pickup) {
+    let addr = match SocketAddrUnix::new(pickup) {
         Ok(a) => a,
         Err(e) => return down(format!("could not be asked: {e}")),
     };
-    match connect(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr) {
+    match rustix::net::connect(&sock, &addr) {
         // Accepted, or busy with a full backlog: postfix runs.
-        Ok(()) | Err(Errno::EAGAIN) => None,
-        Err(Errno::ECONNREFUSED) => down("does not answer".into()),
+        Ok(()) | Err(Errno::AGAIN) => None,
+        Err(Errno::CONNREFUSED) => down("does not answer".into()),
         Err(e) => down(format!("could not be reached: {e}")),
     }
 }
@@ -179,8 +179,9 @@ fn sms_checked(command: &str, to: &Target, message: &str) -> Result<(), String> 
 /// A socket is written with `MSG_NOSIGNAL` and just reports EPIPE.
 fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Result<(), String> {
     use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
-    use nix::sys::signal::{SigSet, Signal, kill};
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::sys::signal::{SigSet, Signal};
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    use rustix::process::{WaitOptions, waitpid};
     use std::ffi::CString;
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
@@ -194,7 +195,13 @@ fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Resu
         .iter()
         .map(|e| cstr(e.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| start_failed(&e))?;
+    let (ours, theirs) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| start_failed(&e))?;
     let null = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/null")
@@ -219,21 +226,26 @@ fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Resu
         })
         .map_err(|e| start_failed(&e))?;
     let pid = posix_spawn(ENV, &actions, &attr, &args, &envp).map_err(|e| start_failed(&e))?;
+    let Some(pid) = rustix::process::Pid::from_raw(pid.as_raw()) else {
+        return Err(start_failed(&"no process id"));
+    };
     drop((theirs, null));
     // A program that exits without reading is judged by its status.
     let _ = write_no_signal(&ours, stdin.as_bytes());
     drop(ours);
     let start = Instant::now();
     loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, 0)) => return Ok(()),
-            Ok(WaitStatus::Exited(_, code)) => {
-                return Err(format!("{what} failed (exit status {code})"));
+        match waitpid(Some(pid), WaitOptions::NOHANG) {
+            Ok(Some((_, status))) => {
+                return match status.exit_status() {
+                    Some(0) => Ok(()),
+                    Some(code) => Err(format!("{what} failed (exit status {code})")),
+                    None => Err(format!("{what} was killed by a signal")),
+                };
             }
-            Ok(WaitStatus::Signaled(..)) => return Err(format!("{what} was killed by a signal")),
-            Ok(_) if start.elapsed() >= SEND_TIMEOUT => {
-                let _ = kill(pid, Signal::SIGKILL);
-                let _ = waitpid(pid, None);
+            Ok(None) if start.elapsed() >= SEND_TIMEOUT => {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = waitpid(Some(pid), WaitOptions::empty());
                 return Err(format!(
                     "{what} did not finish within {} s and was stopped",
                     SEND_TIMEOUT.as_secs()
@@ -241,8 +253,8 @@ fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Resu
             }
             // Polled, not waited on by a thread: the module starts no
             // threads inside sshd or sudo.
-            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
-            Err(nix::errno::Errno::EINTR) => {}
+            Ok(None) => super::sleep(Duration::from_millis(20)),
+            Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(format!("{what}: {e}")),
         }
     }
@@ -254,16 +266,15 @@ const ENV: &str = "/usr/bin/env";
 
 /// Writes all of `bytes` to the socket, never raising SIGPIPE; gives up
 /// after [`SEND_TIMEOUT`] on a program that neither reads nor exits.
-fn write_no_signal(sock: &std::os::unix::net::UnixStream, bytes: &[u8]) -> Result<(), String> {
-    use nix::sys::socket::{MsgFlags, send};
-    use std::os::fd::AsRawFd;
-    sock.set_write_timeout(Some(SEND_TIMEOUT))
+fn write_no_signal(sock: &std::os::fd::OwnedFd, bytes: &[u8]) -> Result<(), String> {
+    use rustix::net::{SendFlags, send, sockopt};
+    sockopt::set_socket_timeout(sock, sockopt::Timeout::Send, Some(SEND_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let mut rest = bytes;
     while !rest.is_empty() {
-        match send(sock.as_raw_fd(), rest, MsgFlags::MSG_NOSIGNAL) {
-            Ok(n) => rest = &rest[n..],
-            Err(nix::errno::Errno::EINTR) => {}
+        match send(sock, rest, SendFlags::NOSIGNAL) {
+            Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+            Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.to_string()),
         }
     }

@@ -9,10 +9,10 @@ impl SafeDir {
         openat(
             &self.fd,
             ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io(&self.path, "opening", e))
+        .map_err(|e| io(&self.path, "opening", errno(e)))
     }
 
     /// Replaces `name` atomically with `data` at `mode`: a reader sees the old
@@ -22,15 +22,13 @@ impl SafeDir {
     pub fn write_atomic(&self, name: &OsStr, data: &[u8], mode: u32) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
         let mut rnd = [0u8; 8];
-        rand::TryRng::try_fill_bytes(&mut rand::rngs::SysRng, &mut rnd).map_err(|_| {
-            FsError::Identity {
-                why: "no randomness for a temporary file name".into(),
-            }
+        crate::sys::random::fill(&mut rnd).map_err(|_| FsError::Identity {
+            why: "no randomness for a temporary file name".into(),
         })?;
         let tmp_name = format!(
             ".{}.tmp-{}-{}",
             name.to_string_lossy(),
-            std::process::id(),
+            rustix::process::getpid().as_raw_nonzero(),
             u64::from_le_bytes(rnd)
         );
         self.write_through(&dir, OsStr::new(&tmp_name), name, data, mode, None)?;
@@ -54,7 +52,7 @@ impl SafeDir {
         let dir = self.writable_fd()?;
         let tmp_name = format!(".{}.tmp", name.to_string_lossy());
         let tmp = OsStr::new(&tmp_name);
-        match unlinkat(&dir, tmp, UnlinkatFlags::NoRemoveDir) {
+        match unlinkat(&dir, tmp, AtFlags::empty()).map_err(errno) {
             Ok(()) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(io(&self.path.join(tmp), "removing", e)),
         }
@@ -74,12 +72,12 @@ impl SafeDir {
     ) -> Result<(), FsError> {
         let path = self.path.join(name);
         let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = openat(dir, tmp, flags, Mode::from_bits_truncate(mode & 0o600))
-            .map_err(|e| io(&path, "creating a temporary file for", e))?;
+            .map_err(|e| io(&path, "creating a temporary file for", errno(e)))?;
         let result = (|| {
             fchmod(&fd, Mode::from_bits_truncate(mode))
-                .map_err(|e| io(&path, "setting the mode of", e))?;
+                .map_err(|e| io(&path, "setting the mode of", errno(e)))?;
             if let Some(uid) = reader {
                 grant_read(&fd, uid, &path)?;
             }
@@ -91,13 +89,14 @@ impl SafeDir {
                     Errno::from_raw(e.raw_os_error().unwrap_or(0)),
                 )
             })?;
-            fsync(file.as_fd()).map_err(|e| io(&path, "syncing", e))?;
+            fsync(file.as_fd()).map_err(|e| io(&path, "syncing", errno(e)))?;
             drop(file);
-            renameat(dir, tmp, dir, name).map_err(|e| io(&path, "renaming into place", e))?;
-            fsync(dir).map_err(|e| io(&self.path, "syncing directory", e))
+            renameat(dir, tmp, dir, name)
+                .map_err(|e| io(&path, "renaming into place", errno(e)))?;
+            fsync(dir).map_err(|e| io(&self.path, "syncing directory", errno(e)))
         })();
         if result.is_err() {
-            let _ = unlinkat(dir, tmp, UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(dir, tmp, AtFlags::empty());
         }
         result
     }
@@ -107,12 +106,10 @@ impl SafeDir {
     /// here never fails the write that already succeeded.
     fn remove_stale_temps(&self, dir: &OwnedFd, name: &OsStr) {
         let prefix = format!(".{}.tmp-", name.to_string_lossy());
-        let Ok(fd) = dir.try_clone() else { return };
-        let Ok(mut listing) = nix::dir::Dir::from_fd(fd) else {
+        let Ok(mut listing) = rustix::fs::Dir::read_from(dir) else {
             return;
         };
-        let stale: Vec<std::ffi::CString> = listing
-            .iter()
+        let stale: Vec<std::ffi::CString> = std::iter::from_fn(|| listing.read())
             .flatten()
             .filter_map(|entry| {
                 let file = entry.file_name().to_str().ok()?;
@@ -122,13 +119,14 @@ impl SafeDir {
                     .next()?
                     .parse()
                     .ok()?;
-                let dead = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                    == Err(Errno::ESRCH);
+                let dead = rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
+                    rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+                });
                 dead.then(|| entry.file_name().to_owned())
             })
             .collect();
         for file in stale {
-            let _ = unlinkat(dir, file.as_c_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(dir, file.as_c_str(), AtFlags::empty());
         }
     }
 }
@@ -199,5 +197,5 @@ pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 fn libc_o_nofollow() -> i32 {
-    OFlag::O_NOFOLLOW.bits()
+    OFlags::NOFOLLOW.bits().cast_signed()
 }

@@ -25,8 +25,8 @@ impl SafeDir {
     fn walk(path: &Path, trust: Trust, create: Option<u32>) -> Result<Self, FsError> {
         let parts = components(path)?;
         let root = Path::new("/");
-        let fd =
-            nix::fcntl::open(root, DIR_FLAGS, Mode::empty()).map_err(|e| io(root, "opening", e))?;
+        let fd = rustix::fs::open(root, DIR_FLAGS, Mode::empty())
+            .map_err(|e| io(root, "opening", errno(e)))?;
         let here = PathBuf::from("/");
         let st = fstat(&fd).map_err(|e| io(&here, "checking", e))?;
         check_dir(&st, &here, trust)?;
@@ -64,13 +64,8 @@ impl SafeDir {
             }
         }
         let Some((first, rest)) = parts.split_first() else {
-            let fd = self.fd.try_clone().map_err(|e| {
-                io(
-                    &self.path,
-                    "opening",
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                )
-            })?;
+            let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0)
+                .map_err(|e| io(&self.path, "opening", errno(e)))?;
             return Ok(Self {
                 fd,
                 path: self.path.clone(),
@@ -110,21 +105,21 @@ impl SafeDir {
         create: Option<u32>,
     ) -> Result<OwnedFd, FsError> {
         here.push(name);
-        let next = match openat(fd, name, DIR_FLAGS, Mode::empty()) {
+        let next = match openat(fd, name, DIR_FLAGS, Mode::empty()).map_err(errno) {
             Ok(next) => next,
             Err(Errno::ENOENT) if create.is_some() => {
                 let mode = Mode::from_bits_truncate(create.unwrap_or(0o700));
-                match mkdirat(fd, name, mode) {
+                match mkdirat(fd, name, mode).map_err(errno) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(io(here, "creating directory", e)),
                 }
                 openat(fd, name, DIR_FLAGS, Mode::empty())
-                    .map_err(|e| explain_open_failure(fd, name, here, e, trust))?
+                    .map_err(|e| explain_open_failure(fd, name, here, errno(e), trust))?
             }
             Err(e) => return Err(explain_open_failure(fd, name, here, e, trust)),
         };
         let st = fstat(&next).map_err(|e| io(here, "checking", e))?;
-        if is_type(&st, SFlag::S_IFLNK) {
+        if is_type(&st, FileType::Symlink) {
             return Err(FsError::Symlink { path: here.clone() });
         }
         check_dir(&st, here, trust)?;
@@ -163,15 +158,12 @@ impl SafeDir {
         forbidden: u32,
     ) -> Result<Zeroizing<Vec<u8>>, FsError> {
         let path = self.path.join(name);
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC
-            | OFlag::O_NOCTTY
-            | OFlag::O_NONBLOCK;
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let fd = openat(&self.fd, name, flags, Mode::empty())
-            .map_err(|e| explain_open_failure(&self.fd, name, &path, e, self.trust))?;
+            .map_err(|e| explain_open_failure(&self.fd, name, &path, errno(e), self.trust))?;
         let st = fstat(&fd).map_err(|e| io(&path, "checking", e))?;
-        if !is_type(&st, SFlag::S_IFREG) {
+        if !is_type(&st, FileType::RegularFile) {
             return Err(FsError::NotRegular { path });
         }
         if !self.trust.allows(st.st_uid) {
@@ -217,14 +209,14 @@ impl SafeDir {
         let fd = openat(
             &self.fd,
             ".",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| io(&self.path, "opening", e))?;
-        let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| io(&self.path, "listing", e))?;
+        .map_err(|e| io(&self.path, "opening", errno(e)))?;
+        let mut dir = rustix::fs::Dir::new(fd).map_err(|e| io(&self.path, "listing", errno(e)))?;
         let mut names = std::collections::HashSet::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| io(&self.path, "listing", e))?;
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(|e| io(&self.path, "listing", errno(e)))?;
             let name = entry.file_name().to_bytes();
             if name != b"." && name != b".." {
                 names.insert(OsStr::from_bytes(name).to_os_string());
@@ -235,7 +227,7 @@ impl SafeDir {
 
     /// Whether `name` exists in this directory (as anything, links included).
     pub fn exists(&self, name: &OsStr) -> Result<bool, FsError> {
-        match fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        match statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno) {
             Ok(_) => Ok(true),
             Err(Errno::ENOENT) => Ok(false),
             Err(e) => Err(io(&self.path.join(name), "checking", e)),
@@ -245,9 +237,9 @@ impl SafeDir {
     /// Removes `name` (not following links) and syncs the directory. Missing is fine.
     pub fn remove(&self, name: &OsStr) -> Result<bool, FsError> {
         let dir = self.writable_fd()?;
-        match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
+        match unlinkat(&dir, name, AtFlags::empty()).map_err(errno) {
             Ok(()) => {
-                fsync(&dir).map_err(|e| io(&self.path, "syncing directory", e))?;
+                fsync(&dir).map_err(|e| io(&self.path, "syncing directory", errno(e)))?;
                 Ok(true)
             }
             Err(Errno::ENOENT) => Ok(false),
@@ -410,7 +402,7 @@ mod tests {
     #[test]
     fn fs_identity_switches_and_restores() {
         assert!(
-            nix::unistd::geteuid().is_root(),
+            rustix::process::geteuid().is_root(),
             "this test switches file-system ids and must run as root (CI does)"
         );
         let d = tmp("ident");

@@ -12,10 +12,15 @@
 //! reader ACL, [`lock`] the bounded-wait lock. Switching file-system ids is
 //! [`crate::sys::identity`].
 
+// The system calls go through rustix's raw Linux backend, not libc: each
+// libc function the module imports is one more symbol the loader binds at
+// every dlopen (full RELRO), about 1 k instructions each per login. Errors
+// are kept as nix's `Errno` (a plain number) for the messages.
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat, mkdirat};
-use nix::unistd::{UnlinkatFlags, fsync, unlinkat};
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, Stat as FileStat, fchmod, fstat as raw_fstat, fsync, mkdirat,
+    openat, renameat, statat, unlinkat,
+};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -189,14 +194,23 @@ pub(crate) fn io(path: &Path, op: &'static str, errno: Errno) -> FsError {
     }
 }
 
-pub(crate) fn is_type(st: &FileStat, kind: SFlag) -> bool {
-    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == kind
+/// rustix's error as the errno value the messages use.
+pub(crate) fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
+}
+
+pub(crate) fn fstat(fd: impl AsFd) -> Result<FileStat, Errno> {
+    raw_fstat(fd).map_err(errno)
+}
+
+pub(crate) fn is_type(st: &FileStat, kind: FileType) -> bool {
+    FileType::from_raw_mode(st.st_mode) == kind
 }
 
 /// Checks a directory on the walk: trusted owner, and not writable by group or
 /// others unless it is a root-owned sticky directory such as `/tmp`.
 pub(crate) fn check_dir(st: &FileStat, path: &Path, trust: Trust) -> Result<(), FsError> {
-    if !is_type(st, SFlag::S_IFDIR) {
+    if !is_type(st, FileType::Directory) {
         return Err(FsError::NotDirectory { path: path.into() });
     }
     if !trust.allows(st.st_uid) {
@@ -228,9 +242,9 @@ pub(crate) fn explain_open_failure(
     // missing file is the common case: a state file never written, a user
     // never enrolled.
     if errno != Errno::ENOENT
-        && let Ok(st) = fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        && let Ok(st) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
     {
-        if is_type(&st, SFlag::S_IFLNK) {
+        if is_type(&st, FileType::Symlink) {
             return FsError::Symlink { path: path.into() };
         }
         if errno == Errno::EACCES && !trust.allows(st.st_uid) {
@@ -244,10 +258,10 @@ pub(crate) fn explain_open_failure(
     io(path, "opening", errno)
 }
 
-pub(crate) const DIR_FLAGS: OFlag = OFlag::O_PATH
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
+pub(crate) const DIR_FLAGS: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
 
 pub(crate) fn components(path: &Path) -> Result<Vec<&OsStr>, FsError> {
     let mut out = Vec::new();
