@@ -220,3 +220,70 @@ fn install_enable_remove_purge_keep_pam_working() {
     ok(&format!("dpkg -i {deb} >/dev/null"));
     assert!(Path::new(INSTALLED_MODULE).exists());
 }
+
+/// The functions a login runs are laid out together at the start of the
+/// packaged module's .text (pam-module/hot-functions.txt, linked in that
+/// order by pam-module/build.rs): the kernel maps a file's pages around
+/// every page touched, so code spread over the whole 1.2 MB put nearly all
+/// of it in every login's memory. Checked by symbol on the unstripped build
+/// the .deb was made from, after proving its .text is the packaged one. A
+/// stale list (new toolchain or dependencies) fails here, with the fix.
+#[test]
+#[ignore = "needs the .deb scripts/test.sh builds (OTPGATE_DEB)"]
+fn the_packaged_module_has_its_login_code_together() {
+    let deb = std::env::var("OTPGATE_DEB").expect("OTPGATE_DEB: path of the built .deb");
+    let built = workspace().join("target/release/libpam_otpgate.so");
+    let unpacked = std::env::temp_dir().join(format!("otpgate-deb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&unpacked);
+    ok(&format!("dpkg-deb -x '{deb}' '{}'", unpacked.display()));
+    let packaged = unpacked.join(INSTALLED_MODULE.trim_start_matches('/'));
+    let text = |so: &Path| {
+        let out = unpacked.join("text.bin");
+        ok(&format!(
+            "objcopy -O binary --only-section=.text '{}' '{}'",
+            so.display(),
+            out.display()
+        ));
+        std::fs::read(out).unwrap()
+    };
+    assert!(
+        text(&built) == text(&packaged),
+        "{} is not the module packaged in {deb}",
+        built.display()
+    );
+    std::fs::remove_dir_all(&unpacked).unwrap();
+
+    let list = std::fs::read_to_string(workspace().join("pam-module/hot-functions.txt")).unwrap();
+    let hot: Vec<&str> = list
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(hot.len() > 100, "{} functions listed", hot.len());
+    let symbols = ok(&format!("nm -S --defined-only '{}'", built.display()));
+    let mut at = std::collections::HashMap::new();
+    for line in symbols.lines() {
+        if let [addr, size, _, name] = line.split_whitespace().collect::<Vec<_>>()[..] {
+            let hex = |s: &str| u64::from_str_radix(s, 16).unwrap();
+            at.insert(name.to_string(), (hex(addr), hex(size)));
+        }
+    }
+    let missing: Vec<&&str> = hot.iter().filter(|n| !at.contains_key(**n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} names in pam-module/hot-functions.txt are not in the module (first: {:?}): \
+         the list is stale; run `bash scripts/hot-functions.sh` and commit it",
+        missing.len(),
+        hot.len(),
+        missing.first()
+    );
+    let start = hot.iter().map(|n| at[*n].0).min().unwrap();
+    let end = hot.iter().map(|n| at[*n].0 + at[*n].1).max().unwrap();
+    let total: u64 = hot.iter().map(|n| at[*n].1).sum();
+    // Together: the span is the functions' sizes plus alignment padding.
+    assert!(
+        end - start <= total + 16 * 1024,
+        "the {} login functions ({total} bytes) are spread over {} bytes",
+        hot.len(),
+        end - start
+    );
+}
