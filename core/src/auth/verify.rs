@@ -190,8 +190,10 @@ pub fn decide(
                 initial,
             } => {
                 let next = mem.next_counter.unwrap_or(initial).max(initial);
+                let hotp = otp::Hotp::new(&device.secret, algorithm, digits);
                 let matches = |c: u64| {
-                    otp::codes_equal(code, &otp::hotp(&device.secret, algorithm, digits, c))
+                    hotp.as_ref()
+                        .is_some_and(|h| otp::codes_equal(code, &h.code(c)))
                 };
                 let ahead = next.saturating_add(u64::from(lookahead));
                 let pending = mem.resync_pending.take();

@@ -128,8 +128,9 @@ pub fn hotp_counter(
     code: &str,
 ) -> Option<u64> {
     let code: String = code.chars().filter(char::is_ascii_digit).collect();
+    let hotp = otp::Hotp::new(secret, algorithm, digits)?;
     (start..=start.saturating_add(u64::from(lookahead)))
-        .find(|c| otp::codes_equal(&code, &otp::hotp(secret, algorithm, digits, *c)))
+        .find(|c| otp::codes_equal(&code, &hotp.code(*c)))
 }
 
 /// A YubiKey slot as `otpgate device add --yubico-otp` is given it: the

@@ -1,5 +1,10 @@
-//! One-time-password arithmetic (RFC 4226 HOTP, RFC 6238 TOTP) over totp-rs,
-//! plus the window search with replay refusal that totp-rs leaves to callers.
+//! One-time-password arithmetic (RFC 4226 HOTP, RFC 6238 TOTP), plus the
+//! window search with replay refusal.
+//!
+//! HOTP is computed here on the RustCrypto HMAC that totp-rs itself uses,
+//! keyed once per secret ([`Hotp`]): totp-rs re-keys the HMAC for every
+//! code, and a login tries up to three (a TOTP window) or eleven (an HOTP
+//! lookahead). totp-rs stays as the tests' independent oracle.
 
 pub mod input;
 pub mod recovery;
@@ -40,14 +45,6 @@ impl Algorithm {
             "SHA256" => Some(Self::SHA256),
             "SHA512" => Some(Self::SHA512),
             _ => None,
-        }
-    }
-
-    fn to_totp_rs(self) -> totp_rs::Algorithm {
-        match self {
-            Self::SHA1 => totp_rs::Algorithm::SHA1,
-            Self::SHA256 => totp_rs::Algorithm::SHA256,
-            Self::SHA512 => totp_rs::Algorithm::SHA512,
         }
     }
 }
@@ -116,8 +113,9 @@ impl std::fmt::Display for OtpError {
 
 impl std::error::Error for OtpError {}
 
-/// Smallest and largest code length accepted anywhere (RFC 4226 §5.3 allows 6–8;
-/// totp-rs panics at 10 or more, so this range is also a safety bound).
+/// Smallest and largest code length accepted anywhere (RFC 4226 §5.3 allows
+/// 6–8; a 31-bit truncated value has at most 10 digits, so this range is
+/// also a safety bound).
 pub const DIGITS_RANGE: std::ops::RangeInclusive<u8> = 6..=8;
 /// Accepted TOTP periods in seconds.
 pub const PERIOD_RANGE: std::ops::RangeInclusive<u64> = 10..=300;
@@ -161,7 +159,7 @@ impl TotpParams {
     }
 
     /// Validates digits and period; callers build params only through this or
-    /// [`Self::DEFAULT`], so code generation can never hit totp-rs's panics.
+    /// [`Self::DEFAULT`], so code generation never sees them out of range.
     pub fn new(algorithm: Algorithm, digits: u8, period: u64) -> Result<Self, OtpError> {
         if !DIGITS_RANGE.contains(&digits) {
             return Err(OtpError::Digits(digits));
@@ -182,21 +180,77 @@ impl TotpParams {
     }
 }
 
+/// An HOTP generator (RFC 4226) for one secret: the HMAC key is absorbed
+/// once, so each further counter costs two hash blocks instead of four.
+/// The keyed state is wiped when dropped (hmac's `zeroize`).
+pub struct Hotp {
+    mac: KeyedMac,
+    digits: u8,
+}
+
+enum KeyedMac {
+    Sha1(hmac::Hmac<sha1::Sha1>),
+    Sha256(hmac::Hmac<sha2::Sha256>),
+    Sha512(hmac::Hmac<sha2::Sha512>),
+}
+
+impl Hotp {
+    /// `digits` is clamped to [`DIGITS_RANGE`]. None only if the HMAC
+    /// refused the key, which HMAC never does (any length is a key).
+    pub fn new(secret: &Secret, algorithm: Algorithm, digits: u8) -> Option<Self> {
+        use hmac::KeyInit;
+        let key = secret.as_bytes();
+        let mac = match algorithm {
+            Algorithm::SHA1 => KeyedMac::Sha1(hmac::Hmac::new_from_slice(key).ok()?),
+            Algorithm::SHA256 => KeyedMac::Sha256(hmac::Hmac::new_from_slice(key).ok()?),
+            Algorithm::SHA512 => KeyedMac::Sha512(hmac::Hmac::new_from_slice(key).ok()?),
+        };
+        let digits = digits.clamp(*DIGITS_RANGE.start(), *DIGITS_RANGE.end());
+        Some(Self { mac, digits })
+    }
+
+    /// The code for `counter`: HMAC of the counter (8 bytes, big-endian),
+    /// dynamic truncation (RFC 4226 §5.3), the last `digits` decimal digits.
+    pub fn code(&self, counter: u64) -> Zeroizing<String> {
+        use hmac::Mac;
+        let message = counter.to_be_bytes();
+        let value = match &self.mac {
+            KeyedMac::Sha1(m) => truncate(&m.clone().chain_update(message).finalize().into_bytes()),
+            KeyedMac::Sha256(m) => {
+                truncate(&m.clone().chain_update(message).finalize().into_bytes())
+            }
+            KeyedMac::Sha512(m) => {
+                truncate(&m.clone().chain_update(message).finalize().into_bytes())
+            }
+        };
+        let modulus = 10u64.pow(u32::from(self.digits));
+        Zeroizing::new(format!(
+            "{:0width$}",
+            u64::from(value) % modulus,
+            width = usize::from(self.digits)
+        ))
+    }
+}
+
+/// RFC 4226 dynamic truncation: 31 bits at the offset the last nibble gives.
+fn truncate(mac: &[u8]) -> u32 {
+    let offset = usize::from(mac.last().copied().unwrap_or(0) & 0x0f);
+    // Every HMAC here is at least 20 bytes, so offset + 4 <= 19 fits.
+    let word = mac
+        .get(offset..offset + 4)
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .unwrap_or_default();
+    u32::from_be_bytes(word) & 0x7fff_ffff
+}
+
 /// The HOTP value for `counter` (RFC 4226). TOTP is HOTP of the time step.
-///
-/// totp-rs computes `HMAC(secret, time / step)`; with a step of 1 second the
-/// "time" is the counter itself, which gives plain HOTP without a second
-/// HMAC implementation.
+/// For several counters of one secret, use [`Hotp`] once.
 pub fn hotp(secret: &Secret, algorithm: Algorithm, digits: u8, counter: u64) -> Zeroizing<String> {
-    let digits = digits.clamp(*DIGITS_RANGE.start(), *DIGITS_RANGE.end());
-    let totp = totp_rs::Builder::new()
-        .with_algorithm(algorithm.to_totp_rs())
-        .with_digits(digits)
-        .with_skew(0)
-        .with_step_duration(1)
-        .with_secret(secret.as_bytes())
-        .build_noncompliant();
-    Zeroizing::new(totp.generate(counter).to_string())
+    match Hotp::new(secret, algorithm, digits) {
+        Some(h) => h.code(counter),
+        // Unreachable; a dash never equals a typed code (digits only).
+        None => Zeroizing::new("-".into()),
+    }
 }
 
 /// The TOTP code for the step containing `unix_time`.
@@ -233,10 +287,10 @@ pub fn find_totp_step(
     let current = params.step_at(now);
     let first = current.saturating_sub(u64::from(window));
     let last = current.saturating_add(u64::from(window));
-    (first..=last).rev().find(|&step| {
-        after.is_none_or(|a| step > a)
-            && codes_equal(typed, &hotp(secret, params.algorithm, params.digits, step))
-    })
+    let hotp = Hotp::new(secret, params.algorithm, params.digits)?;
+    (first..=last)
+        .rev()
+        .find(|&step| after.is_none_or(|a| step > a) && codes_equal(typed, &hotp.code(step)))
 }
 
 /// Whether what someone typed is a code of this TOTP key near `now`
@@ -303,6 +357,40 @@ mod tests {
         ];
         for (counter, code) in expected.iter().enumerate() {
             assert_eq!(*hotp(&secret, Algorithm::SHA1, 6, counter as u64), *code);
+        }
+    }
+
+    /// Against totp-rs (an independent implementation): every hash, every
+    /// code length, counters small and large, secrets short and long.
+    #[test]
+    fn agrees_with_totp_rs() {
+        let to_rs = |a| match a {
+            Algorithm::SHA1 => totp_rs::Algorithm::SHA1,
+            Algorithm::SHA256 => totp_rs::Algorithm::SHA256,
+            Algorithm::SHA512 => totp_rs::Algorithm::SHA512,
+        };
+        for key_len in [10usize, 20, 32, 64, 100] {
+            let key: Vec<u8> = (0..key_len).map(|i| (i * 37 + 11) as u8).collect();
+            let secret = Secret::from_bytes(key.clone()).unwrap();
+            for algorithm in [Algorithm::SHA1, Algorithm::SHA256, Algorithm::SHA512] {
+                for digits in DIGITS_RANGE {
+                    let generator = Hotp::new(&secret, algorithm, digits).unwrap();
+                    let oracle = totp_rs::Builder::new()
+                        .with_algorithm(to_rs(algorithm))
+                        .with_digits(digits)
+                        .with_skew(0)
+                        .with_step_duration(1)
+                        .with_secret(key.clone())
+                        .build_noncompliant();
+                    for counter in (0..200u64).chain([56_666_666, u64::from(u32::MAX) + 7]) {
+                        assert_eq!(
+                            *generator.code(counter),
+                            oracle.generate(counter).to_string(),
+                            "{algorithm} {digits} digits, key {key_len} bytes, counter {counter}"
+                        );
+                    }
+                }
+            }
         }
     }
 
