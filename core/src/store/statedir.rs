@@ -97,10 +97,13 @@ struct Names {
 }
 
 fn names(account: &Account) -> Names {
+    // Concatenated, not format!ted: this runs twice in every login.
+    let uid = account.uid.as_raw().to_string();
+    let named = |stem: &str, suffix: &str| OsString::from([stem, suffix].concat());
     Names {
-        state: OsString::from(format!("{}.state", account.uid)),
-        lock: OsString::from(format!("{}.lock", account.uid)),
-        legacy: OsString::from(format!("{}.state", state_stem(&account.name))),
+        state: named(&uid, ".state"),
+        lock: named(&uid, ".lock"),
+        legacy: named(&state_stem(&account.name), ".state"),
     }
 }
 

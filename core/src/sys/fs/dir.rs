@@ -157,45 +157,50 @@ impl SafeDir {
         max: u64,
         forbidden: u32,
     ) -> Result<Zeroizing<Vec<u8>>, FsError> {
-        let path = self.path.join(name);
+        // Built only for a message: most reads succeed.
+        let path = || self.path.join(name);
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         let fd = openat(&self.fd, name, flags, Mode::empty())
-            .map_err(|e| explain_open_failure(&self.fd, name, &path, errno(e), self.trust))?;
-        let st = fstat(&fd).map_err(|e| io(&path, "checking", e))?;
+            .map_err(|e| explain_open_failure(&self.fd, name, &path(), errno(e), self.trust))?;
+        let st = fstat(&fd).map_err(|e| io(&path(), "checking", e))?;
         if !is_type(&st, FileType::RegularFile) {
-            return Err(FsError::NotRegular { path });
+            return Err(FsError::NotRegular { path: path() });
         }
         if !self.trust.allows(st.st_uid) {
             return Err(FsError::BadOwner {
-                path,
+                path: path(),
                 uid: st.st_uid,
                 allowed: self.trust.owner,
             });
         }
         if st.st_mode & forbidden != 0 {
             return Err(FsError::BadMode {
-                path,
+                path: path(),
                 mode: st.st_mode & 0o7777,
                 forbidden,
             });
         }
         let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
         if size > max {
-            return Err(FsError::TooLarge { path, size, max });
+            return Err(FsError::TooLarge {
+                path: path(),
+                size,
+                max,
+            });
         }
         let mut buf = Zeroizing::new(Vec::with_capacity(size as usize));
         let file = File::from(fd);
         file.take(max + 1).read_to_end(&mut buf).map_err(|e| {
             io(
-                &path,
+                &path(),
                 "reading",
                 Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             )
         })?;
         if buf.len() as u64 > max {
             return Err(FsError::TooLarge {
-                path,
+                path: path(),
                 size: buf.len() as u64,
                 max,
             });
