@@ -182,7 +182,8 @@ impl TotpParams {
 
 /// An HOTP generator (RFC 4226) for one secret: the HMAC key is absorbed
 /// once, so each further counter costs two hash blocks instead of four.
-/// The keyed state is wiped when dropped (hmac's `zeroize`).
+/// The keyed state (the hash cores that absorbed the secret) is wiped when
+/// dropped: the `zeroize` features of hmac, sha1 and sha2 (core/Cargo.toml).
 pub struct Hotp {
     mac: KeyedMac,
     digits: u8,
