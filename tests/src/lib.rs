@@ -695,21 +695,30 @@ pub struct TestUser {
     owns_home: bool,
 }
 
+/// Runs `cmd`, failing the test with `what` and its stderr unless it exits 0.
+pub fn run_ok(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `useradd ARGS --shell /bin/sh --home-dir HOME NAME` under the
 /// shadow-tools lock.
 fn useradd(args: &[&str], home: &Path, name: &str) {
     let _guard = user_lock().lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("useradd")
-        .args(args)
-        .args(["--shell", "/bin/sh", "--home-dir"])
-        .arg(home)
-        .arg(name)
-        .output()
-        .expect("running useradd");
-    assert!(
-        out.status.success(),
-        "useradd: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("useradd")
+            .args(args)
+            .args(["--shell", "/bin/sh", "--home-dir"])
+            .arg(home)
+            .arg(name),
+        "useradd",
     );
 }
 

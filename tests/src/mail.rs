@@ -3,7 +3,7 @@
 //! running — and then stopped by its master's pid when the test process
 //! ends, pass, fail or killed. It listens on loopback only.
 
-use crate::{PamRun, World, run_pam_app, unique};
+use crate::{PamRun, World, run_ok, run_pam_app, unique};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -38,15 +38,7 @@ pub struct MtaStopped {
 pub fn mta_stopped() -> MtaStopped {
     let alone = MTA.write().unwrap_or_else(|e| e.into_inner());
     ensure_mta();
-    let out = Command::new("postfix")
-        .arg("stop")
-        .output()
-        .expect("postfix stop");
-    assert!(
-        out.status.success(),
-        "postfix stop: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new("postfix").arg("stop"), "postfix stop");
     assert!(
         crate::wait_until(Duration::from_secs(30), || !postfix_answers()),
         "postfix still answers after postfix stop"
@@ -164,14 +156,10 @@ fn ensure_mta() {
             .expect("postfix status")
             .status
             .success();
-        let st = Command::new("postfix")
-            .arg(if running { "reload" } else { "start" })
-            .output()
-            .expect("postfix start");
-        assert!(
-            st.status.success(),
-            "postfix start: {}",
-            String::from_utf8_lossy(&st.stderr)
+        let verb = if running { "reload" } else { "start" };
+        run_ok(
+            Command::new("postfix").arg(verb),
+            &format!("postfix {verb}"),
         );
         if !running {
             let record =
