@@ -15,7 +15,7 @@ install_cargo_deb
 
 # Build the Debian package and install it with apt: files, conffile,
 # pam-auth-update profile (not enabled), man pages, completions.
-step "3/4 Building otpgate (release) and its .deb (about 2-3 minutes on 2 cores; compiler output follows)"
+step "3/4 Building otpgate (release) and its .deb (about 3 minutes on 2 cores from scratch; compiler output follows)"
 deb=$(bash scripts/build-deb.sh)
 step "4/4 Installing $deb with apt"
 apt-get install -y -qq --reinstall "./$deb" >/dev/null
