@@ -31,7 +31,7 @@ echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selectio
 apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
     passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator \
     openssh-server openssh-client sudo lintian openvpn openssl libssl-dev postgresql systemd iproute2 \
-    python3-yubiotp postfix
+    python3-yubiotp postfix libnss-wrapper
 find_cargo test.sh
 install_cargo_deb
 

@@ -129,7 +129,7 @@ pub fn pam_lock() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 const PAM_MATRIX: &str = "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so";
 
 /// A fixed instant used by most tests: 2027-01-15 08:00:00 UTC.
@@ -505,7 +505,7 @@ impl World {
 
     /// The state file of `user` (one per uid).
     pub fn state_file(&self, user: &TestUser) -> PathBuf {
-        self.state.join(format!("{}.state", user.uid))
+        self.state.join(format!("uid={}.state", user.uid))
     }
 }
 

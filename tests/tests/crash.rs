@@ -129,10 +129,10 @@ fn sigkill_during_writes_never_corrupts_or_loses_anything() {
     // What a killed writer can leave: the state's one fixed temporary name
     // (replaced by the next locked write) and at most one uniquely named
     // temporary of the secret file (removed by later writes). Nothing else.
-    let state_tmp = format!(".{}.state.tmp", u.uid);
+    let state_tmp = format!(".uid={}.state.tmp", u.uid);
     let state_names = names_in(&w.state);
     let allowed = [
-        format!("{}.state", u.uid),
+        format!("uid={}.state", u.uid),
         format!("{}.lock", u.uid),
         state_tmp.clone(),
     ];
@@ -197,7 +197,7 @@ fn disk_full_denies_with_a_clear_log_line_and_keeps_the_old_state() {
     let _tiny = TinyFs(mnt.clone());
     w.set_config(&format!("state_dir = \"{}/state\"\n", mnt.display()));
     w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
-    let state_file = mnt.join("state").join(format!("{}.state", u.uid));
+    let state_file = mnt.join("state").join(format!("uid={}.state", u.uid));
     let before = std::fs::read(&state_file).unwrap();
 
     // Fill the file system to the last byte.
@@ -218,7 +218,7 @@ fn disk_full_denies_with_a_clear_log_line_and_keeps_the_old_state() {
     );
     assert_eq!(
         names_in(&mnt.join("state")),
-        [format!("{}.lock", u.uid), format!("{}.state", u.uid)],
+        [format!("{}.lock", u.uid), format!("uid={}.state", u.uid)],
         "a failed write removes its temporary file"
     );
 

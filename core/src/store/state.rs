@@ -255,9 +255,13 @@ impl From<StateV1> for UserState {
 }
 
 impl UserState {
-    /// Takes in a version-1 state of another name of this uid (an alias
-    /// converted after the first): its unmapped memory, failures and lock
-    /// join this one, so nothing it recorded is forgotten.
+    /// Takes in another state of this account — a version-1 file of an
+    /// alias, a file left by an older release, or (`otpgate migrate` on a
+    /// second server) what another server remembered — so that nothing
+    /// either recorded as used works again: replay memory keeps the newer
+    /// step and counter, used recovery codes are the union, failures and
+    /// the lock add up. Remembered addresses and a waiting sent code are
+    /// taken from `self` alone (trust is never widened by a merge).
     pub fn absorb(&mut self, old: UserState) {
         if let Some(old_legacy) = old.legacy {
             let legacy = self.legacy.get_or_insert_with(Legacy::default);
@@ -270,7 +274,33 @@ impl UserState {
                 }
             }
         }
-        self.failures.extend(old.failures);
+        for (fingerprint, theirs) in old.devices {
+            let mine = self.devices.entry(fingerprint).or_default();
+            mine.last_step = mine.last_step.max(theirs.last_step);
+            mine.next_counter = mine.next_counter.max(theirs.next_counter);
+            mine.resync_pending = mine.resync_pending.or(theirs.resync_pending);
+        }
+        for (set, theirs) in old.used_recovery {
+            let mine = self.used_recovery.entry(set).or_default();
+            mine.last_used = mine.last_used.max(theirs.last_used);
+            for hash in theirs.hashes {
+                if !mine.hashes.contains(&hash) {
+                    mine.hashes.push(hash);
+                }
+            }
+        }
+        for t in old.failures {
+            if !self.failures.contains(&t) {
+                self.failures.push(t);
+            }
+        }
+        self.failures.sort_unstable();
+        for t in old.sends {
+            if !self.sends.contains(&t) {
+                self.sends.push(t);
+            }
+        }
+        self.sends.sort_unstable();
         self.locked_until = self.locked_until.max(old.locked_until);
         self.first_seen = match (self.first_seen, old.first_seen) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -359,24 +389,31 @@ impl UserState {
 
     /// Parses a state file strictly; version 1 is converted.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        Self::parse_versioned(bytes).map(|(state, _)| state)
+    }
+
+    /// [`Self::parse`], also saying which format version the bytes were in
+    /// (the state directory tells a version-1 file from a current one by
+    /// this, never by its name alone).
+    pub fn parse_versioned(bytes: &[u8]) -> Result<(Self, u32), String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
         // One strict parse on the login path: the current format first;
         // the version probe runs only for an old file or to explain a failure.
         if let Ok(state) = toml::from_str::<UserState>(text)
             && state.version == STATE_VERSION
         {
-            return Ok(state);
+            return Ok((state, STATE_VERSION));
         }
         let probe: toml::Table =
             toml::from_str(text).map_err(|e| e.message().replace('\n', " "))?;
         let version = probe.get("version").and_then(toml::Value::as_integer);
         match version {
             Some(1) => toml::from_str::<StateV1>(text)
-                .map(UserState::from)
+                .map(|v1| (UserState::from(v1), 1))
                 .map_err(|e| e.message().replace('\n', " ")),
-            Some(v) if v == i64::from(STATE_VERSION) => {
-                toml::from_str(text).map_err(|e| e.message().replace('\n', " "))
-            }
+            Some(v) if v == i64::from(STATE_VERSION) => toml::from_str(text)
+                .map(|s| (s, STATE_VERSION))
+                .map_err(|e| e.message().replace('\n', " ")),
             Some(v) => Err(format!("state format version {v} is not supported")),
             None => Err("the `version` key is missing".into()),
         }

@@ -1,12 +1,21 @@
-//! The state directory of the files engine: one file per uid (`UID.state`),
-//! root's, mode 0600, plus a POSIX ACL entry letting that user (and nobody
-//! else, not even their primary group) read it, so `otpgate status` shows them
-//! their own recovery codes left and last use. Each update holds an exclusive
-//! lock on a separate lock file (`UID.lock`) across read, decide and write,
-//! and writes atomically. Version-1 files (`NAME.state`) are read once,
-//! converted and removed.
+//! The state directory of the files engine: one file per uid
+//! (`uid=UID.state`), root's, mode 0600, plus a POSIX ACL entry letting that
+//! user (and nobody else, not even their primary group) read it, so
+//! `otpgate status` shows them their own recovery codes left and last use.
+//! Each update holds an exclusive lock on a separate lock file (`UID.lock`)
+//! across read, decide and write, and writes atomically.
+//!
+//! Files of older releases are converted when their account logs in:
+//! `NAME.state` (format 1, named after the account) and `UID.state`
+//! (format 2, named after the uid). The two old names collide for
+//! all-digit account names (`47001.state` may be uid 47001's file or user
+//! "47001"'s), so an old file is taken only after its *content* says whose
+//! it is: format 1 belongs to the account name, format 2 to the uid. A file
+//! that is someone else's is never read as ours, converted or removed. The
+//! current name cannot collide with either: `=` is escaped in every
+//! `NAME.state` ([`state_stem`]), and no uid file had it.
 
-use crate::store::state::{MAX_STATE_SIZE, UserState};
+use crate::store::state::{MAX_STATE_SIZE, STATE_VERSION as STATE_V2, UserState};
 use crate::sys::account::Account;
 use crate::sys::fs::{FsError, SafeDir, Trust};
 use crate::sys::paths::state_stem;
@@ -72,39 +81,63 @@ pub struct StateDir {
 /// would give the same state, so it is taken from here instead. The bytes
 /// are always read again; only the parse is saved.
 #[derive(Debug, Default)]
-struct Memo(std::sync::Mutex<Option<(OsString, Vec<u8>, UserState)>>);
+struct Memo(std::sync::Mutex<Option<Parsed>>);
+
+/// One parsed file: its name, its bytes, the state and its format version.
+#[derive(Debug)]
+struct Parsed {
+    name: OsString,
+    bytes: Vec<u8>,
+    state: UserState,
+    format: u32,
+}
 
 impl Memo {
-    fn recall(&self, name: &OsString, bytes: &[u8]) -> Option<UserState> {
+    fn recall(&self, name: &OsString, bytes: &[u8]) -> Option<(UserState, u32)> {
         let memo = self.0.lock().ok()?;
-        let (n, b, state) = memo.as_ref()?;
-        (n == name && b.as_slice() == bytes).then(|| state.clone())
+        let p = memo.as_ref()?;
+        (&p.name == name && p.bytes.as_slice() == bytes).then(|| (p.state.clone(), p.format))
     }
 
-    fn keep(&self, name: &OsString, bytes: &[u8], state: &UserState) {
+    fn keep(&self, name: &OsString, bytes: &[u8], state: &UserState, format: u32) {
         if let Ok(mut memo) = self.0.lock() {
-            *memo = Some((name.clone(), bytes.to_vec(), state.clone()));
+            *memo = Some(Parsed {
+                name: name.clone(),
+                bytes: bytes.to_vec(),
+                state: state.clone(),
+                format,
+            });
         }
     }
 }
 
-/// File names of one account's state: the uid's file and lock, and the
-/// version-1 file named after the account name.
+/// File names of one account's state: the current file and its lock, and
+/// the two names older releases used.
 struct Names {
     state: OsString,
     lock: OsString,
-    legacy: OsString,
+    /// Format 2 (the release before): `UID.state`.
+    by_uid: OsString,
+    /// Format 1: `NAME.state`.
+    by_name: OsString,
 }
 
 fn names(account: &Account) -> Names {
     // Concatenated, not format!ted: this runs twice in every login.
     let uid = account.uid.as_raw().to_string();
-    let named = |stem: &str, suffix: &str| OsString::from([stem, suffix].concat());
+    let named = |parts: &[&str]| OsString::from(parts.concat());
     Names {
-        state: named(&uid, ".state"),
-        lock: named(&uid, ".lock"),
-        legacy: named(&state_stem(&account.name), ".state"),
+        state: named(&["uid=", &uid, ".state"]),
+        lock: named(&[&uid, ".lock"]),
+        by_uid: named(&[&uid, ".state"]),
+        by_name: named(&[&state_stem(&account.name), ".state"]),
     }
+}
+
+/// An old file that turned out to be this account's (absorbed, to be
+/// removed once the merged state is written).
+struct Old {
+    name: OsString,
 }
 
 /// Read for the user: root's file, readable by this uid through an ACL.
@@ -145,26 +178,27 @@ impl StateDir {
         self
     }
 
+    /// A state file and the format version its content is in.
     fn read_file(
         &self,
         name: &OsString,
         user: &str,
         max: u64,
         listed: Option<&HashSet<OsString>>,
-    ) -> Result<Option<UserState>, StateError> {
+    ) -> Result<Option<(UserState, u32)>, StateError> {
         if listed.is_some_and(|names| !names.contains(name)) {
             return Ok(None);
         }
         let path = || self.dir.path().join(name).display().to_string();
         match self.dir.read_checked(name, max, 0o027) {
             Ok(bytes) => {
-                if let Some(state) = self.memo.recall(name, &bytes) {
-                    return Ok(Some(state));
+                if let Some(found) = self.memo.recall(name, &bytes) {
+                    return Ok(Some(found));
                 }
-                let state = UserState::parse(&bytes)
+                let (state, format) = UserState::parse_versioned(&bytes)
                     .map_err(|why| StateError::Corrupt { path: path(), why })?;
-                self.memo.keep(name, &bytes, &state);
-                Ok(Some(state))
+                self.memo.keep(name, &bytes, &state, format);
+                Ok(Some((state, format)))
             }
             Err(e) if e.is_not_found() => Ok(None),
             Err(FsError::TooLarge { .. }) => Err(StateError::TooLarge {
@@ -175,31 +209,40 @@ impl StateDir {
         }
     }
 
-    /// The state, from the uid's file or else a version-1 file to convert;
-    /// the flag says whether it came from a version-1 file.
+    /// The state: the current file with every old file that is this
+    /// account's absorbed (those are returned, to be removed once the
+    /// merged state is written).
     fn read_any(
         &self,
         account: &Account,
         n: &Names,
         max: u64,
         listed: Option<&HashSet<OsString>>,
-    ) -> Result<(UserState, bool), StateError> {
-        let current = self.read_file(&n.state, &account.name, max, listed)?;
-        // A version-1 file of this name is read even when the uid's file
-        // exists: an alias (another name, same uid) may have been converted
-        // first, and its used codes must not be forgotten.
-        match (
-            current,
-            self.read_file(&n.legacy, &account.name, max, listed)?,
-        ) {
-            (Some(state), None) => Ok((state, false)),
-            (None, None) => Ok((UserState::default(), false)),
-            (None, Some(old)) => Ok((old, true)),
-            (Some(mut state), Some(old)) => {
-                state.absorb(old);
-                Ok((state, true))
+    ) -> Result<(UserState, Vec<Old>), StateError> {
+        let mut state = self
+            .read_file(&n.state, &account.name, max, listed)?
+            .map(|(s, _)| s);
+        let mut olds = Vec::new();
+        // `UID.state` is ours if it holds format 2; `NAME.state` if it
+        // holds format 1. When the account's name is its uid they are one
+        // file, ours whatever its format.
+        let same = n.by_uid == n.by_name;
+        let candidates = [(&n.by_uid, STATE_V2), (&n.by_name, 1)];
+        for (name, ours_if) in candidates.iter().take(if same { 1 } else { 2 }) {
+            let Some((old, format)) = self.read_file(name, &account.name, max, listed)? else {
+                continue;
+            };
+            if same || format == *ours_if {
+                match state.as_mut() {
+                    Some(s) => s.absorb(old),
+                    None => state = Some(old),
+                }
+                olds.push(Old {
+                    name: (*name).clone(),
+                });
             }
         }
+        Ok((state.unwrap_or_default(), olds))
     }
 
     /// Reads a user's state without locking (a snapshot, for status output
@@ -257,10 +300,10 @@ impl StateDir {
     ) -> Result<R, StateError> {
         let n = names(account);
         let _lock = self.dir.lock(&n.lock, self.lock_timeout)?;
-        let (before, converted) = self.read_any(account, &n, max, None)?;
+        let (before, olds) = self.read_any(account, &n, max, None)?;
         let mut state = before.clone();
         let result = decide(&mut state);
-        if state != before || converted {
+        if state != before || !olds.is_empty() {
             let text = toml::to_string(&state).map_err(|e| StateError::Corrupt {
                 path: self.dir.path().join(&n.state).display().to_string(),
                 why: e.to_string(),
@@ -272,19 +315,26 @@ impl StateDir {
                 Some(account.uid.as_raw()),
             )?;
         }
-        if converted {
-            self.dir.remove(&n.legacy)?;
+        // Only after the merged state is safely written.
+        for old in olds {
+            self.dir.remove(&old.name)?;
         }
         Ok(result)
     }
 
-    /// Forgets everything about a user (admin reset), also a version-1 file.
+    /// Forgets everything about a user (admin reset), also their files
+    /// from older releases (only those that are theirs).
     pub fn remove(&self, account: &Account) -> Result<bool, StateError> {
         let n = names(account);
         let _lock = self.dir.lock(&n.lock, self.lock_timeout)?;
-        let had = self.dir.remove(&n.state)?;
-        let had_legacy = self.dir.remove(&n.legacy)?;
-        Ok(had || had_legacy)
+        // Which old files are this account's is read before anything goes;
+        // a corrupt one stops the reset rather than removing the wrong file.
+        let (_, olds) = self.read_any(account, &n, MAX_REPAIR_SIZE, None)?;
+        let mut had = self.dir.remove(&n.state)?;
+        for old in olds {
+            had |= self.dir.remove(&old.name)?;
+        }
+        Ok(had)
     }
 
     /// The directory's path.
@@ -331,7 +381,7 @@ mod tests {
         assert_eq!(store.read(&alice).unwrap(), UserState::default());
         store.update(&alice, |s| s.last_success = Some(5)).unwrap();
         assert_eq!(store.read(&alice).unwrap().last_success, Some(5));
-        assert!(dir.join("4001.state").exists());
+        assert!(dir.join("uid=4001.state").exists());
         assert!(store.remove(&alice).unwrap());
         assert_eq!(store.read(&alice).unwrap(), UserState::default());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -366,7 +416,7 @@ mod tests {
         let (dave, erin) = (account("dave", 4004), account("erin", 4005));
         store.update(&dave, |s| s.last_success = Some(7)).unwrap();
         let names = store.names().unwrap();
-        assert!(names.contains(&OsString::from("4004.state")));
+        assert!(names.contains(&OsString::from("uid=4004.state")));
         assert_eq!(
             store.read_listed(&dave, &names).unwrap().last_success,
             Some(7)
@@ -446,10 +496,10 @@ mod tests {
         let dir = tmp("staletmp");
         let store = StateDir::open(&dir).unwrap();
         let erin = account("erin", 4004);
-        std::fs::write(dir.join(".4004.state.tmp"), "half a write").unwrap();
+        std::fs::write(dir.join(".uid=4004.state.tmp"), "half a write").unwrap();
         store.update(&erin, |s| s.last_success = Some(7)).unwrap();
         assert_eq!(store.read(&erin).unwrap().last_success, Some(7));
-        assert!(!dir.join(".4004.state.tmp").exists());
+        assert!(!dir.join(".uid=4004.state.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -464,13 +514,13 @@ mod tests {
         let dir = tmp("corrupt");
         let store = StateDir::open(&dir).unwrap();
         let dave = account("dave", 4005);
-        write_600(&dir.join("4005.state"), "version = 2\nbogus = 1\n");
+        write_600(&dir.join("uid=4005.state"), "version = 2\nbogus = 1\n");
         let err = store
             .update(&dave, |s| s.last_success = Some(1))
             .unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
         assert!(
-            std::fs::read_to_string(dir.join("4005.state"))
+            std::fs::read_to_string(dir.join("uid=4005.state"))
                 .unwrap()
                 .contains("bogus")
         );
@@ -488,7 +538,7 @@ mod tests {
                 .insert(format!("{i:032x}"), DeviceState::default());
             big.devices.get_mut(&format!("{i:032x}")).unwrap().last_step = Some(i);
         }
-        write_600(&dir.join("4006.state"), &toml::to_string(&big).unwrap());
+        write_600(&dir.join("uid=4006.state"), &toml::to_string(&big).unwrap());
         let err = store.update(&fay, |_| ()).unwrap_err();
         assert!(
             err.to_string()
@@ -532,9 +582,131 @@ mod tests {
         store
             .update(&account("../escape", 4008), |s| s.last_success = Some(1))
             .unwrap();
-        assert!(dir.join("4008.state").exists());
+        assert!(dir.join("uid=4008.state").exists());
         assert_eq!(state_stem("../escape"), "%2E.%2Fescape");
         assert!(!dir.parent().unwrap().join("escape.state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_format_two_file_of_the_release_before_is_taken_over_once() {
+        let dir = tmp("v2name");
+        let store = StateDir::open(&dir).unwrap();
+        let hal = account("hal", 4009);
+        let mut old = UserState::default();
+        old.devices.insert(
+            "fp".into(),
+            DeviceState {
+                last_step: Some(77),
+                ..DeviceState::default()
+            },
+        );
+        write_600(&dir.join("4009.state"), &toml::to_string(&old).unwrap());
+        assert_eq!(store.read(&hal).unwrap(), old);
+        store.update(&hal, |_| ()).unwrap();
+        assert!(!dir.join("4009.state").exists());
+        assert_eq!(store.read(&hal).unwrap(), old, "nothing lost");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn used_step(state: &UserState) -> Option<u64> {
+        state.devices.get("fp").and_then(|d| d.last_step)
+    }
+
+    fn with_step(step: u64, failures: Vec<u64>) -> UserState {
+        let mut s = UserState {
+            failures,
+            ..UserState::default()
+        };
+        s.devices.insert(
+            "fp".into(),
+            DeviceState {
+                last_step: Some(step),
+                ..DeviceState::default()
+            },
+        );
+        s
+    }
+
+    #[test]
+    fn an_all_digit_name_that_is_its_own_uid_keeps_one_current_file() {
+        let dir = tmp("digits-same");
+        let store = StateDir::open(&dir).unwrap();
+        let n = account("47001", 47001);
+        store.update(&n, |s| *s = with_step(5, vec![1])).unwrap();
+        for round in 0..4 {
+            store
+                .update(&n, |s| {
+                    let step = used_step(s).unwrap();
+                    s.devices.get_mut("fp").unwrap().last_step = Some(step + 1);
+                    s.failures.push(100 + round);
+                })
+                .unwrap();
+        }
+        let st = store.read(&n).unwrap();
+        assert_eq!(used_step(&st), Some(9), "every use remembered");
+        assert_eq!(st.failures.len(), 5, "every failure counted");
+        assert!(dir.join("uid=47001.state").exists());
+        assert!(!dir.join("47001.state").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_all_digit_name_never_takes_or_removes_another_uids_file() {
+        let dir = tmp("digits-other");
+        let store = StateDir::open(&dir).unwrap();
+        // uid 47002's state as the release before wrote it (format 2)...
+        let theirs = with_step(50, vec![10, 11, 12]);
+        let theirs_text = toml::to_string(&UserState {
+            locked_until: Some(u64::MAX / 2),
+            ..theirs.clone()
+        })
+        .unwrap();
+        write_600(&dir.join("47002.state"), &theirs_text);
+        // ...is nothing to the account *named* 47002 with another uid.
+        let named = account("47002", 5000);
+        assert_eq!(store.read(&named).unwrap(), UserState::default());
+        store.update(&named, |s| s.failures.push(1)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("47002.state")).unwrap(),
+            theirs_text,
+            "uid 47002's file is left as it was"
+        );
+        assert_eq!(store.read(&named).unwrap().locked_until, None);
+        assert!(store.remove(&named).unwrap());
+        assert!(
+            dir.join("47002.state").exists(),
+            "a reset removes only its own"
+        );
+        // uid 47002 (named anything) takes it over at its next login.
+        let owner = account("bob", 47002);
+        assert_eq!(used_step(&store.read(&owner).unwrap()), Some(50));
+        store.update(&owner, |_| ()).unwrap();
+        assert!(!dir.join("47002.state").exists());
+        assert_eq!(used_step(&store.read(&owner).unwrap()), Some(50));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_format_one_file_of_an_all_digit_name_is_never_another_uids_state() {
+        let dir = tmp("digits-v1");
+        let store = StateDir::open(&dir).unwrap();
+        let v1 = "version = 1\nfailures = [10, 11]\nlocked_until = 999999999999\n";
+        write_600(&dir.join("47003.state"), v1);
+        // uid 47003 (another name) does not read user "47003"'s old file.
+        let uid_owner = account("carl", 47003);
+        assert_eq!(store.read(&uid_owner).unwrap(), UserState::default());
+        store.update(&uid_owner, |s| s.failures.push(3)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("47003.state")).unwrap(),
+            v1
+        );
+        // The account named 47003 converts it (another uid).
+        let named = account("47003", 6000);
+        assert_eq!(store.read(&named).unwrap().failures, vec![10, 11]);
+        store.update(&named, |_| ()).unwrap();
+        assert!(!dir.join("47003.state").exists());
+        assert_eq!(store.read(&uid_owner).unwrap().failures, vec![3]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
