@@ -98,26 +98,28 @@ fn mail_system_down_at(mail_command: &Path, pickup: &Path) -> Option<String> {
 /// Sends `message` (a whole RFC 5322 message: headers, blank line, body)
 /// to `to` through `mail_command -i -- ADDRESS`, after checking the mail
 /// system behind it is running.
-pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), SendError> {
+/// What can be known about the mailer before anything is sent: the mail
+/// system runs and the mailer is an executable file. A login checks this
+/// before it records a send, so a stopped postfix changes nothing.
+pub fn email_ready(mail_command: &Path) -> Result<(), SendError> {
     if let Some(why) = mail_system_down(mail_command) {
         return Err(SendError::MailSystemDown(why));
     }
     let what = format!("the mailer {}", mail_command.display());
-    // Checked here: through env, a missing program would only be an exit
-    // status.
     match std::fs::metadata(mail_command) {
-        Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => {}
-        Ok(_) => {
-            return Err(SendError::Failed(format!(
-                "{what} could not be started: not an executable file"
-            )));
-        }
-        Err(e) => {
-            return Err(SendError::Failed(format!(
-                "{what} could not be started: {e}"
-            )));
-        }
+        Ok(m) if m.is_file() && m.mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(SendError::Failed(format!(
+            "{what} could not be started: not an executable file"
+        ))),
+        Err(e) => Err(SendError::Failed(format!(
+            "{what} could not be started: {e}"
+        ))),
     }
+}
+
+pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), SendError> {
+    email_ready(mail_command)?;
+    let what = format!("the mailer {}", mail_command.display());
     let mut argv = vec![mail_command.as_os_str(), "-i".as_ref(), "--".as_ref()];
     argv.push(to.as_str().as_ref());
     run(
@@ -136,17 +138,28 @@ pub fn sms(command: &str, to: &Target, message: &str) -> Result<(), SendError> {
     sms_checked(command, to, message).map_err(SendError::Failed)
 }
 
-fn sms_checked(command: &str, to: &Target, message: &str) -> Result<(), String> {
+/// What can be known about the SMS gateway before anything is sent: one
+/// is configured, and it is root's file, not writable by others.
+pub fn sms_ready(command: &str) -> Result<(), SendError> {
+    sms_gateway_checked(command).map_err(SendError::Failed)
+}
+
+fn sms_gateway_checked(command: &str) -> Result<(), String> {
     if command.is_empty() {
         return Err("no SMS gateway is configured (sms_command)".into());
     }
-    let path = Path::new(command);
-    let meta = std::fs::metadata(path).map_err(|e| format!("the SMS gateway {command}: {e}"))?;
+    let meta = std::fs::metadata(command).map_err(|e| format!("the SMS gateway {command}: {e}"))?;
     if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(format!(
             "the SMS gateway {command} must be a file owned by root and not writable by group or others (chown root: {command}; chmod go-w {command})"
         ));
     }
+    Ok(())
+}
+
+fn sms_checked(command: &str, to: &Target, message: &str) -> Result<(), String> {
+    sms_gateway_checked(command)?;
+    let path = Path::new(command);
     // setpriv (util-linux) drops to nobody *and* clears the supplementary
     // groups, which std cannot do without `unsafe` (core forbids it).
     let (reuid, regid) = (format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"));
@@ -212,6 +225,14 @@ fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Resu
         .and_then(|()| actions.add_dup2(null.as_raw_fd(), 1))
         .and_then(|()| actions.add_dup2(null.as_raw_fd(), 2))
         .map_err(|e| start_failed(&e))?;
+    // Then every other descriptor is closed in the child: the host's own
+    // (sshd's client socket, sudo's) that are not close-on-exec must never
+    // reach a program meant to run confined.
+    for fd in open_descriptors().map_err(|e| start_failed(&e))? {
+        if fd > 2 {
+            actions.add_close(fd).map_err(|e| start_failed(&e))?;
+        }
+    }
     // The host's blocked signals and its ignored SIGPIPE are not the
     // program's business.
     let mut attr = PosixSpawnAttr::init().map_err(|e| start_failed(&e))?;
@@ -263,6 +284,21 @@ fn run(argv: &[&std::ffi::OsStr], env: &[&str], stdin: &str, what: &str) -> Resu
 /// coreutils' env: sets the working directory (`-C /`) and then runs the
 /// program, with the environment it was given.
 const ENV: &str = "/usr/bin/env";
+
+/// The descriptors this process has open, from `/proc/self/fd`. Without
+/// that listing nothing is started (a child might inherit anything).
+fn open_descriptors() -> Result<Vec<i32>, String> {
+    let list = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("the open descriptors could not be listed (/proc/self/fd: {e})"))?;
+    let mut fds = Vec::new();
+    for entry in list {
+        let entry = entry.map_err(|e| format!("/proc/self/fd: {e}"))?;
+        if let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) {
+            fds.push(fd);
+        }
+    }
+    Ok(fds)
+}
 
 /// Writes all of `bytes` to the socket, never raising SIGPIPE; gives up
 /// after [`SEND_TIMEOUT`] on a program that neither reads nor exits.
