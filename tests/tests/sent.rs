@@ -10,6 +10,7 @@ use otpgate_tests::mail::{
 };
 use otpgate_tests::*;
 use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 use std::sync::RwLockReadGuard;
 
 /// A world whose users may use e-mail and SMS codes, `extra` config added.
@@ -142,10 +143,13 @@ fn sends_are_limited_separately_from_the_lockout() {
 }
 
 #[test]
-fn a_missing_or_failing_mailer_denies_clearly_and_changes_nothing() {
-    for (mailer, why) in [
-        ("/nonexistent/sendmail", "could not be started"),
-        ("/bin/false", "exit status 1"),
+fn a_missing_or_failing_mailer_denies_clearly_and_leaves_no_code_waiting() {
+    for (mailer, why, counted) in [
+        // Not startable: known before anything is recorded.
+        ("/nonexistent/sendmail", "could not be started", false),
+        // Started, then failed: it may have delivered, so the send counts
+        // toward send_limit; no code is left waiting.
+        ("/bin/false", "exit status 1", true),
     ] {
         let w = world(&format!("mail_command = \"{mailer}\"\n"));
         let u = w.enrolled_user();
@@ -155,11 +159,14 @@ fn a_missing_or_failing_mailer_denies_clearly_and_changes_nothing() {
         run.assert_code(PamCode::AuthInfoUnavail);
         run.assert_logged(why);
         assert!(run.said("The code could not be sent"), "{run:#?}");
-        assert_eq!(
-            std::fs::read(w.state_file(&u)).ok(),
-            before,
-            "nothing recorded"
-        );
+        let after = std::fs::read(w.state_file(&u)).ok();
+        if counted {
+            let state = otpgate_core::store::state::UserState::parse(&after.unwrap()).unwrap();
+            assert_eq!(state.sends, vec![T0], "{mailer}: the send is counted");
+            assert_eq!(state.pending, None, "{mailer}: no code waits");
+        } else {
+            assert_eq!(after, before, "{mailer}: nothing recorded");
+        }
     }
 }
 
@@ -221,7 +228,9 @@ fn a_mailer_that_exits_without_reading_never_kills_the_application() {
     let u = w.enrolled_user();
     add(&w, &u, &["--email", &format!("{}@localhost", u.name)]);
     for i in 0..40 {
-        let run = w.login(&u.name, "", T0);
+        // 300 s apart: at most three sends in any 15 minutes (send_limit),
+        // so every login runs the mailer.
+        let run = w.login(&u.name, "", T0 + i * 300);
         assert_eq!(
             run.code(),
             Some(PamCode::AuthInfoUnavail),
@@ -465,4 +474,153 @@ fn codes_in_mailbox(user: &str) -> usize {
         .unwrap_or_default()
         .matches("confirmation code is")
         .count()
+}
+
+/// A mailer script (root's, 0755) that keeps each message it is handed in
+/// its own file in `outbox`, with the list of descriptors it was started
+/// with (`ls -l /proc/$$/fd`).
+fn recording_mailer(w: &World) -> (String, std::path::PathBuf) {
+    let outbox = w.dir.join("mailer-outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let script = w.dir.join("recording-mailer");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nls -l /proc/$$/fd > {o}/fds.$$\ncat > {o}/msg.$$.tmp && mv {o}/msg.$$.tmp {o}/msg.$$\n",
+            o = outbox.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script.display().to_string(), outbox)
+}
+
+fn messages_in(outbox: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(outbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("msg.") && !n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| std::fs::read_to_string(outbox.join(n)).unwrap())
+        .collect()
+}
+
+#[test]
+fn parallel_logins_never_hand_the_mailer_more_than_send_limit() {
+    let w0 = World::new();
+    let (mailer, outbox) = recording_mailer(&w0);
+    let w = world(&format!("mail_command = \"{mailer}\"\nsend_limit = 3\n"));
+    let u = w.enrolled_user();
+    add(&w, &u, &["--email", &format!("{}@localhost", u.name)]);
+    // 12 logins pressing Enter at once: each asks for a code.
+    let (ok, failed) = w.thread_race(&u.name, "", 12, T0);
+    assert_eq!((ok, failed), (0, 12));
+    let sent = messages_in(&outbox);
+    assert_eq!(sent.len(), 3, "send_limit = 3 messages, whatever the race");
+    // The limit is recorded: a 13th login sends nothing either.
+    let run = w.login(&u.name, "", T0 + 1);
+    run.assert_denied("send_limit");
+    assert_eq!(messages_in(&outbox).len(), 3);
+}
+
+#[test]
+fn a_second_send_replaces_the_code_a_waiting_login_was_sent() {
+    let w0 = World::new();
+    let (mailer, outbox) = recording_mailer(&w0);
+    let w = world(&format!("mail_command = \"{mailer}\"\n"));
+    let u = w.enrolled_user();
+    add(&w, &u, &["--email", &format!("{}@localhost", u.name)]);
+    // Login A asks for a code and waits; login B asks for one too; then
+    // A types its code (no longer valid), B types its own (valid).
+    let fetch = |n: usize| {
+        format!(
+            "for i in $(seq 300); do c=$(ls {o} | grep -c '^msg\\.[0-9]*$'); \
+             if [ \"$c\" -gt {n} ]; then cat $(ls -tr {o}/msg.* | grep -v '[.]tmp$' | tail -n1) | grep -o 'is [0-9]*\\.' | tr -dc 0-9; exit 0; fi; sleep 0.1; done; echo nocode",
+            o = outbox.display()
+        )
+    };
+    let script = format!(
+        r#"set timeout 40
+log_user 1
+set pre $env(LD_PRELOAD)
+proc code_after {{n cmd}} {{ global pre env; unset -nocomplain env(LD_PRELOAD); set c [exec sh -c $cmd]; set env(LD_PRELOAD) $pre; return $c }}
+spawn pamtester otpgate-test {user} authenticate
+set a $spawn_id
+expect -i $a -re {{Verification code: }} {{ send -i $a "\r" }} timeout {{ puts "EXPECT-TIMEOUT a1"; exit 3 }}
+expect -i $a -re {{Code sent [^:]*: }} {{}} timeout {{ puts "EXPECT-TIMEOUT a2"; exit 3 }}
+set codeA [code_after 0 {{{f0}}}]
+spawn pamtester otpgate-test {user} authenticate
+set b $spawn_id
+expect -i $b -re {{Verification code: }} {{ send -i $b "\r" }} timeout {{ puts "EXPECT-TIMEOUT b1"; exit 3 }}
+expect -i $b -re {{Code sent [^:]*: }} {{}} timeout {{ puts "EXPECT-TIMEOUT b2"; exit 3 }}
+set codeB [code_after 1 {{{f1}}}]
+send -i $a "$codeA\r"
+expect -i $a eof
+set ra [wait -i $a]
+puts "RESULT-A [lindex $ra 3]"
+send -i $b "$codeB\r"
+expect -i $b eof
+set rb [wait -i $b]
+puts "RESULT-B [lindex $rb 3]"
+"#,
+        user = u.name,
+        f0 = fetch(0),
+        f1 = fetch(1),
+    );
+    let mut cmd = Command::new("expect");
+    cmd.arg("-");
+    w.pam_env(&mut cmd, T0);
+    let out = run_pam_app(&mut cmd, script.as_bytes());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("RESULT-A 1"),
+        "the first code no longer works: {text}"
+    );
+    assert!(text.contains("RESULT-B 0"), "the newest code works: {text}");
+    assert_eq!(messages_in(&outbox).len(), 2);
+}
+
+#[test]
+fn the_mailer_gets_three_descriptors_and_none_of_the_host() {
+    let w0 = World::new();
+    let (mailer, outbox) = recording_mailer(&w0);
+    let w = world(&format!("mail_command = \"{mailer}\"\n"));
+    let u = w.enrolled_user();
+    add(&w, &u, &["--email", &format!("{}@localhost", u.name)]);
+    // The host (here pamtester) holds a descriptor that is not
+    // close-on-exec, as sshd holds its client's socket.
+    let marker = w.dir.join("host-secret-descriptor");
+    std::fs::write(&marker, "host").unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "exec 7<{} && exec pamtester otpgate-test {} authenticate",
+        marker.display(),
+        u.name
+    ));
+    w.pam_env(&mut cmd, T0);
+    let run = {
+        let _pam = pam_lock();
+        PamRun::from(run_with_stdin(&mut cmd, b"\n"))
+    };
+    assert!(run.said("Code sent by e-mail"), "{run:#?}");
+    let fds: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("fds."))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert_eq!(fds.len(), 1, "the mailer ran once");
+    let listing = &fds[0];
+    assert!(
+        !listing.contains(&*marker.to_string_lossy()),
+        "a host descriptor reached the mailer: {listing}"
+    );
+    // Standard input, output and error, and nothing else but the shell's own.
+    for fd in [" 0 -> socket:", " 2 -> /dev/null"] {
+        assert!(listing.contains(fd), "{fd}: {listing}");
+    }
+    assert!(!listing.contains(" 7 -> "), "{listing}");
 }

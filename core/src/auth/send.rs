@@ -1,7 +1,10 @@
 //! Codes by e-mail and SMS at the prompt: an empty answer from a user with
 //! such a device sends a code there (within `send_limit`, not while locked
 //! out) and asks for it. The code is kept only as a keyed hash in the login
-//! state, bound to this PAM call; a send that fails changes nothing.
+//! state, bound to this PAM call. A send is recorded before the mailer runs
+//! (so parallel logins cannot pass the limit together); a mailer or gateway
+//! that cannot be started changes nothing, one that runs and fails keeps
+//! its send counted and leaves no code waiting.
 
 use super::messages::{deny_locked, store_failed};
 use super::{Conversation, Ctx, Level, Line, Outcome, deny_line, quote};
@@ -42,27 +45,15 @@ pub(super) fn offer(
         );
         return Offer::Denied(Outcome::AuthInfoUnavail);
     }
-    let state = match line.store.read_state(account) {
-        Ok(s) => s,
-        Err(e) => return Offer::Denied(store_failed(&e, conv, ctx)),
+    // What can be checked without sending is checked before anything is
+    // recorded: a stopped mail system or an unsafe gateway changes nothing.
+    let ready = match &device.kind {
+        DeviceKind::Email(_) => crate::sys::send::email_ready(&config.mail_command),
+        DeviceKind::Sms(_) => crate::sys::send::sms_ready(&config.sms_command),
+        _ => return Offer::Nothing,
     };
-    if let Some(until) = state.locked_at(now) {
-        return Offer::Denied(deny_locked(until, conv, ctx));
-    }
-    if let Some(at) = sent::next_send_allowed(&state.sends, config.send_limit, now) {
-        conv.error(&format!(
-            "Too many codes were sent: wait until {}, or use another authenticator.",
-            format_utc(at)
-        ));
-        deny_line(
-            ctx,
-            Level::Notice,
-            &format!(
-                "no code sent: {} sent within 15 minutes (send_limit)",
-                config.send_limit
-            ),
-        );
-        return Offer::Denied(Outcome::AuthErr);
+    if let Err(why) = ready {
+        return Offer::Denied(send_failed(&why, &device.name, conv, ctx));
     }
     let code = match sent::new_code() {
         Ok(c) => c,
@@ -71,6 +62,51 @@ pub(super) fn offer(
             return Offer::Denied(Outcome::AuthInfoUnavail);
         }
     };
+    let pending = Pending {
+        device: device.secret.fingerprint(),
+        request: ctx.request().to_string(),
+        hash: sent::code_hash(&device.secret, ctx.request(), &code),
+        expires: now.saturating_add(sent::LIFETIME),
+        tries_left: sent::TRIES,
+    };
+    // The lock and `send_limit` are checked and the send recorded in one
+    // update (under the state lock, or one compare-and-set in the fleet)
+    // before the mailer runs: of any number of parallel logins, at most
+    // `send_limit` within the window get past here. A newer send replaces
+    // the code an earlier, still waiting login was sent.
+    let reserved = line.store.update(account, |st| {
+        if let Some(until) = st.locked_at(now) {
+            return Reserved::Locked(until);
+        }
+        if let Some(at) = sent::next_send_allowed(&st.sends, config.send_limit, now) {
+            return Reserved::OverLimit(at);
+        }
+        st.sends
+            .retain(|t| t.saturating_add(sent::SEND_WINDOW) > now);
+        st.sends.push(now);
+        st.pending = Some(pending.clone());
+        Reserved::Go
+    });
+    match reserved {
+        Err(e) => return Offer::Denied(store_failed(&e, conv, ctx)),
+        Ok(Reserved::Locked(until)) => return Offer::Denied(deny_locked(until, conv, ctx)),
+        Ok(Reserved::OverLimit(at)) => {
+            conv.error(&format!(
+                "Too many codes were sent: wait until {}, or use another authenticator.",
+                format_utc(at)
+            ));
+            deny_line(
+                ctx,
+                Level::Notice,
+                &format!(
+                    "no code sent: {} sent within 15 minutes (send_limit)",
+                    config.send_limit
+                ),
+            );
+            return Offer::Denied(Outcome::AuthErr);
+        }
+        Ok(Reserved::Go) => {}
+    }
     let host = crate::sys::hostname().unwrap_or_else(|| "this server".into());
     let body = format!(
         "Your verification code for {} on {host} is {}.\n\
@@ -99,43 +135,49 @@ pub(super) fn offer(
     };
     drop(body);
     if let Err(why) = result {
-        conv.error(match why {
-            crate::sys::send::SendError::MailSystemDown(_) => {
-                "The code could not be sent: the mail system on this server is not running. Tell an administrator, or use another authenticator."
-            }
-            crate::sys::send::SendError::Failed(_) => {
-                "The code could not be sent: try again in a few minutes, or use another authenticator."
+        // The send stays counted (the program ran and may have delivered);
+        // the code it was to carry is forgotten, so nothing waits for it.
+        let request = ctx.request().to_string();
+        let _ = line.store.update(account, |st| {
+            if st.pending.as_ref().is_some_and(|p| p.request == request) {
+                st.pending = None;
             }
         });
-        deny_line(
-            ctx,
-            Level::Err,
-            &format!(
-                "sending a code to device {} failed: {why}",
-                quote(&device.name)
-            ),
-        );
-        return Offer::Denied(Outcome::AuthInfoUnavail);
-    }
-    let pending = Pending {
-        device: device.secret.fingerprint(),
-        request: ctx.request().to_string(),
-        hash: sent::code_hash(&device.secret, ctx.request(), &code),
-        expires: now.saturating_add(sent::LIFETIME),
-        tries_left: sent::TRIES,
-    };
-    let recorded = line.store.update(account, |st| {
-        st.sends
-            .retain(|t| t.saturating_add(sent::SEND_WINDOW) > now);
-        st.sends.push(now);
-        st.pending = Some(pending.clone());
-    });
-    if let Err(e) = recorded {
-        return Offer::Denied(store_failed(&e, conv, ctx));
+        return Offer::Denied(send_failed(&why, &device.name, conv, ctx));
     }
     ctx.line(
         Level::Notice,
         &format!("code sent {how} (device {})", quote(&device.name)),
     );
     Offer::Prompt(format!("Code sent {how}: "))
+}
+
+/// What the reserving update found.
+enum Reserved {
+    Go,
+    Locked(u64),
+    OverLimit(u64),
+}
+
+/// Tells the user and the log that a code could not be sent.
+fn send_failed(
+    why: &crate::sys::send::SendError,
+    device: &str,
+    conv: &mut dyn Conversation,
+    ctx: &mut Ctx,
+) -> Outcome {
+    conv.error(match why {
+        crate::sys::send::SendError::MailSystemDown(_) => {
+            "The code could not be sent: the mail system on this server is not running. Tell an administrator, or use another authenticator."
+        }
+        crate::sys::send::SendError::Failed(_) => {
+            "The code could not be sent: try again in a few minutes, or use another authenticator."
+        }
+    });
+    deny_line(
+        ctx,
+        Level::Err,
+        &format!("sending a code to device {} failed: {why}", quote(device)),
+    );
+    Outcome::AuthInfoUnavail
 }
