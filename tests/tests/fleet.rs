@@ -987,3 +987,78 @@ fn an_emailed_code_works_on_the_server_that_sent_it_once_and_sends_are_counted_f
     // The address is sealed with the rest of the enrollment.
     assert!(!f.pg.dump().contains(&address));
 }
+
+#[test]
+fn a_socket_answered_by_a_non_root_process_is_never_believed() {
+    // A local user who got to bind `daemon_socket` (the daemon stopped, a
+    // path in a directory they can write) answers every request with "not
+    // enrolled": under enforce = "enrolled" that would let anyone in with
+    // no code. The module asks the kernel who listens, and denies.
+    let world = Server::configure("host=127.0.0.1 dbname=otpgate", "enforce = \"enrolled\"\n");
+    let dir = world.dir.join("nobody");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    let socket = dir.join("otpgated.sock");
+    let config = std::fs::read_to_string(&world.config).unwrap();
+    let config = config.replace(
+        &format!("daemon_socket = \"{}\"", fleet::socket_of(&world).display()),
+        &format!("daemon_socket = \"{}\"", socket.display()),
+    );
+    assert!(config.contains(&*socket.to_string_lossy()));
+    std::fs::write(&world.config, config).unwrap();
+    let fake = r#"
+import json, os, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(16)
+answers = {"ping": {"re": "ok"}, "load": {"re": "enrollment", "enrollment": None},
+           "read_state": {"re": "state", "version": 0, "state": None},
+           "write_state": {"re": "written", "written": True}}
+while True:
+    c, _ = s.accept()
+    try:
+        while True:
+            h = c.recv(10, socket.MSG_WAITALL)
+            if len(h) < 10: break
+            n = struct.unpack(">I", h[6:10])[0]
+            op = json.loads(c.recv(n, socket.MSG_WAITALL)).get("op")
+            body = json.dumps(answers.get(op, {"re": "ok"})).encode()
+            c.sendall(b"OTPG" + struct.pack(">HI", 1, len(body)) + body)
+    except OSError:
+        pass
+    c.close()
+"#;
+    let mut child = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            fake,
+        ])
+        .arg(&socket)
+        .spawn()
+        .unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = {
+        let up = wait_until(Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                || child.try_wait().ok().flatten().is_some()
+        });
+        assert!(
+            up && child.try_wait().unwrap().is_none(),
+            "the fake daemon runs"
+        );
+        Stop(child)
+    };
+    let u = TestUser::new(&world);
+    let run = world.login(&u.name, "", T0);
+    run.assert_code(PamCode::AuthInfoUnavail);
+    run.assert_logged("runs as uid 65534, not as root");
+}

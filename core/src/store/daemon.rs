@@ -62,10 +62,14 @@ impl DaemonStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if conn.is_none() {
-            let stream = Conn::connect(&self.socket).map_err(|e| {
-                self.unavailable(format!(
+            let stream = Conn::connect(&self.socket).map_err(|e| match e {
+                ConnectError::Io(e) => self.unavailable(format!(
                     "{e}; is the daemon running? (`systemctl status otpgated.socket otpgated`)"
-                ))
+                )),
+                ConnectError::NotRoot(uid) => self.unavailable(format!(
+                    "the process listening there runs as uid {uid}, not as root: it is not otpgated, and nothing it says is believed; \
+                     check daemon_socket and who may create files in its directory"
+                )),
             })?;
             *conn = Some(stream);
         }
@@ -253,8 +257,23 @@ impl DaemonStore {
 #[derive(Debug)]
 struct Conn(OwnedFd);
 
+/// Why no connection to otpgated was made.
+#[derive(Debug)]
+enum ConnectError {
+    Io(std::io::Error),
+    /// Whoever answers is not root, so it is not otpgated: a local user
+    /// who bound the socket path could otherwise answer "not enrolled".
+    NotRoot(u32),
+}
+
+impl From<rustix::io::Errno> for ConnectError {
+    fn from(e: rustix::io::Errno) -> Self {
+        Self::Io(e.into())
+    }
+}
+
 impl Conn {
-    fn connect(path: &Path) -> std::io::Result<Self> {
+    fn connect(path: &Path) -> Result<Self, ConnectError> {
         use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
         let fd = rustix::net::socket_with(
             AddressFamily::UNIX,
@@ -263,6 +282,12 @@ impl Conn {
             None,
         )?;
         rustix::net::connect(&fd, &SocketAddrUnix::new(path)?)?;
+        // The kernel's word on who listens (SO_PEERCRED), before a byte is
+        // sent or believed.
+        let peer = rustix::net::sockopt::socket_peercred(&fd)?;
+        if peer.uid.as_raw() != 0 {
+            return Err(ConnectError::NotRoot(peer.uid.as_raw()));
+        }
         Ok(Self(fd))
     }
 
