@@ -5,17 +5,19 @@
 //! the database is back).
 
 use otpgate_core::config::conninfo::ConnInfo;
-use otpgate_core::fleet::protocol::Imported;
+use otpgate_core::fleet::seal::{Binding, Key};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
 /// The schema, one migration per step, each applied in one transaction.
-/// Never edit a released step: add one.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE otpgate_enrollments (
+/// Never edit a released step: add one. Step 2 also runs [`reseal`] in its
+/// transaction (it needs the key), so no unsealed row outlives it.
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE otpgate_enrollments (
         user_name text PRIMARY KEY,
         enrollment_id text NOT NULL,
         created bigint NOT NULL,
@@ -35,7 +37,18 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
     );
     COMMENT ON TABLE otpgate_states IS
         'otpgate: login state per account (replay memory, used recovery codes, failures, lockout); written only by compare-and-set on version';",
-)];
+    ),
+    (
+        2,
+        "ALTER TABLE otpgate_enrollments ADD COLUMN counter bigint NOT NULL DEFAULT 0;
+    ALTER TABLE otpgate_enrollments ADD COLUMN removed boolean NOT NULL DEFAULT false;
+    ALTER TABLE otpgate_states ADD COLUMN mac bytea;
+    COMMENT ON TABLE otpgate_enrollments IS
+        'otpgate: one row per account, never deleted; sealed = the enrollment (or, removed, a removal record) encrypted with secret_key_file, bound to user_name, enrollment_id, counter and removed; counter only grows';
+    COMMENT ON TABLE otpgate_states IS
+        'otpgate: login state per account, never deleted; mac = HMAC under a key derived from secret_key_file over user_name, version and state; written only by compare-and-set on version';",
+    ),
+];
 
 /// The schema version this build needs.
 pub fn latest() -> i32 {
@@ -297,8 +310,9 @@ impl Db {
 
     /// Brings the schema up to [`latest`]; each step in its own
     /// transaction, serialized across daemons by an advisory lock.
-    pub async fn migrate(&self) -> Result<Vec<i32>, DbError> {
-        self.run(|c| {
+    pub async fn migrate(&self, key: &Key) -> Result<Vec<i32>, DbError> {
+        let key = key.clone();
+        self.run(move |c| {
             Box::pin(async move {
                 c.batch_execute(
                     "CREATE TABLE IF NOT EXISTS otpgate_schema (
@@ -323,6 +337,9 @@ impl Db {
                         .is_some();
                     if !done {
                         tx.batch_execute(sql).await.map_err(query_error)?;
+                        if *version == 2 {
+                            reseal(&tx, &key).await?;
+                        }
                         tx.execute(
                             "INSERT INTO otpgate_schema (version) VALUES ($1)",
                             &[version],
@@ -361,14 +378,14 @@ impl Db {
         .await
     }
 
-    /// The sealed enrollment of `user`: (enrollment id, nonce, sealed).
+    /// `user`'s enrollment row (an enrollment or a removal record).
     pub async fn load(&self, user: &str) -> Result<Option<SealedRow>, DbError> {
         let user = user.to_string();
         self.run(move |c| {
             Box::pin(async move {
                 let row = c
                     .query_opt(
-                        "SELECT enrollment_id, nonce, sealed FROM otpgate_enrollments WHERE user_name = $1",
+                        "SELECT enrollment_id, nonce, sealed, counter, removed FROM otpgate_enrollments WHERE user_name = $1",
                         &[&user],
                     )
                     .await
@@ -377,107 +394,105 @@ impl Db {
                     id: r.get(0),
                     nonce: r.get(1),
                     sealed: r.get(2),
+                    counter: counter_of(r.get(3)),
+                    removed: r.get(4),
                 }))
             })
         })
         .await
     }
 
-    /// Creates or replaces `user`'s enrollment.
-    pub async fn save(&self, user: &str, row: SealedRow, summary: Summary) -> Result<(), DbError> {
+    /// Compare-and-set of `user`'s enrollment row: written only if the row
+    /// still has counter `expected` (`None`: there is no row yet).
+    pub async fn write_row(
+        &self,
+        user: &str,
+        expected: Option<u64>,
+        row: SealedRow,
+        summary: Summary,
+    ) -> Result<bool, DbError> {
         let user = user.to_string();
+        let expected = expected.map(to_sql).transpose()?;
+        let counter = to_sql(row.counter)?;
         self.run(move |c| {
             Box::pin(async move {
-                c.execute(
-                    &format!(
-                        "{INSERT_ENROLLMENT} ON CONFLICT (user_name) DO UPDATE SET
-                        enrollment_id = EXCLUDED.enrollment_id, created = EXCLUDED.created,
-                        devices = EXCLUDED.devices, recovery_codes = EXCLUDED.recovery_codes,
-                        nonce = EXCLUDED.nonce, sealed = EXCLUDED.sealed, updated_at = now()"
-                    ),
-                    &enrollment_params(&user, &row, &summary),
-                )
-                .await
+                let params = enrollment_params(&user, &row, &summary, &counter);
+                let n = match expected {
+                    None => {
+                        c.execute(
+                            &format!("{INSERT_ENROLLMENT} ON CONFLICT (user_name) DO NOTHING"),
+                            &params,
+                        )
+                        .await
+                    }
+                    Some(old) => {
+                        let mut p = params.to_vec();
+                        p.push(&old);
+                        c.execute(
+                            "UPDATE otpgate_enrollments SET enrollment_id = $2, created = $3,
+                             devices = $4, recovery_codes = $5, nonce = $6, sealed = $7,
+                             counter = $8, removed = $9, updated_at = now()
+                             WHERE user_name = $1 AND counter = $10",
+                            &p,
+                        )
+                        .await
+                    }
+                }
                 .map_err(query_error)?;
-                Ok(())
+                Ok(n == 1)
             })
         })
         .await
     }
 
-    /// Removes `user`'s enrollment; whether there was one.
-    pub async fn remove(&self, user: &str) -> Result<bool, DbError> {
-        self.delete("DELETE FROM otpgate_enrollments WHERE user_name = $1", user)
-            .await
-    }
-
-    /// Forgets `user`'s login state; whether there was one.
-    pub async fn remove_state(&self, user: &str) -> Result<bool, DbError> {
-        self.delete("DELETE FROM otpgate_states WHERE user_name = $1", user)
-            .await
-    }
-
-    async fn delete(&self, sql: &'static str, user: &str) -> Result<bool, DbError> {
-        let user = user.to_string();
-        self.run(move |c| {
-            Box::pin(async move {
-                let n = c.execute(sql, &[&user]).await.map_err(query_error)?;
-                Ok(n > 0)
-            })
-        })
-        .await
-    }
-
-    /// `user`'s login state and its version (0 and `None`: no state yet).
-    pub async fn read_state(&self, user: &str) -> Result<(u64, Option<String>), DbError> {
+    /// `user`'s login state: (version, text, MAC), if there is one.
+    pub async fn read_state(&self, user: &str) -> Result<Option<StateRow>, DbError> {
         let user = user.to_string();
         self.run(move |c| {
             Box::pin(async move {
                 let row = c
                     .query_opt(
-                        "SELECT version, state FROM otpgate_states WHERE user_name = $1",
+                        "SELECT version, state, mac FROM otpgate_states WHERE user_name = $1",
                         &[&user],
                     )
                     .await
                     .map_err(query_error)?;
-                Ok(match row {
-                    Some(r) => (
-                        u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
-                        Some(r.get(1)),
-                    ),
-                    None => (0, None),
-                })
+                Ok(row.map(|r| StateRow {
+                    version: counter_of(r.get(0)),
+                    state: r.get(1),
+                    mac: r.get(2),
+                }))
             })
         })
         .await
     }
 
-    /// Compare-and-set: writes `state` if `user`'s state is still at
+    /// Compare-and-set: writes `next` if `user`'s state is still at
     /// `version` (0: there is none yet). The row count decides; a login
     /// that lost the race gets `false` and decides again.
     pub async fn write_state(
         &self,
         user: &str,
         version: u64,
-        state: String,
+        next: StateRow,
     ) -> Result<bool, DbError> {
         let user = user.to_string();
-        let version = i64::try_from(version)
-            .map_err(|_| DbError::Query("state version out of range".into()))?;
+        let version = to_sql(version)?;
+        let new_version = to_sql(next.version)?;
         self.run(move |c| {
             Box::pin(async move {
                 let n = if version == 0 {
                     c.execute(
-                        "INSERT INTO otpgate_states (user_name, version, state) VALUES ($1, 1, $2)
+                        "INSERT INTO otpgate_states (user_name, version, state, mac) VALUES ($1, $2, $3, $4)
                          ON CONFLICT (user_name) DO NOTHING",
-                        &[&user, &state],
+                        &[&user, &new_version, &next.state, &next.mac],
                     )
                     .await
                 } else {
                     c.execute(
-                        "UPDATE otpgate_states SET state = $3, version = version + 1, updated_at = now()
+                        "UPDATE otpgate_states SET state = $3, version = $4, mac = $5, updated_at = now()
                          WHERE user_name = $1 AND version = $2",
-                        &[&user, &version, &state],
+                        &[&user, &version, &next.state, &new_version, &next.mac],
                     )
                     .await
                 }
@@ -488,13 +503,13 @@ impl Db {
         .await
     }
 
-    /// Every enrolled account name.
+    /// Every enrolled account name (removal records left out).
     pub async fn list(&self) -> Result<Vec<String>, DbError> {
         self.run(|c| {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        "SELECT user_name FROM otpgate_enrollments ORDER BY user_name",
+                        "SELECT user_name FROM otpgate_enrollments WHERE NOT removed ORDER BY user_name",
                         &[],
                     )
                     .await
@@ -505,74 +520,105 @@ impl Db {
         .await
     }
 
-    /// Adds an enrollment and its state unless the account has one; in one
-    /// transaction, so a second run (or another host's) changes nothing.
-    pub async fn import(
-        &self,
-        user: &str,
-        row: SealedRow,
-        summary: Summary,
-        state: String,
-        dry_run: bool,
-    ) -> Result<Imported, DbError> {
-        let user = user.to_string();
-        self.run(move |c| {
+    /// Every account with a row, with its enrollment counter and state
+    /// version as stored (0: no such row), for `accept-restore`.
+    pub async fn counters(&self) -> Result<Vec<(String, u64, u64)>, DbError> {
+        self.run(|c| {
             Box::pin(async move {
-                let tx = c.transaction().await.map_err(query_error)?;
-                let existing = tx
-                    .query_opt(
-                        "SELECT enrollment_id FROM otpgate_enrollments WHERE user_name = $1 FOR UPDATE",
-                        &[&user],
+                let rows = c
+                    .query(
+                        "SELECT coalesce(e.user_name, s.user_name), coalesce(e.counter, 0), coalesce(s.version, 0)
+                         FROM otpgate_enrollments e FULL JOIN otpgate_states s ON e.user_name = s.user_name",
+                        &[],
                     )
                     .await
                     .map_err(query_error)?;
-                if let Some(r) = existing {
-                    let id: String = r.get(0);
-                    return Ok(if id == row.id {
-                        Imported::AlreadyThere
-                    } else {
-                        Imported::Conflict
-                    });
-                }
-                if dry_run {
-                    return Ok(Imported::Added);
-                }
-                tx.execute(
-                    INSERT_ENROLLMENT,
-                    &enrollment_params(&user, &row, &summary),
-                )
-                .await
-                .map_err(query_error)?;
-                // The state travels with the enrollment: the replay memory
-                // and used recovery codes must not be lost (no used code may
-                // become usable again). A state left from an enrollment the
-                // store no longer has belongs to secrets that are gone.
-                tx.execute(
-                    "INSERT INTO otpgate_states (user_name, version, state) VALUES ($1, 1, $2)
-                     ON CONFLICT (user_name) DO UPDATE SET state = EXCLUDED.state,
-                        version = otpgate_states.version + 1, updated_at = now()",
-                    &[&user, &state],
-                )
-                .await
-                .map_err(query_error)?;
-                tx.commit().await.map_err(query_error)?;
-                Ok(Imported::Added)
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get(0), counter_of(r.get(1)), counter_of(r.get(2))))
+                    .collect())
             })
         })
         .await
     }
 }
 
+/// A counter as PostgreSQL's bigint.
+fn to_sql(n: u64) -> Result<i64, DbError> {
+    i64::try_from(n).map_err(|_| DbError::Query("a counter is out of range".into()))
+}
+
+/// A stored bigint counter (never negative: a negative one reads as 0,
+/// which is older than anything seen).
+fn counter_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Step 2 of the schema: every enrollment sealed again with its counter
+/// (and the removed flag) bound in, and every state given its MAC, in the
+/// migration's own transaction. A row that does not open with this key
+/// stops the migration: nothing is half-converted.
+async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), DbError> {
+    let bad = |why: String| {
+        DbError::Query(format!(
+            "schema migration 2 (sealing rows with counters): {why}"
+        ))
+    };
+    let rows = tx
+        .query(
+            "SELECT user_name, enrollment_id, nonce, sealed FROM otpgate_enrollments",
+            &[],
+        )
+        .await
+        .map_err(query_error)?;
+    for r in rows {
+        let (user, id): (String, String) = (r.get(0), r.get(1));
+        let (nonce, sealed): (Vec<u8>, Vec<u8>) = (r.get(2), r.get(3));
+        let plain = key
+            .open(&user, &id, &nonce, &sealed)
+            .map_err(|why| bad(format!("the enrollment of {user}: {why}")))?;
+        let binding = Binding {
+            user: &user,
+            id: &id,
+            counter: 1,
+            removed: false,
+        };
+        let (nonce, sealed) = key.seal_row(binding, &plain).map_err(bad)?;
+        tx.execute(
+            "UPDATE otpgate_enrollments SET nonce = $2, sealed = $3, counter = 1 WHERE user_name = $1",
+            &[&user, &nonce, &sealed],
+        )
+        .await
+        .map_err(query_error)?;
+    }
+    let states = tx
+        .query("SELECT user_name, version, state FROM otpgate_states", &[])
+        .await
+        .map_err(query_error)?;
+    for r in states {
+        let (user, version, state): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+        let mac = key.state_mac(&user, counter_of(version), &state);
+        tx.execute(
+            "UPDATE otpgate_states SET mac = $2 WHERE user_name = $1",
+            &[&user, &mac],
+        )
+        .await
+        .map_err(query_error)?;
+    }
+    Ok(())
+}
+
 const INSERT_ENROLLMENT: &str = "INSERT INTO otpgate_enrollments
-    (user_name, enrollment_id, created, devices, recovery_codes, nonce, sealed)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    (user_name, enrollment_id, created, devices, recovery_codes, nonce, sealed, counter, removed)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// The parameters of [`INSERT_ENROLLMENT`].
 fn enrollment_params<'a>(
     user: &'a String,
     row: &'a SealedRow,
     summary: &'a Summary,
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 7] {
+    counter: &'a i64,
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 9] {
     [
         user,
         &row.id,
@@ -581,14 +627,27 @@ fn enrollment_params<'a>(
         &summary.recovery_codes,
         &row.nonce,
         &row.sealed,
+        counter,
+        &row.removed,
     ]
 }
 
-/// A sealed enrollment as stored.
+/// An enrollment row as stored: sealed under a binding of its account,
+/// id, counter and removed flag.
 pub struct SealedRow {
     pub id: String,
     pub nonce: Vec<u8>,
     pub sealed: Vec<u8>,
+    pub counter: u64,
+    pub removed: bool,
+}
+
+/// A login-state row as stored.
+pub struct StateRow {
+    pub version: u64,
+    pub state: String,
+    /// `None` only in a row no otpgated with the key wrote.
+    pub mac: Option<Vec<u8>>,
 }
 
 /// What an administrator sees in the table without the key.
@@ -665,7 +724,7 @@ impl Db {
             Box::pin(async move {
                 let row = c
                     .query_opt(
-                        "SELECT user_name, enrollment_id, nonce, sealed FROM otpgate_enrollments LIMIT 1",
+                        "SELECT user_name, enrollment_id, nonce, sealed, counter, removed FROM otpgate_enrollments LIMIT 1",
                         &[],
                     )
                     .await
@@ -677,6 +736,8 @@ impl Db {
                             id: r.get(1),
                             nonce: r.get(2),
                             sealed: r.get(3),
+                            counter: counter_of(r.get(4)),
+                            removed: r.get(5),
                         },
                     )
                 }))

@@ -12,6 +12,7 @@
 mod activation;
 mod db;
 mod log;
+mod memory;
 mod server;
 
 use clap::Parser;
@@ -154,7 +155,13 @@ async fn check_all(setup: &Setup) -> Result<Vec<String>, String> {
         lines.push(format!("schema: version {version} (current)"));
         match db.sample().await.map_err(|e| e.to_string())? {
             Some((user, row)) => {
-                setup.key.open(&user, &row.id, &row.nonce, &row.sealed).map_err(|why| {
+                let binding = seal::Binding {
+                    user: &user,
+                    id: &row.id,
+                    counter: row.counter,
+                    removed: row.removed,
+                };
+                setup.key.open_row(binding, &row.nonce, &row.sealed).map_err(|why| {
                     format!(
                         "the enrollment of {user} does not open: {why}; copy the secret_key_file of the other hosts to {}",
                         setup.config.secret_key_file.display()
@@ -175,7 +182,20 @@ async fn run(
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> ExitCode {
     let socket = setup.config.daemon_socket.clone();
-    let service = Arc::new(server::Service::new(setup.db, setup.key, setup.config, log));
+    let memory = match memory::Memory::open(&setup.config.daemon_state_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            log.line(Level::Err, &format!("cannot start: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let service = Arc::new(server::Service::new(
+        setup.db,
+        setup.key,
+        setup.config,
+        log,
+        memory,
+    ));
     // The schema first, so the socket answers with it in place; if the
     // database is not there (within store_timeout), on first use.
     if let Err(e) = service.ensure_schema().await {

@@ -6,13 +6,18 @@
 //! own connection: it gets an error and is closed; every other connection
 //! is served on.
 
-use crate::db::{Db, DbError, SealedRow, Summary};
+use crate::db::{Db, DbError, SealedRow, StateRow, Summary};
 use crate::log::{Level, Log};
+use crate::memory::Memory;
 use otpgate_core::config::Config;
-use otpgate_core::enrollment::Enrollment;
+use otpgate_core::enrollment::devices::MAX_DEVICES;
+use otpgate_core::enrollment::{Enrollment, MAX_FILE_SIZE};
 use otpgate_core::fleet::access::{self, Caller, Decision, Session};
-use otpgate_core::fleet::protocol::{self, ErrorKind, FrameError, HEADER_LEN, Request, Response};
-use otpgate_core::fleet::seal::Key;
+use otpgate_core::fleet::freshness::{self, Row, Seen, Stale};
+use otpgate_core::fleet::protocol::{
+    self, ErrorKind, FrameError, HEADER_LEN, Imported, Request, Response,
+};
+use otpgate_core::fleet::seal::{Binding, Key};
 use otpgate_core::store::state::{MAX_STATE_SIZE, UserState};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,18 +42,21 @@ pub struct Service {
     pub key: Key,
     pub config: Config,
     pub log: Log,
+    /// The newest rows this daemon has seen, per account.
+    pub memory: Memory,
     schema_ready: AtomicBool,
     database_up: AtomicBool,
     per_uid: Mutex<HashMap<u32, usize>>,
 }
 
 impl Service {
-    pub fn new(db: Db, key: Key, config: Config, log: Log) -> Self {
+    pub fn new(db: Db, key: Key, config: Config, log: Log, memory: Memory) -> Self {
         Self {
             db,
             key,
             config,
             log,
+            memory,
             schema_ready: AtomicBool::new(false),
             database_up: AtomicBool::new(true),
             per_uid: Mutex::new(HashMap::new()),
@@ -60,7 +68,7 @@ impl Service {
         if self.schema_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let applied = self.db.migrate().await?;
+        let applied = self.db.migrate(&self.key).await?;
         for v in applied {
             self.log.line(
                 Level::Notice,
@@ -293,15 +301,15 @@ async fn handle(
     }
     match decision {
         Decision::Allow | Decision::Deny(_) => {}
-        Decision::AllowIfNotEnrolled => match service.db.load(&user).await {
-            Ok(None) => {}
-            Ok(Some(_)) => {
+        Decision::AllowIfNotEnrolled => match believed_row(service, &user).await {
+            Ok(None | Some((_, None))) => {}
+            Ok(Some((_, Some(_)))) => {
                 return deny(
                     "changing an existing enrollment needs a current code from one of your devices, or root"
                         .into(),
                 );
             }
-            Err(e) => return unavailable(service, &e),
+            Err(refused) => return refused,
         },
     }
     let response = run(service, session, request).await;
@@ -312,7 +320,10 @@ async fn handle(
         } => {}
         _ => service.note_database(true, ""),
     }
-    if matches!(op, "save" | "remove" | "remove_state" | "import") {
+    if matches!(
+        op,
+        "save" | "remove" | "remove_state" | "import" | "accept_restore"
+    ) {
         if let Response::Error { message, .. } = &response {
             service.log.line(
                 Level::Warning,
@@ -337,54 +348,412 @@ fn corrupt(user: &str, why: impl std::fmt::Display) -> Response {
     )
 }
 
-/// Opens `user`'s sealed enrollment.
-async fn load(service: &Service, user: &str) -> Result<Option<Zeroizing<String>>, Response> {
-    let row = match service.db.load(user).await {
-        Ok(r) => r,
-        Err(e) => return Err(unavailable(service, &e)),
-    };
+/// A row this daemon refuses (older than, or missing though, one it has
+/// seen): logged, and the caller told which command accepts a restore.
+fn refused(service: &Service, stale: &Stale) -> Response {
+    service
+        .log
+        .line(Level::Err, &format!("refused the fleet store: {stale}"));
+    Response::error(ErrorKind::Corrupt, stale.to_string())
+}
+
+/// This daemon's memory could not be read or written: fail closed.
+fn memory_failed(service: &Service, why: &str) -> Response {
+    service
+        .log
+        .line(Level::Err, &format!("daemon_state_dir: {why}"));
+    Response::error(
+        ErrorKind::Unavailable,
+        format!("otpgated cannot keep what it has seen of the store: {why}"),
+    )
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// `user`'s enrollment row, believed: it opens under its own binding
+/// (account, id, counter, removed), and it is not older than — nor
+/// missing though this daemon has seen — a row of the account. The
+/// enrollment's text is `None` for a removal record.
+async fn believed_row(
+    service: &Service,
+    user: &str,
+) -> Result<Option<(SealedRow, Option<Zeroizing<String>>)>, Response> {
+    // What was seen is taken *before* the row is read: the memory is raised
+    // only after the database holds that counter, and counters there only
+    // grow, so a row read afterwards is older only if it was written back.
+    // (Read after the row, a newer write by a parallel request in between
+    // would look like a rollback.)
+    let seen = service
+        .memory
+        .seen(user)
+        .map_err(|why| memory_failed(service, &why))?;
+    let row = service
+        .db
+        .load(user)
+        .await
+        .map_err(|e| unavailable(service, &e))?;
+    freshness::check(
+        user,
+        Row::Enrollment,
+        seen.enrollment,
+        row.as_ref().map(|r| r.counter),
+    )
+    .map_err(|stale| refused(service, &stale))?;
     let Some(row) = row else {
         return Ok(None);
     };
+    let binding = Binding {
+        user,
+        id: &row.id,
+        counter: row.counter,
+        removed: row.removed,
+    };
     let plain = service
         .key
-        .open(user, &row.id, &row.nonce, &row.sealed)
+        .open_row(binding, &row.nonce, &row.sealed)
         .map_err(|why| corrupt(user, why))?;
-    let text = String::from_utf8(plain.to_vec()).map_err(|_| corrupt(user, "not UTF-8"))?;
-    Ok(Some(Zeroizing::new(text)))
+    let text = if row.removed {
+        None
+    } else {
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| corrupt(user, "not UTF-8"))?;
+        Some(Zeroizing::new(text))
+    };
+    service
+        .memory
+        .raise(
+            user,
+            Seen {
+                enrollment: row.counter,
+                state: 0,
+            },
+        )
+        .map_err(|why| memory_failed(service, &why))?;
+    Ok(Some((row, text)))
 }
 
-/// Checks and seals an enrollment a client sent.
-fn seal(service: &Service, user: &str, text: &str) -> Result<(SealedRow, Summary), Response> {
+/// Opens `user`'s enrollment (`None`: not enrolled, or removed).
+async fn load(service: &Service, user: &str) -> Result<Option<Zeroizing<String>>, Response> {
+    Ok(believed_row(service, user)
+        .await?
+        .and_then(|(_, text)| text))
+}
+
+/// The answer to `Load`: the enrollment, or none and whether it was removed.
+async fn load_answer(service: &Service, user: &str) -> Result<Response, Response> {
+    Ok(match believed_row(service, user).await? {
+        Some((_, Some(text))) => Response::Enrollment {
+            enrollment: Some(text),
+            removed: false,
+        },
+        Some((_, None)) => Response::Enrollment {
+            enrollment: None,
+            removed: true,
+        },
+        None => Response::Enrollment {
+            enrollment: None,
+            removed: false,
+        },
+    })
+}
+
+/// How often a lost compare-and-set is tried again in the daemon.
+const CAS_TRIES: u32 = 16;
+
+/// Writes `user`'s enrollment row (`Some(enrollment)`) or a removal record
+/// (`None`) over the believed current row, with a counter above it and
+/// above all this daemon has seen. Whether a row was replaced that was an
+/// enrollment.
+async fn write_enrollment(
+    service: &Service,
+    user: &str,
+    enrollment: Option<(&Enrollment, &str)>,
+) -> Result<bool, Response> {
     let bad = |why: String| Response::error(ErrorKind::BadRequest, why);
+    for _ in 0..CAS_TRIES {
+        let current = believed_row(service, user).await?;
+        let had = current.as_ref().is_some_and(|(_, text)| text.is_some());
+        if enrollment.is_none() && !had {
+            return Ok(false);
+        }
+        let seen = service
+            .memory
+            .seen(user)
+            .map_err(|why| memory_failed(service, &why))?;
+        let previous = current.as_ref().map(|(r, _)| r.counter);
+        let counter = freshness::next_counter(previous.unwrap_or(0), seen.enrollment, now_micros());
+        let (id, plain, summary) = match enrollment {
+            Some((e, text)) => (e.id.clone(), text.as_bytes(), summary_of(e)),
+            None => (
+                String::new(),
+                &b""[..],
+                Summary {
+                    created: 0,
+                    devices: Vec::new(),
+                    recovery_codes: 0,
+                },
+            ),
+        };
+        let binding = Binding {
+            user,
+            id: &id,
+            counter,
+            removed: enrollment.is_none(),
+        };
+        let (nonce, sealed) = service.key.seal_row(binding, plain).map_err(bad)?;
+        let row = SealedRow {
+            id,
+            nonce,
+            sealed,
+            counter,
+            removed: enrollment.is_none(),
+        };
+        let written = service
+            .db
+            .write_row(user, previous, row, summary)
+            .await
+            .map_err(|e| unavailable(service, &e))?;
+        if written {
+            service
+                .memory
+                .raise(
+                    user,
+                    Seen {
+                        enrollment: counter,
+                        state: 0,
+                    },
+                )
+                .map_err(|why| memory_failed(service, &why))?;
+            return Ok(had);
+        }
+    }
+    Err(Response::error(
+        ErrorKind::Unavailable,
+        format!(
+            "the enrollment of {user} changed {CAS_TRIES} times while being written; try again"
+        ),
+    ))
+}
+
+/// `user`'s login state, believed: its MAC is the key's, and it is not
+/// older than — nor missing though this daemon has seen — a state of the
+/// account.
+async fn believed_state(service: &Service, user: &str) -> Result<Option<StateRow>, Response> {
+    // Seen before the row is read (see `believed_row`).
+    let seen = service
+        .memory
+        .seen(user)
+        .map_err(|why| memory_failed(service, &why))?;
+    let row = service
+        .db
+        .read_state(user)
+        .await
+        .map_err(|e| unavailable(service, &e))?;
+    freshness::check(
+        user,
+        Row::State,
+        seen.state,
+        row.as_ref().map(|r| r.version),
+    )
+    .map_err(|stale| refused(service, &stale))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let genuine = row
+        .mac
+        .as_deref()
+        .is_some_and(|mac| service.key.state_mac_ok(user, row.version, &row.state, mac));
+    if !genuine {
+        let why = format!(
+            "the fleet store's login state of {user:?} (version {}) was not written with the key: \
+             it was edited in the database; restore it from a backup (then `otpgate accept-restore --user {user}`) \
+             or run `otpgate reset --user {user}` (it forgets the state and removes the enrollment: the user enrolls again)",
+            row.version
+        );
+        service
+            .log
+            .line(Level::Err, &format!("refused the fleet store: {why}"));
+        return Err(Response::error(ErrorKind::Corrupt, why));
+    }
+    service
+        .memory
+        .raise(
+            user,
+            Seen {
+                enrollment: 0,
+                state: row.version,
+            },
+        )
+        .map_err(|why| memory_failed(service, &why))?;
+    Ok(Some(row))
+}
+
+/// Compare-and-set of `user`'s state from `version` to `version + 1`, MACed.
+async fn write_state(
+    service: &Service,
+    user: &str,
+    version: u64,
+    state: String,
+) -> Result<bool, Response> {
+    let seen = service
+        .memory
+        .seen(user)
+        .map_err(|why| memory_failed(service, &why))?;
+    if version < seen.state {
+        // Read before a newer state this daemon has seen: decide again.
+        return Ok(false);
+    }
+    let next = version.saturating_add(1);
+    let mac = service.key.state_mac(user, next, &state);
+    let row = StateRow {
+        version: next,
+        state,
+        mac: Some(mac),
+    };
+    let written = service
+        .db
+        .write_state(user, version, row)
+        .await
+        .map_err(|e| unavailable(service, &e))?;
+    if written {
+        service
+            .memory
+            .raise(
+                user,
+                Seen {
+                    enrollment: 0,
+                    state: next,
+                },
+            )
+            .map_err(|why| memory_failed(service, &why))?;
+    }
+    Ok(written)
+}
+
+/// Forgets `user`'s login state (`otpgate reset`): an empty state with a
+/// version above the row's and above all this daemon has seen, so a
+/// login that read the old state can never write over the new one. Works
+/// over a row this daemon would refuse (that is what a reset is for).
+async fn forget_state(service: &Service, user: &str) -> Result<bool, Response> {
+    let empty = toml::to_string(&UserState::default())
+        .map_err(|e| Response::error(ErrorKind::BadRequest, e.to_string()))?;
+    for _ in 0..CAS_TRIES {
+        let row = service
+            .db
+            .read_state(user)
+            .await
+            .map_err(|e| unavailable(service, &e))?;
+        let seen = service
+            .memory
+            .seen(user)
+            .map_err(|why| memory_failed(service, &why))?;
+        if row.is_none() && seen.state == 0 {
+            return Ok(false);
+        }
+        let current = row.as_ref().map_or(0, |r| r.version);
+        let next = current.max(seen.state).saturating_add(1);
+        let mac = service.key.state_mac(user, next, &empty);
+        let written = service
+            .db
+            .write_state(
+                user,
+                current,
+                StateRow {
+                    version: next,
+                    state: empty.clone(),
+                    mac: Some(mac),
+                },
+            )
+            .await
+            .map_err(|e| unavailable(service, &e))?;
+        if written {
+            service
+                .memory
+                .raise(
+                    user,
+                    Seen {
+                        enrollment: 0,
+                        state: next,
+                    },
+                )
+                .map_err(|why| memory_failed(service, &why))?;
+            return Ok(row.is_some());
+        }
+    }
+    Err(Response::error(
+        ErrorKind::Unavailable,
+        format!("the login state of {user} changed {CAS_TRIES} times while being reset; try again"),
+    ))
+}
+
+/// Merges `theirs` (another server's state, `otpgate migrate`) into
+/// `user`'s state in the store, so that no code used on either works again.
+async fn merge_state(service: &Service, user: &str, theirs: &UserState) -> Result<(), Response> {
+    let bad = |why: String| Response::error(ErrorKind::BadRequest, why);
+    for _ in 0..CAS_TRIES {
+        let row = believed_state(service, user).await?;
+        let (version, before) = match &row {
+            Some(r) => (
+                r.version,
+                UserState::parse(r.state.as_bytes()).map_err(|why| corrupt(user, why))?,
+            ),
+            None => (0, UserState::default()),
+        };
+        let mut merged = before.clone();
+        merged.absorb(theirs.clone());
+        if merged == before {
+            return Ok(());
+        }
+        let text = toml::to_string(&merged).map_err(|e| bad(e.to_string()))?;
+        if write_state(service, user, version, text).await? {
+            return Ok(());
+        }
+    }
+    Err(Response::error(
+        ErrorKind::Unavailable,
+        format!("the login state of {user} changed {CAS_TRIES} times while merging; try again"),
+    ))
+}
+
+/// Checks an enrollment a client sent: the caps files mode has (size
+/// before parsing, devices after), then its own rules.
+fn checked_enrollment(text: &str) -> Result<Enrollment, Response> {
+    let bad = |why: String| Response::error(ErrorKind::BadRequest, why);
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(bad(format!(
+            "enrollment: larger than {MAX_FILE_SIZE} bytes; an enrollment holds at most {MAX_DEVICES} devices"
+        )));
+    }
     let enrollment =
         Enrollment::parse(text.as_bytes()).map_err(|e| bad(format!("enrollment: {e}")))?;
+    if enrollment.devices.len() > MAX_DEVICES {
+        return Err(bad(format!(
+            "enrollment: {} devices; at most {MAX_DEVICES} devices per user",
+            enrollment.devices.len()
+        )));
+    }
     enrollment
         .check_distinct_secrets()
         .map_err(|e| bad(format!("enrollment: {e}")))?;
-    let (nonce, sealed) = service
-        .key
-        .seal(user, &enrollment.id, text.as_bytes())
-        .map_err(bad)?;
-    let summary = Summary {
+    Ok(enrollment)
+}
+
+/// What an administrator sees in the table without the key.
+fn summary_of(enrollment: &Enrollment) -> Summary {
+    Summary {
         created: i64::try_from(enrollment.created).unwrap_or(i64::MAX),
         devices: enrollment.devices.iter().map(|d| d.name.clone()).collect(),
         recovery_codes: enrollment
             .recovery
             .as_ref()
             .map_or(0, |r| i32::try_from(r.hashes.len()).unwrap_or(0)),
-    };
-    Ok((
-        SealedRow {
-            id: enrollment.id,
-            nonce,
-            sealed,
-        },
-        summary,
-    ))
+    }
 }
 
-fn check_state(text: &str, repair: bool) -> Result<(), Response> {
+fn check_state(text: &str, repair: bool) -> Result<UserState, Response> {
     if !repair && text.len() as u64 > MAX_STATE_SIZE {
         return Err(Response::error(
             ErrorKind::BadRequest,
@@ -392,8 +761,61 @@ fn check_state(text: &str, repair: bool) -> Result<(), Response> {
         ));
     }
     UserState::parse(text.as_bytes())
-        .map(|_| ())
         .map_err(|why| Response::error(ErrorKind::BadRequest, format!("login state: {why}")))
+}
+
+/// `otpgate accept-restore`: what the store holds now becomes what this
+/// daemon has seen, for `user` or every account.
+async fn accept_restore(service: &Service, user: Option<&str>) -> Result<u64, Response> {
+    let set = |name: &str, seen: Seen| {
+        service
+            .memory
+            .set(name, seen)
+            .map_err(|why| memory_failed(service, &why))
+    };
+    match user {
+        Some(user) => {
+            let row = service
+                .db
+                .load(user)
+                .await
+                .map_err(|e| unavailable(service, &e))?;
+            let state = service
+                .db
+                .read_state(user)
+                .await
+                .map_err(|e| unavailable(service, &e))?;
+            set(
+                user,
+                Seen {
+                    enrollment: row.map_or(0, |r| r.counter),
+                    state: state.map_or(0, |s| s.version),
+                },
+            )?;
+            Ok(1)
+        }
+        None => {
+            let all = service
+                .db
+                .counters()
+                .await
+                .map_err(|e| unavailable(service, &e))?;
+            service
+                .memory
+                .forget_all()
+                .map_err(|why| memory_failed(service, &why))?;
+            for (name, enrollment, state) in &all {
+                set(
+                    name,
+                    Seen {
+                        enrollment: *enrollment,
+                        state: *state,
+                    },
+                )?;
+            }
+            Ok(all.len() as u64)
+        }
+    }
 }
 
 async fn run(service: &Service, session: &mut Session, request: Request) -> Response {
@@ -406,29 +828,25 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
                     .map_err(|e| unavailable(service, &e))?;
                 Response::Ok
             }
-            Request::Load { user } => Response::Enrollment {
-                enrollment: load(service, &user).await?,
-            },
+            Request::Load { user } => load_answer(service, &user).await?,
             Request::Save { user, enrollment } => {
-                let (row, summary) = seal(service, &user, &enrollment)?;
-                db.save(&user, row, summary)
-                    .await
-                    .map_err(|e| unavailable(service, &e))?;
+                let parsed = checked_enrollment(&enrollment)?;
+                write_enrollment(service, &user, Some((&parsed, &enrollment))).await?;
                 Response::Ok
             }
             Request::Remove { user } => Response::Removed {
-                removed: db
-                    .remove(&user)
-                    .await
-                    .map_err(|e| unavailable(service, &e))?,
+                removed: write_enrollment(service, &user, None).await?,
             },
-            Request::ReadState { user } => {
-                let (version, state) = db
-                    .read_state(&user)
-                    .await
-                    .map_err(|e| unavailable(service, &e))?;
-                Response::State { version, state }
-            }
+            Request::ReadState { user } => match believed_state(service, &user).await? {
+                Some(row) => Response::State {
+                    version: row.version,
+                    state: Some(row.state),
+                },
+                None => Response::State {
+                    version: 0,
+                    state: None,
+                },
+            },
             Request::WriteState {
                 user,
                 version,
@@ -437,17 +855,11 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
             } => {
                 check_state(&state, repair)?;
                 Response::Written {
-                    written: db
-                        .write_state(&user, version, state)
-                        .await
-                        .map_err(|e| unavailable(service, &e))?,
+                    written: write_state(service, &user, version, state).await?,
                 }
             }
             Request::RemoveState { user } => Response::Removed {
-                removed: db
-                    .remove_state(&user)
-                    .await
-                    .map_err(|e| unavailable(service, &e))?,
+                removed: forget_state(service, &user).await?,
             },
             Request::Prove { user, code } => {
                 let text = load(service, &user).await?;
@@ -487,15 +899,27 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
                 state,
                 dry_run,
             } => {
-                let (row, summary) = seal(service, &user, &enrollment)?;
-                check_state(&state, true)?;
-                Response::Imported {
-                    outcome: db
-                        .import(&user, row, summary, state, dry_run)
-                        .await
-                        .map_err(|e| unavailable(service, &e))?,
+                let parsed = checked_enrollment(&enrollment)?;
+                let theirs = check_state(&state, true)?;
+                let outcome = match believed_row(service, &user).await? {
+                    Some((row, Some(_))) if row.id == parsed.id => Imported::AlreadyThere,
+                    Some((_, Some(_))) => Imported::Conflict,
+                    Some((_, None)) => Imported::Removed,
+                    None => Imported::Added,
+                };
+                if !dry_run && matches!(outcome, Imported::Added | Imported::AlreadyThere) {
+                    // The state first: an enrollment must never stand in
+                    // the store without the used codes that travel with it.
+                    merge_state(service, &user, &theirs).await?;
+                    if outcome == Imported::Added {
+                        write_enrollment(service, &user, Some((&parsed, &enrollment))).await?;
+                    }
                 }
+                Response::Imported { outcome }
             }
+            Request::AcceptRestore { user } => Response::Accepted {
+                accounts: accept_restore(service, user.as_deref()).await?,
+            },
         })
     }
     .await;

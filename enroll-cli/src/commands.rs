@@ -329,35 +329,40 @@ pub fn import_google(
     Ok(())
 }
 
-pub fn migrate(config_path: Option<&Path>, dry_run: bool) -> fail::Result<()> {
+pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> fail::Result<()> {
+    use otpgate_core::fleet::protocol::Imported;
     let caller = Caller::current()?;
     require_root(&caller, "migrate")?;
+    // Where the files are: this server's config, still in use by the module.
     let config = admin::load_config(config_path)?;
-    let store = store::open(&config);
+    let fleet_config = match to {
+        Some(path) => admin::load_config(Some(path))?,
+        None => config.clone(),
+    };
+    let store = store::open(&fleet_config);
     let Some(fleet) = store.as_fleet() else {
-        return Err(
-            "the config says store = \"files\"; migrate moves enrollments into the fleet store: \
-             set store = \"postgresql\" and `database`, start otpgated, then run it again"
-                .to_string()
-                .into(),
-        );
+        return Err(match to {
+            Some(path) => format!(
+                "{} says store = \"files\"; --to names the fleet config: store = \"postgresql\", `database`, and its otpgated running",
+                path.display()
+            ),
+            None => "the config says store = \"files\"; name the fleet config with --to (store = \"postgresql\", its otpgated running), \
+                     e.g. `otpgate migrate --to /etc/otpgate/fleet.toml`"
+                .to_string(),
+        }
+        .into());
     };
     fleet.ping().map_err(|e| e.to_string())?;
     let accounts = report::audit_accounts(&config.enforce_groups)?;
     let moved = admin::migrate::migrate(&config, &accounts, fleet, dry_run);
-    let (mut added, mut there, mut conflicts, mut failed) = (0, 0, 0, 0);
+    let (mut added, mut there, mut removed, mut conflicts, mut failed) = (0, 0, 0, 0, 0);
     for (user, m) in &moved {
         match m {
             admin::migrate::Moved::NotEnrolled => continue,
-            admin::migrate::Moved::Done(otpgate_core::fleet::protocol::Imported::Added) => {
-                added += 1
-            }
-            admin::migrate::Moved::Done(otpgate_core::fleet::protocol::Imported::AlreadyThere) => {
-                there += 1
-            }
-            admin::migrate::Moved::Done(otpgate_core::fleet::protocol::Imported::Conflict) => {
-                conflicts += 1
-            }
+            admin::migrate::Moved::Done(Imported::Added) => added += 1,
+            admin::migrate::Moved::Done(Imported::AlreadyThere) => there += 1,
+            admin::migrate::Moved::Done(Imported::Removed) => removed += 1,
+            admin::migrate::Moved::Done(Imported::Conflict) => conflicts += 1,
             admin::migrate::Moved::Failed(_) => failed += 1,
         }
         if let Some(line) = admin::migrate::describe(user, m, dry_run) {
@@ -366,7 +371,7 @@ pub fn migrate(config_path: Option<&Path>, dry_run: bool) -> fail::Result<()> {
     }
     let verb = if dry_run { "would move" } else { "moved" };
     outln!(
-        "migrate: {verb} {added}, {there} already in the fleet store, {conflicts} conflicting, {failed} failed{}",
+        "migrate: {verb} {added}, {there} already in the fleet store (used codes merged), {removed} removed in the fleet, {conflicts} conflicting, {failed} failed{}",
         if dry_run {
             " (dry run: nothing was changed)"
         } else {
@@ -380,10 +385,42 @@ pub fn migrate(config_path: Option<&Path>, dry_run: bool) -> fail::Result<()> {
         )
         .into());
     }
-    if !dry_run && added > 0 {
-        outln!(
-            "The files were left in place. The fleet store is used from now on (store = \"postgresql\")."
-        );
+    if !dry_run {
+        match to {
+            Some(path) => outln!(
+                "The files were left in place and this server still uses them. Now make {} the config the module reads \
+                 (or set the same fleet keys there): from then on the fleet store is used.",
+                for_terminal(&path.display().to_string())
+            ),
+            None if added > 0 => outln!(
+                "The files were left in place. The fleet store is used from now on (store = \"postgresql\")."
+            ),
+            None => {}
+        }
     }
+    Ok(())
+}
+
+pub fn accept_restore(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<()> {
+    let caller = Caller::current()?;
+    require_root(&caller, "accept-restore")?;
+    let config = admin::load_config(config_path)?;
+    let store = store::open(&config);
+    let Some(fleet) = store.as_fleet() else {
+        return Err(
+            "the config says store = \"files\"; accept-restore is for fleet mode (store = \"postgresql\")"
+                .to_string()
+                .into(),
+        );
+    };
+    let accounts = fleet.accept_restore(user).map_err(|e| e.to_string())?;
+    let whom = match user {
+        Some(u) => for_terminal(u).into_owned(),
+        None => format!("{accounts} account(s)"),
+    };
+    outln!(
+        "otpgated on this server now accepts what the fleet store holds for {whom} as the newest it has seen. \
+         Run `otpgate accept-restore` on every other server that refuses logins after the restore."
+    );
     Ok(())
 }

@@ -135,12 +135,25 @@ enum Command {
     },
     /// Fleet mode: move this server's enrollments and login state into the fleet store (root).
     #[command(
-        after_help = "Examples:\n  sudo otpgate migrate --config /etc/otpgate/config.toml --dry-run\n  sudo otpgate migrate --config /etc/otpgate/config.toml\n\nThe config must say store = \"postgresql\"; its secret_path and state_dir say where\nthe files are. Accounts already in the store are left as they are, so it\nmay be run again."
+        after_help = "Examples:\n  sudo otpgate migrate --to /etc/otpgate/fleet.toml --dry-run\n  sudo otpgate migrate --to /etc/otpgate/fleet.toml\n\nThe files are read as --config says (secret_path, state_dir), while the module\nstill uses them; the fleet store is the one --to names (store = \"postgresql\",\nits otpgated running). Switch --config to the fleet only afterwards, so no login\nis ever decided without the enrollments. Without --to, --config must name the\nfleet store itself. Accounts already in the store keep their enrollment and get\nthis server's used codes merged in, so it may be run again, on every server."
     )]
     Migrate {
+        /// The fleet config to move into (default: --config itself).
+        #[arg(long, value_name = "CONFIG")]
+        to: Option<PathBuf>,
         /// Only say what would be moved.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Fleet mode: after restoring the database from a backup, make this server accept it (root).
+    #[command(
+        name = "accept-restore",
+        after_help = "Examples:\n  sudo otpgate accept-restore --user alice\n  sudo otpgate accept-restore\n\nEach otpgated remembers the newest row it has seen of every account and refuses\nan older or missing one (a backup restored, or someone writing the database\nwithout the key): those users are denied until this is run on the server that\nrefused them. Run it only after a restore you made yourself."
+    )]
+    AcceptRestore {
+        /// Only this account (default: every account).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// Several authenticators per user: add, list, remove.
     #[command(subcommand)]
@@ -190,7 +203,8 @@ fn main() -> ExitCode {
         Command::Reset { user, unlock } => commands::reset(config, user, *unlock),
         Command::Device(cmd) => device::run(config, cmd),
         Command::Audit { json } => commands::audit(config, *json),
-        Command::Migrate { dry_run } => commands::migrate(config, *dry_run),
+        Command::Migrate { to, dry_run } => commands::migrate(config, to.as_deref(), *dry_run),
+        Command::AcceptRestore { user } => commands::accept_restore(config, user.as_deref()),
         Command::CheckConfig {
             path,
             service,

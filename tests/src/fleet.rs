@@ -284,6 +284,48 @@ pub fn make_certs(dir: &Path) -> PathBuf {
 /// The fleet's shared secret key (the same on every "server").
 pub const FLEET_KEY: &str = "b3RwZ2F0ZSB0ZXN0IGZsZWV0IGtleSwgMzIgYnl0ZXM=";
 
+/// Two servers of one fleet; server A's world also holds a service for B,
+/// so one process can race logins on both.
+pub struct Fleet {
+    pub pg: Postgres,
+    pub a: Server,
+    pub b: Server,
+}
+
+impl Fleet {
+    pub fn new(extra: &str) -> Self {
+        // Tests not about timeouts wait long: many clusters and daemons
+        // share the machine while the test binaries run in parallel.
+        let extra = if extra.contains("store_timeout") {
+            extra.to_string()
+        } else {
+            format!("store_timeout = 20\n{extra}")
+        };
+        let extra = extra.as_str();
+        let pg = Postgres::start();
+        let a = Server::start(&pg, extra);
+        let b = Server::start(&pg, extra);
+        // Service "on-b" in A's service directory: B's config and daemon.
+        a.world.set_stack(
+            "on-b",
+            &[
+                "auth required pam_permit.so",
+                &format!(
+                    "auth required {} config={}",
+                    crate::module_path().display(),
+                    b.world.config.display()
+                ),
+            ],
+        );
+        Self { pg, a, b }
+    }
+
+    /// A user known to both "servers" (one /etc/passwd here).
+    pub fn user(&self) -> crate::TestUser {
+        crate::TestUser::new(&self.a.world)
+    }
+}
+
 /// One "server" of the fleet: a world whose config says
 /// `store = "postgresql"`, with its own otpgated and socket.
 pub struct Server {
@@ -310,10 +352,11 @@ impl Server {
         world.set_config(&format!(
             "store = \"postgresql\"\ndatabase = \"{database}\"\n\
              database_password_file = \"{}\"\nsecret_key_file = \"{}\"\n\
-             daemon_socket = \"{}\"\n{extra}",
+             daemon_socket = \"{}\"\ndaemon_state_dir = \"{}\"\n{extra}",
             pw.display(),
             key.display(),
-            world.dir.join("otpgated.sock").display()
+            world.dir.join("otpgated.sock").display(),
+            world.dir.join("otpgated-seen").display()
         ));
     }
 

@@ -195,7 +195,10 @@ impl World {
     /// prepended unless the text sets its own.
     pub fn set_config(&self, text: &str) {
         let mut full = String::new();
-        if !text.contains("state_dir") {
+        if !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("state_dir"))
+        {
             full.push_str(&format!("state_dir = \"{}\"\n", self.state.display()));
         }
         full.push_str(text);

@@ -1,8 +1,9 @@
 //! `otpgate migrate`: moves this server's enrollments (secret files, by the
 //! config's `secret_path`) and their login state (`state_dir`) into the
-//! fleet store. Idempotent: an account the store already has is left as
-//! it is; the replay memory and used recovery codes travel with each
-//! enrollment, so no used code becomes usable again.
+//! fleet store. Idempotent: an account the store already has keeps its
+//! enrollment, and this server's replay memory and used recovery codes are
+//! merged into its state, so no code used on any server becomes usable
+//! again; an account the fleet removed stays removed.
 
 use crate::config::Config;
 use crate::fleet::protocol::Imported;
@@ -61,9 +62,12 @@ pub fn describe(user: &str, moved: &Moved, dry_run: bool) -> Option<String> {
                 "{user}: {would}moved into the fleet store (devices, recovery codes, replay state)"
             )
         }
-        Moved::Done(Imported::AlreadyThere) => {
-            format!("{user}: already in the fleet store; left as it is")
-        }
+        Moved::Done(Imported::AlreadyThere) => format!(
+            "{user}: already in the fleet store; {would}merged this server's used codes and replay memory into it"
+        ),
+        Moved::Done(Imported::Removed) => format!(
+            "{user}: removed in the fleet store (otpgate disable or reset); left as it is — this server's file does not bring it back"
+        ),
         Moved::Done(Imported::Conflict) => format!(
             "{user}: the fleet store has another enrollment for {user} (made on another server); \
              left as it is — the user logs in with that one, or run `otpgate reset --user {user}` and migrate again"

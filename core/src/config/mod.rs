@@ -104,6 +104,10 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     /// Fleet mode: the Unix socket otpgated listens on.
     pub daemon_socket: PathBuf,
+    /// Fleet mode: otpgated's own root-only directory, where it remembers
+    /// the newest row it has seen of each account (so a row written back
+    /// from the past, or deleted, is refused).
+    pub daemon_state_dir: PathBuf,
     /// Fleet mode: seconds a login waits for the daemon and the database (1–30).
     pub store_timeout: u64,
     /// The kinds of authenticator accepted (a per-service module argument:
@@ -153,6 +157,7 @@ impl Default for Config {
             database_password_file: String::new(),
             secret_key_file: PathBuf::from("/etc/otpgate/secret.key"),
             daemon_socket: PathBuf::from("/run/otpgate/otpgated.sock"),
+            daemon_state_dir: PathBuf::from("/var/lib/otpgated"),
             store_timeout: 5,
             methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
             mail_command: PathBuf::from("/usr/sbin/sendmail"),
@@ -516,6 +521,8 @@ impl Config {
             .map_err(|e| value(source, "secret_key_file", e.to_string()))?;
         paths::check_plain_absolute(&self.daemon_socket)
             .map_err(|e| value(source, "daemon_socket", e.to_string()))?;
+        paths::check_plain_absolute(&self.daemon_state_dir)
+            .map_err(|e| value(source, "daemon_state_dir", e.to_string()))?;
         if self.daemon_socket.as_os_str().len() > 100 {
             return Err(value(
                 source,

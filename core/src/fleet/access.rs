@@ -52,6 +52,10 @@ pub enum Decision {
 
 /// Decides `request` from `caller`; `owner` is the uid the named account
 /// has on this host (`None`: no such account here).
+///
+/// Every request type is named below, none falls under a catch-all: a
+/// request type added later does not compile until someone decides who
+/// may send it.
 pub fn decide(
     caller: Caller,
     request: &Request,
@@ -61,38 +65,54 @@ pub fn decide(
     let Caller::User { uid } = caller else {
         return Decision::Allow;
     };
-    let op = request.name();
-    let user = match request {
-        Request::Ping => return Decision::Allow,
-        Request::List | Request::Import { .. } => {
-            return Decision::Deny(format!("only root may {op}; run the command as root"));
+    let only_root =
+        |op: &str| Decision::Deny(format!("only root may {op}; run the command as root"));
+    // The account must be the caller's own; then `then` decides.
+    let own = |user: &str, then: &dyn Fn(bool) -> Decision| {
+        if owner == Some(uid) {
+            then(session.proved.as_deref() == Some(user))
+        } else {
+            Decision::Deny(format!(
+                "uid {uid} may act only on its own account, not on {user:?}"
+            ))
         }
-        Request::WriteState { .. } => {
-            return Decision::Deny(
-                "only root may record a login decision (the PAM module runs as root in sshd, sudo and login)"
-                    .into(),
-            );
-        }
-        other => other.user().unwrap_or_default(),
     };
-    if owner != Some(uid) {
-        return Decision::Deny(format!(
-            "uid {uid} may act only on its own account, not on {user:?}"
-        ));
-    }
-    let proved = session.proved.as_deref() == Some(user);
     match request {
-        Request::Load { .. } | Request::ReadState { .. } => Decision::Allow,
-        Request::Prove { .. } if session.failed_proofs >= PROVE_TRIES => Decision::Deny(format!(
-            "{PROVE_TRIES} wrong codes on one connection; run the command again"
-        )),
-        Request::Prove { .. } => Decision::Allow,
-        Request::Save { .. } | Request::Remove { .. } if !proved => Decision::AllowIfNotEnrolled,
-        Request::RemoveState { .. } if !proved => Decision::Deny(
-            "forgetting the login state needs a current code from one of your devices, or root"
+        Request::Ping => Decision::Allow,
+        Request::List => only_root("list"),
+        Request::Import { .. } => only_root("import"),
+        Request::AcceptRestore { .. } => only_root("accept_restore"),
+        Request::WriteState { .. } => Decision::Deny(
+            "only root may record a login decision (the PAM module runs as root in sshd, sudo and login)"
                 .into(),
         ),
-        _ => Decision::Allow,
+        Request::Load { user } | Request::ReadState { user } => own(user, &|_| Decision::Allow),
+        Request::Prove { user, .. } => own(user, &|_| {
+            if session.failed_proofs >= PROVE_TRIES {
+                Decision::Deny(format!(
+                    "{PROVE_TRIES} wrong codes on one connection; run the command again"
+                ))
+            } else {
+                Decision::Allow
+            }
+        }),
+        Request::Save { user, .. } | Request::Remove { user } => own(user, &|proved| {
+            if proved {
+                Decision::Allow
+            } else {
+                Decision::AllowIfNotEnrolled
+            }
+        }),
+        Request::RemoveState { user } => own(user, &|proved| {
+            if proved {
+                Decision::Allow
+            } else {
+                Decision::Deny(
+                    "forgetting the login state needs a current code from one of your devices, or root"
+                        .into(),
+                )
+            }
+        }),
     }
 }
 

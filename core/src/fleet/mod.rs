@@ -3,5 +3,6 @@
 //! only translates between this, its socket and PostgreSQL.
 
 pub mod access;
+pub mod freshness;
 pub mod protocol;
 pub mod seal;

@@ -71,6 +71,10 @@ pub enum Request {
         state: String,
         dry_run: bool,
     },
+    /// Makes this daemon accept what the store holds now as the newest it
+    /// has seen, for `user` or (`None`) every account (root; `otpgate
+    /// accept-restore`, after restoring the database from a backup).
+    AcceptRestore { user: Option<String> },
 }
 
 impl Request {
@@ -78,6 +82,7 @@ impl Request {
     pub fn user(&self) -> Option<&str> {
         match self {
             Self::Ping | Self::List => None,
+            Self::AcceptRestore { user } => user.as_deref(),
             Self::Load { user }
             | Self::Save { user, .. }
             | Self::Remove { user }
@@ -102,6 +107,7 @@ impl Request {
             Self::Prove { .. } => "prove",
             Self::List => "list",
             Self::Import { .. } => "import",
+            Self::AcceptRestore { .. } => "accept_restore",
         }
     }
 }
@@ -117,6 +123,9 @@ pub enum Imported {
     AlreadyThere,
     /// The store has another enrollment for the user: nothing changed.
     Conflict,
+    /// The fleet removed the user's enrollment (`otpgate disable`/`reset`):
+    /// a file left on a server does not bring it back; nothing changed.
+    Removed,
 }
 
 /// Why the daemon did not do what was asked.
@@ -141,6 +150,10 @@ pub enum Response {
     Ok,
     Enrollment {
         enrollment: Option<Zeroizing<String>>,
+        /// No enrollment because the store holds a removal record
+        /// (`otpgate disable`/`reset`), not because there never was one.
+        #[serde(default)]
+        removed: bool,
     },
     State {
         version: u64,
@@ -160,6 +173,10 @@ pub enum Response {
     },
     Imported {
         outcome: Imported,
+    },
+    /// How many accounts' memory `AcceptRestore` set anew.
+    Accepted {
+        accounts: u64,
     },
     Error {
         kind: ErrorKind,

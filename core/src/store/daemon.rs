@@ -17,6 +17,7 @@
 use crate::config::Config;
 use crate::enrollment::Enrollment;
 use crate::fleet::protocol::{self, ErrorKind, FrameError, Imported, Request, Response};
+use crate::store::files::FileStore;
 use crate::store::state::{MAX_STATE_SIZE, UserState};
 use crate::store::{Store, StoreError};
 use crate::sys::account::Account;
@@ -37,6 +38,9 @@ pub struct DaemonStore {
     socket: PathBuf,
     timeout: Duration,
     conn: Mutex<Option<Conn>>,
+    /// This server's files (`secret_path`): an enrollment left there that
+    /// never reached the store must not mean "not enrolled".
+    files: FileStore,
 }
 
 impl DaemonStore {
@@ -45,6 +49,39 @@ impl DaemonStore {
             socket: config.daemon_socket.clone(),
             timeout: Duration::from_secs(config.store_timeout),
             conn: Mutex::new(None),
+            files: FileStore::new(config),
+        }
+    }
+
+    /// The store has never had an enrollment for `account`: if this server
+    /// holds one in files (not migrated yet), the user is refused — never
+    /// let in with a password alone because the store does not know them.
+    fn not_in_store(&self, account: &Account) -> Result<Option<Enrollment>, StoreError> {
+        match self.files.exists(account) {
+            Ok(false) => Ok(None),
+            Ok(true) => Err(StoreError::Unavailable(format!(
+                "{} has an enrollment on this server ({}) that is not in the fleet store; \
+                 run `otpgate migrate` as root on this server to move it in",
+                account.name,
+                self.files.location(account).unwrap_or_default()
+            ))),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "whether {} has an enrollment left in files on this server could not be checked ({e}); \
+                 fix that, or run `otpgate migrate` as root",
+                account.name
+            ))),
+        }
+    }
+
+    /// Makes this server's otpgated accept what the store holds now for
+    /// `user` (or every account): after a legitimate restore (root).
+    pub fn accept_restore(&self, user: Option<&str>) -> Result<u64, StoreError> {
+        let request = Request::AcceptRestore {
+            user: user.map(str::to_string),
+        };
+        match self.one(&request)? {
+            Response::Accepted { accounts } => Ok(accounts),
+            _ => Err(self.unexpected(&request)),
         }
     }
 
@@ -342,9 +379,17 @@ impl Store for DaemonStore {
             user: account.name.clone(),
         };
         match self.one(&request)? {
-            Response::Enrollment { enrollment: None } => Ok(None),
+            Response::Enrollment {
+                enrollment: None,
+                removed: true,
+            } => Ok(None),
+            Response::Enrollment {
+                enrollment: None,
+                removed: false,
+            } => self.not_in_store(account),
             Response::Enrollment {
                 enrollment: Some(text),
+                ..
             } => Enrollment::parse(text.as_bytes())
                 .map(Some)
                 .map_err(|error| StoreError::Format {
@@ -356,13 +401,7 @@ impl Store for DaemonStore {
     }
 
     fn exists(&self, account: &Account) -> Result<bool, StoreError> {
-        let request = Request::Load {
-            user: account.name.clone(),
-        };
-        match self.one(&request)? {
-            Response::Enrollment { enrollment } => Ok(enrollment.is_some()),
-            _ => Err(self.unexpected(&request)),
-        }
+        self.load(account).map(|e| e.is_some())
     }
 
     fn check_writable(&self, _account: &Account) -> Result<(), StoreError> {
