@@ -18,7 +18,7 @@ mod server;
 use clap::Parser;
 use log::{Level, Log};
 use otpgate_core::config::conninfo::ConnInfo;
-use otpgate_core::config::{Config, Source, StoreKind};
+use otpgate_core::config::{Config, Source};
 use otpgate_core::fleet::seal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -51,9 +51,12 @@ struct Setup {
 
 fn setup(path: &Path) -> Result<Setup, String> {
     let config = Config::load(&Source::Explicit(path.to_path_buf())).map_err(|e| e.to_string())?;
-    if config.store != StoreKind::Postgresql {
+    // `store` says what the module and the CLI of this server use; the
+    // daemon serves as soon as the fleet keys are there, so it can run
+    // (and `otpgate migrate` fill the store) while logins still read files.
+    if config.database.trim().is_empty() {
         return Err(format!(
-            "{}: store = \"files\"; otpgated serves fleet mode only: set store = \"postgresql\" and `database`",
+            "{}: `database` is not set; otpgated serves fleet mode: set `database`, `database_password_file` and `secret_key_file` (README \"Fleet mode\")",
             path.display()
         ));
     }

@@ -339,19 +339,22 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
         Some(path) => admin::load_config(Some(path))?,
         None => config.clone(),
     };
-    let store = store::open(&fleet_config);
-    let Some(fleet) = store.as_fleet() else {
+    // The fleet keys name the store, whatever `store` says: the module may
+    // still read files while migrate fills the store (the safe order).
+    if fleet_config.database.trim().is_empty() {
         return Err(match to {
             Some(path) => format!(
-                "{} says store = \"files\"; --to names the fleet config: store = \"postgresql\", `database`, and its otpgated running",
+                "{} has no `database`; --to names the fleet config (`database`, `secret_key_file`, its otpgated running)",
                 path.display()
             ),
-            None => "the config says store = \"files\"; name the fleet config with --to (store = \"postgresql\", its otpgated running), \
-                     e.g. `otpgate migrate --to /etc/otpgate/fleet.toml`"
+            None => "the config has no `database`: add the fleet keys (README \"Fleet mode\"), start otpgated, then run migrate; \
+                     or name another fleet config with --to"
                 .to_string(),
         }
         .into());
-    };
+    }
+    let daemon = otpgate_core::store::daemon::DaemonStore::new(&fleet_config);
+    let fleet = &daemon;
     fleet.ping().map_err(|e| e.to_string())?;
     let accounts = report::audit_accounts(&config.enforce_groups)?;
     let moved = admin::migrate::migrate(&config, &accounts, fleet, dry_run);
@@ -391,6 +394,10 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
                 "The files were left in place and this server still uses them. Now make {} the config the module reads \
                  (or set the same fleet keys there): from then on the fleet store is used.",
                 for_terminal(&path.display().to_string())
+            ),
+            None if config.store == otpgate_core::config::StoreKind::Files => outln!(
+                "The files were left in place and this server still uses them (store = \"files\"). \
+                 Now set store = \"postgresql\", then run `otpgate migrate` once more to merge codes used meanwhile."
             ),
             None if added > 0 => outln!(
                 "The files were left in place. The fleet store is used from now on (store = \"postgresql\")."

@@ -16,6 +16,9 @@ _otpgate() {
             ",$1")
                 cmd="otpgate"
                 ;;
+            otpgate,accept-restore)
+                cmd="otpgate__subcmd__accept__subcmd__restore"
+                ;;
             otpgate,audit)
                 cmd="otpgate__subcmd__audit"
                 ;;
@@ -75,6 +78,9 @@ _otpgate() {
                 ;;
             otpgate__subcmd__device__subcmd__help,remove)
                 cmd="otpgate__subcmd__device__subcmd__help__subcmd__remove"
+                ;;
+            otpgate__subcmd__help,accept-restore)
+                cmd="otpgate__subcmd__help__subcmd__accept__subcmd__restore"
                 ;;
             otpgate__subcmd__help,audit)
                 cmd="otpgate__subcmd__help__subcmd__audit"
@@ -143,12 +149,34 @@ _otpgate() {
 
     case "${cmd}" in
         otpgate)
-            opts="-h -V --config --help --version enroll status recovery-codes disable reset audit check-config import migrate device completions help"
+            opts="-h -V --config --help --version enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        otpgate__subcmd__accept__subcmd__restore)
+            opts="-h --user --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -485,8 +513,22 @@ _otpgate() {
             return 0
             ;;
         otpgate__subcmd__help)
-            opts="enroll status recovery-codes disable reset audit check-config import migrate device completions help"
+            opts="enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        otpgate__subcmd__help__subcmd__accept__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -809,12 +851,16 @@ _otpgate() {
             return 0
             ;;
         otpgate__subcmd__migrate)
-            opts="-h --dry-run --config --help"
+            opts="-h --to --dry-run --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -391,3 +391,45 @@ fn migrate_on_a_second_server_merges_its_used_codes_into_the_store() {
         .assert_denied("recovery code already used");
     fleet.world.login(&u.name, &codes[2], T0 + 60).assert_ok();
 }
+
+/// Rewrites `store = …` in a world's config.
+fn set_store(w: &World, kind: &str) {
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let text = text.replace("store = \"postgresql\"", &format!("store = \"{kind}\""));
+    let text = text.replace("store = \"files\"", &format!("store = \"{kind}\""));
+    assert!(text.contains(&format!("store = \"{kind}\"")));
+    std::fs::write(&w.config, text).unwrap();
+}
+
+#[test]
+fn the_readme_order_never_refuses_a_login_nor_lets_one_in_without_a_code() {
+    let pg = fleet::Postgres::start();
+    let w = World::new();
+    w.set_config("enforce = \"enrolled\"\n");
+    let u = TestUser::new(&w);
+    let codes = w.enroll_secret_with_recovery(&u.name, Some(RFC_SECRET), 3);
+    // The fleet keys added, `store` still "files"; otpgated started.
+    Server::switch(&w, &pg.conninfo(), "enforce = \"enrolled\"\n");
+    set_store(&w, "files");
+    let _daemon = fleet::Daemon::start(&w);
+    w.login(&u.name, &code_at(RFC_SECRET, T0), T0).assert_ok();
+    w.login(&u.name, "", T0).assert_denied("empty code");
+    // migrate while the module reads files.
+    let out = w.otpgate(&["migrate"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("this server still uses them"), "{text}");
+    // A recovery code and an app code used before the switch...
+    w.login(&u.name, &codes[0], T0 + 30).assert_ok();
+    let late = code_at(RFC_SECRET, T0 + 30);
+    w.login(&u.name, &late, T0 + 30).assert_ok();
+    // ...the switch, and migrate once more, as the README says.
+    set_store(&w, "postgresql");
+    w.login(&u.name, "", T0 + 60).assert_denied("empty code");
+    cli_ok(&w.otpgate(&["migrate"], ""));
+    w.login(&u.name, &codes[0], T0 + 60)
+        .assert_denied("recovery code already used");
+    w.login(&u.name, &late, T0 + 30)
+        .assert_denied("already used");
+    w.login(&u.name, &codes[1], T0 + 60).assert_ok();
+}

@@ -119,8 +119,8 @@ fn install_enable_remove_purge_keep_pam_working() {
     let check = sh("/usr/sbin/otpgated --config /etc/otpgate/config.toml --check");
     assert!(
         !check.status.success()
-            && String::from_utf8_lossy(&check.stderr).contains("store = \"postgresql\""),
-        "the installed daemon says it serves fleet mode only: {check:?}"
+            && String::from_utf8_lossy(&check.stderr).contains("`database` is not set"),
+        "the installed daemon says what fleet mode needs: {check:?}"
     );
     assert!(service.login(&plain.name, &[PASSWORD]));
 
@@ -204,12 +204,15 @@ fn install_enable_remove_purge_keep_pam_working() {
     // Purged cleanly: the module sits in Debian's own PAM module directory
     // (/lib/x86_64-linux-gnu/security), so dpkg has no second path for it
     // to warn about.
+    // What a fleet daemon remembered (systemd's StateDirectory) goes too.
+    ok("install -d -m 0700 /var/lib/otpgated && touch /var/lib/otpgated/alice.seen");
     let purge = sh("dpkg -P otpgate 2>&1");
     let said = String::from_utf8_lossy(&purge.stdout);
     assert!(purge.status.success(), "{said}");
     assert!(!said.contains("not empty"), "{said}");
     assert!(!Path::new("/etc/otpgate").exists());
     assert!(!Path::new("/var/lib/otpgate").exists());
+    assert!(!Path::new("/var/lib/otpgated").exists());
     assert!(
         user.secret_file().exists(),
         "a user's home is not the package's to purge"
