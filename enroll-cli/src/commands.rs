@@ -21,7 +21,8 @@ pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fai
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "show the status")?;
     let store = store::open(&config);
-    let mut r = report::user_report(store.as_ref(), &account);
+    let at = report::ReportTime::of(&config, now()?);
+    let mut r = report::user_report(store.as_ref(), &account, at);
     r.apply_methods(&config);
     if json {
         outln!(
@@ -30,6 +31,15 @@ pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fai
         );
     } else {
         out!("{}", r.to_text());
+    }
+    // A script (or a person) must not read "all is well" from the exit
+    // status when the status shows a problem.
+    if r.problem.is_some() {
+        return Err(format!(
+            "the status of {} shows a problem (above); fix it, then run `otpgate status` again",
+            account.name
+        )
+        .into());
     }
     Ok(())
 }
@@ -168,7 +178,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
         let names = fleet.list().map_err(|e| e.to_string())?;
         report::add_store_accounts(&mut accounts, &names);
     }
-    let mut rows: Vec<UserReport> = report::audit(&config, &accounts);
+    let mut rows: Vec<UserReport> = report::audit(&config, &accounts, now()?);
     for r in &mut rows {
         r.apply_methods(&config);
     }
@@ -212,6 +222,9 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
             for_terminal(
                 &r.problem
                     .clone()
+                    .or_else(|| r
+                        .locked_until
+                        .map(|t| format!("locked until {}", format_utc(t))))
                     .or_else(|| r.disabled_note())
                     .unwrap_or_default()
             )

@@ -118,7 +118,8 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
             let account = admin::target_account(&caller, user.as_deref(), "list devices")?;
             let store = store::open(&config);
             enrolled(store.as_ref(), &account)?;
-            let mut r = report::user_report(store.as_ref(), &account);
+            let at = report::ReportTime::of(&config, crate::enroll::now()?);
+            let mut r = report::user_report(store.as_ref(), &account, at);
             r.apply_methods(&config);
             if *json {
                 outln!(

@@ -364,11 +364,14 @@ fn status_shows_enrollment_use_and_file_problems() {
         "{json}"
     );
     std::fs::set_permissions(u.secret_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    let text = cli_ok(&w.otpgate(&["status", "--user", &u.name], ""));
+    // A problem is printed, and the exit status says so (1).
+    let out = w.otpgate(&["status", "--user", &u.name], "");
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Problem:") && text.contains("chmod 600"),
         "{text}"
     );
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
@@ -662,4 +665,83 @@ fn exit_status_tells_denied_from_invalid_from_failed() {
     let out = w.otpgate(&["recovery-codes", "--user", &u.name], "");
     assert_cli_error(&out, "not enrolled");
     assert_eq!(code(&out), Some(1));
+}
+
+#[test]
+fn status_and_audit_show_a_lockout_failures_and_remembered_addresses() {
+    let w = World::new();
+    w.set_config("max_failures = 3\nremember_minutes = 10\n");
+    let u = w.enrolled_user();
+    // A good code from 192.0.2.7: that address is remembered for sshd-like use.
+    w.pam(
+        "otpgate-test",
+        &u.name,
+        &[&code_at(RFC_SECRET, T0)],
+        T0,
+        Some("192.0.2.7"),
+    )
+    .assert_ok();
+    for i in 0..2 {
+        w.login(&u.name, &wrong_code(RFC_SECRET, T0 + 30), T0 + 30 + i)
+            .assert_denied("wrong code");
+    }
+    let status = cli_ok(&w.otpgate_at(T0 + 40, &["status", "--user", &u.name], ""));
+    assert!(
+        status.contains("Wrong codes:     2 within failure_window"),
+        "{status}"
+    );
+    assert!(!status.contains("Locked:"), "{status}");
+    assert!(
+        status.contains("Remembered:      192.0.2.7 on otpgate-test until 2027-01-15 08:10:00 UTC"),
+        "{status}"
+    );
+    // The third wrong code locks the second factor.
+    w.login(&u.name, &wrong_code(RFC_SECRET, T0 + 60), T0 + 60)
+        .assert_denied("wrong code");
+    let status = cli_ok(&w.otpgate_at(T0 + 61, &["status", "--user", &u.name], ""));
+    assert!(
+        status.contains("Locked:          yes, until 2027-01-15 08:16:00 UTC")
+            && status.contains(&format!("otpgate reset --user {} --unlock", u.name)),
+        "{status}"
+    );
+    let json = cli_ok(&w.otpgate_at(T0 + 61, &["status", "--user", &u.name, "--json"], ""));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["locked_until"], T0 + 60 + 900, "{json}");
+    // The lock starts a new count.
+    assert_eq!(v["recent_failures"], 0, "{json}");
+    assert_eq!(v["remembered"][0]["address"], "192.0.2.7", "{json}");
+    // audit marks the account.
+    let audit = cli_ok(&w.otpgate_at(T0 + 61, &["audit"], ""));
+    let row = audit
+        .lines()
+        .find(|l| l.starts_with(&u.name))
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert!(
+        row.contains("locked until 2027-01-15 08:16:00 UTC"),
+        "{row}"
+    );
+    // After the lockout, no "Locked" line.
+    let later = cli_ok(&w.otpgate_at(T0 + 2000, &["status", "--user", &u.name], ""));
+    assert!(!later.contains("Locked:"), "{later}");
+}
+
+#[test]
+fn status_exits_non_zero_when_it_prints_a_problem() {
+    let w = World::new();
+    let u = w.enrolled_user();
+    // The file made unsafe: status shows the problem, and says so by its exit status.
+    std::fs::set_permissions(
+        u.secret_file(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = w.otpgate(&["status", "--user", &u.name], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Problem:"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shows a problem"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

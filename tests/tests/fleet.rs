@@ -211,6 +211,7 @@ fn a_stopped_database_denies_fast_and_clearly_and_the_daemon_recovers_by_itself(
             .contains("Problem:         two-factor service unavailable"),
         "{out:?}"
     );
+    assert_eq!(out.status.code(), Some(1), "a problem is not an exit 0");
     assert_cli_error(
         &f.a.world.otpgate(&["reset", "--user", &u.name], ""),
         "two-factor service unavailable",

@@ -80,6 +80,47 @@ pub struct UserReport {
     /// A note about what could not be determined.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The second factor is locked until then (Unix time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<u64>,
+    /// Wrong codes within the config's `failure_window` (`None`: the state
+    /// could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recent_failures: Option<usize>,
+    /// Remote addresses that skip the prompt for now (`remember_minutes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remembered: Vec<RememberedReport>,
+}
+
+/// A remembered address, for display.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RememberedReport {
+    pub service: String,
+    pub address: String,
+    /// When the good code was typed, and until when it is remembered.
+    pub since: u64,
+    pub until: u64,
+}
+
+/// The moment a report is made for, and the config's windows it reads the
+/// login state through (a lockout, recent failures, remembered addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportTime {
+    pub now: u64,
+    pub failure_window: u64,
+    pub lockout_seconds: u64,
+    pub remember_seconds: u64,
+}
+
+impl ReportTime {
+    pub fn of(config: &crate::config::Config, now: u64) -> Self {
+        Self {
+            now,
+            failure_window: config.failure_window,
+            lockout_seconds: config.lockout_seconds,
+            remember_seconds: u64::from(config.remember_minutes).saturating_mul(60),
+        }
+    }
 }
 
 impl UserReport {
@@ -109,7 +150,7 @@ impl UserReport {
 }
 
 /// Builds the report for one account.
-pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
+pub fn user_report(store: &dyn Store, account: &Account, at: ReportTime) -> UserReport {
     let mut r = UserReport {
         user: account.name.clone(),
         uid: account.uid.as_raw(),
@@ -123,6 +164,9 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
         last_method: None,
         problem: None,
         note: None,
+        locked_until: None,
+        recent_failures: None,
+        remembered: Vec::new(),
     };
     r.secret_file = match store.location(account) {
         Ok(l) => l,
@@ -207,7 +251,8 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
                     .map_or(0, |s| recovery::remaining(s, &state.used_in_set(&s.salt))),
             );
             r.last_success = state.last_success;
-            r.last_method = state.last_method.map(|m| m.to_string());
+            r.last_method = state.last_method.as_ref().map(|m| m.to_string());
+            r.read_lockout(&state, at);
         }
         Err(e) => {
             r.note = Some(format!(
@@ -219,6 +264,38 @@ pub fn user_report(store: &dyn Store, account: &Account) -> UserReport {
 }
 
 impl UserReport {
+    /// The lockout, the wrong codes within the window and the remembered
+    /// addresses, as a login at `at.now` would see them (times written
+    /// while the clock was wrong are pulled back, as at login).
+    fn read_lockout(&mut self, state: &crate::store::state::UserState, at: ReportTime) {
+        let mut state = state.clone();
+        state.clamp(
+            at.now,
+            crate::lockout::Limits {
+                lockout_seconds: at.lockout_seconds,
+            },
+        );
+        self.locked_until = state.locked_at(at.now);
+        self.recent_failures = Some(
+            state
+                .failures
+                .iter()
+                .filter(|t| t.saturating_add(at.failure_window) > at.now)
+                .count(),
+        );
+        self.remembered = state
+            .remembered
+            .iter()
+            .map(|r| RememberedReport {
+                service: r.service.clone(),
+                address: r.address.clone(),
+                since: r.at,
+                until: r.at.saturating_add(at.remember_seconds),
+            })
+            .filter(|r| r.until > at.now && at.remember_seconds > 0)
+            .collect();
+    }
+
     /// Human-readable lines for `otpgate status`.
     pub fn to_text(&self) -> String {
         // Every string here may come from the user's file or account entry.
@@ -294,6 +371,24 @@ impl UserReport {
             _ if self.note.is_none() => out.push_str("Last success:    never\n"),
             _ => {}
         }
+        if let Some(until) = self.locked_until {
+            out.push_str(&format!(
+                "Locked:          yes, until {} (too many wrong codes; root ends it with `otpgate reset --user {} --unlock`)\n",
+                format_utc(until),
+                e(&self.user)
+            ));
+        }
+        if let Some(n) = self.recent_failures.filter(|n| *n > 0) {
+            out.push_str(&format!("Wrong codes:     {n} within failure_window\n"));
+        }
+        for r in &self.remembered {
+            out.push_str(&format!(
+                "Remembered:      {} on {} until {} (no code asked from there)\n",
+                e(&r.address),
+                e(&r.service),
+                format_utc(r.until)
+            ));
+        }
         if let Some(n) = &self.note {
             out.push_str(&format!("Note:            {}\n", e(n)));
         }
@@ -308,7 +403,8 @@ impl UserReport {
 /// 1.6 s with 16; warm 0.27 s either way). Each thread has its own store, and
 /// reads each secret file with that account's file-system ids, which are
 /// per thread.
-pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserReport> {
+pub fn audit(config: &crate::config::Config, accounts: &[Account], now: u64) -> Vec<UserReport> {
+    let at = ReportTime::of(config, now);
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .saturating_mul(4)
@@ -321,7 +417,7 @@ pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserRe
                 scope.spawn(move || {
                     let store = crate::store::open_for_reports(config);
                     part.iter()
-                        .map(|a| user_report(store.as_ref(), a))
+                        .map(|a| user_report(store.as_ref(), a, at))
                         .collect::<Vec<_>>()
                 })
             })
@@ -333,7 +429,7 @@ pub fn audit(config: &crate::config::Config, accounts: &[Account]) -> Vec<UserRe
                 // A panic in one worker must not drop its accounts from the
                 // report silently: they are reported as problems.
                 Err(_) => rows.extend(part.iter().map(|a| {
-                    let mut r = user_report(&crate::store::memory::MemoryStore::new(), a);
+                    let mut r = user_report(&crate::store::memory::MemoryStore::new(), a, at);
                     r.problem = Some("could not be checked (internal error)".into());
                     r
                 })),
@@ -457,18 +553,24 @@ mod tests {
             secret_path: format!("{}/%u.toml", dir.display()),
             ..Default::default()
         };
-        let rows = audit(&config, &accounts);
+        let rows = audit(&config, &accounts, 1_000);
         let names: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
         let want: Vec<String> = (0..37).map(|i| format!("audit-{i}")).collect();
         assert_eq!(names, want);
-        assert!(audit(&config, &[]).is_empty());
+        assert!(audit(&config, &[], 1_000).is_empty());
     }
 
     #[test]
     fn unenrolled_report_says_how_to_enroll() {
         let store = crate::store::memory::MemoryStore::new();
         let root = crate::sys::account::by_name("root").unwrap().unwrap();
-        let r = user_report(&store, &root);
+        let at = ReportTime {
+            now: 1_000,
+            failure_window: 300,
+            lockout_seconds: 900,
+            remember_seconds: 0,
+        };
+        let r = user_report(&store, &root, at);
         assert!(!r.enrolled);
         assert!(r.to_text().contains("otpgate enroll"));
     }
