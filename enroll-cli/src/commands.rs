@@ -246,12 +246,51 @@ pub fn check_config(
     positional: Option<&Path>,
     service: Option<&str>,
     pam_dir: &Path,
+    quiet: bool,
 ) -> fail::Result<()> {
     let path = positional.or(config_path);
     let service = match service {
         Some(name) => Some((name, admin::check_service(pam_dir, name)?)),
         None => None,
     };
+    let effective = match admin::effective_config(path, service.as_ref().map(|(_, s)| s)) {
+        Ok(e) => e,
+        // The generic advice ends "then run `otpgate check-config`": from
+        // check-config itself, say what to do next instead.
+        Err(admin::Error::Config(e)) => {
+            return Err(format!(
+                "{e}; fix the file (see otpgate.toml(5)) and run this command again"
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // What matters comes first: each warning, then the values, then a
+    // summary line that repeats whether there was anything.
+    let mut warnings: Vec<String> = Vec::new();
+    if let Some((name, found)) = &service {
+        if found.ignore_denies {
+            warnings.push(format!(
+                "in PAM service {name} no module but pam_otpgate.so can succeed, so a user otpgate passes \
+                 without a code (exempt, remembered, grace period, not enrolled under enforce = \"enrolled\") is denied \
+                 by libpam. Add `auth required pam_permit.so` after the pam_otpgate.so line \
+                 (see /usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code)."
+            ));
+        }
+        for problem in &found.split_problems {
+            warnings.push(format!(
+                "in PAM service {name}, split mode: {}",
+                for_terminal(problem)
+            ));
+        }
+    }
+    for w in &warnings {
+        outln!("warning: {w}");
+    }
+    let shown = effective.source.path().display().to_string();
+    if quiet {
+        return summary_exit(&shown, warnings.len(), false);
+    }
     if let Some((name, found)) = &service {
         outln!(
             "# auth stack of PAM service {name} ({}), includes followed:",
@@ -267,44 +306,38 @@ pub fn check_config(
             );
         }
         if found.otpgate_lines > 1 {
-            eprintln!(
-                "note: the stack loads pam_otpgate.so {} times; showing the first",
+            outln!(
+                "# note: the stack loads pam_otpgate.so {} times; showing the first",
                 found.otpgate_lines
             );
         }
         outln!("# pam_otpgate.so arguments: {:?}", found.args);
     }
-    let effective = admin::effective_config(path, service.as_ref().map(|(_, s)| s))?;
-    let shown = effective.source.path().display();
     if matches!(effective.source, Source::Default) && !effective.source.path().exists() {
         outln!("# {shown} does not exist: built-in defaults apply");
-    } else {
-        outln!("# {shown}: OK");
     }
     outln!(
         "# effective values (issuer \"\" means the host name: {})",
         effective.config.effective_issuer()
     );
     out!("{}", effective.config.to_toml());
-    if let Some((name, found)) = &service
-        && found.ignore_denies
-    {
-        eprintln!(
-            "warning: in PAM service {name} no module but pam_otpgate.so can succeed, so a user otpgate passes \
-             without a code (exempt, remembered, grace period, not enrolled under enforce = \"enrolled\") is denied \
-             by libpam. Add `auth required pam_permit.so` after the pam_otpgate.so line \
-             (see /usr/share/doc/otpgate/examples/pam.d-sshd-key-and-code)."
-        );
-    }
-    if let Some((name, found)) = &service {
-        for problem in &found.split_problems {
-            eprintln!(
-                "warning: in PAM service {name}, split mode: {}",
-                for_terminal(problem)
-            );
+    summary_exit(&shown, warnings.len(), true)
+}
+
+/// check-config's last line, and its exit status: 0, or 2 with warnings.
+fn summary_exit(shown: &str, warnings: usize, always: bool) -> fail::Result<()> {
+    if warnings == 0 {
+        if always {
+            outln!("check-config: {shown}: OK");
         }
+        return Ok(());
     }
-    Ok(())
+    let s = if warnings == 1 { "" } else { "s" };
+    outln!("check-config: {shown}: usable, {warnings} warning{s} (at the top)");
+    Err(fail::Fail {
+        code: fail::USAGE,
+        message: format!("{warnings} warning{s}: see the first lines of the output"),
+    })
 }
 
 pub fn import_google(

@@ -113,11 +113,14 @@ enum Command {
     /// Validate a config file and print the effective values.
     #[command(
         name = "check-config",
-        after_help = "Examples:\n  otpgate check-config\n  otpgate check-config /etc/otpgate/sudo.toml"
+        after_help = "Examples:\n  otpgate check-config\n  otpgate check-config --quiet /etc/otpgate/sudo.toml\n  otpgate check-config --service sshd\n\nWarnings come first, then the effective values, then one summary line.\nExit status: 0 all is well, 1 an error (the config cannot be used),\n2 warnings (it works, but not as you may think)."
     )]
     CheckConfig {
         /// The file (default: --config or /etc/otpgate/config.toml).
         path: Option<PathBuf>,
+        /// Print only problems (errors and warnings); nothing when all is well.
+        #[arg(long, short)]
+        quiet: bool,
         /// Also apply the module arguments of this PAM service (/etc/pam.d/NAME).
         #[arg(long, value_name = "NAME")]
         service: Option<String>,
@@ -207,9 +210,10 @@ fn main() -> ExitCode {
         Command::AcceptRestore { user } => commands::accept_restore(config, user.as_deref()),
         Command::CheckConfig {
             path,
+            quiet,
             service,
             pam_dir,
-        } => commands::check_config(config, path.as_deref(), service.as_deref(), pam_dir),
+        } => commands::check_config(config, path.as_deref(), service.as_deref(), pam_dir, *quiet),
         Command::Import {
             from: ImportFrom::GoogleAuthenticator { user, file, force },
         } => commands::import_google(config, user.as_deref(), file.as_deref(), *force),

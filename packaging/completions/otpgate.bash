@@ -207,7 +207,7 @@ _otpgate() {
             return 0
             ;;
         otpgate__subcmd__check__subcmd__config)
-            opts="-h --service --pam-dir --config --help"
+            opts="-q -h --quiet --service --pam-dir --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -74,6 +74,7 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -s h -l help -d '
 complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -l service -d 'Also apply the module arguments of this PAM service (/etc/pam.d/NAME)' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -l pam-dir -d 'Where PAM service files live' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
+complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -s q -l quiet -d 'Print only problems (errors and warnings); nothing when all is well'
 complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -s h -l help -d 'Print help'
 complete -c otpgate -n "__fish_otpgate_using_subcommand import; and not __fish_seen_subcommand_from google-authenticator help" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand import; and not __fish_seen_subcommand_from google-authenticator help" -s h -l help -d 'Print help'

@@ -501,11 +501,73 @@ fn check_config_prints_effective_values_or_the_error() {
         text.contains("OK") && text.contains("window = 2") && text.contains("digits = 6"),
         "{text}"
     );
+    assert!(
+        text.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("check-config: ") && l.ends_with(": OK")),
+        "a summary line last: {text}"
+    );
+    // --quiet: nothing when all is well.
+    let quiet = w.otpgate(&["check-config", "--quiet"], "");
+    assert!(
+        quiet.status.success() && quiet.stdout.is_empty(),
+        "{quiet:?}"
+    );
     let bad = w.dir.join("bad.toml");
     std::fs::write(&bad, "digits = 12\n").unwrap();
-    assert_cli_error(
-        &w.otpgate(&["check-config", bad.to_str().unwrap()], ""),
-        "key `digits`: 12 is out of range; allowed: 6 to 8",
+    let out = w.otpgate(&["check-config", bad.to_str().unwrap()], "");
+    assert_cli_error(&out, "key `digits`: 12 is out of range; allowed: 6 to 8");
+    assert_eq!(out.status.code(), Some(1), "an error: exit 1");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run this command again") && !err.contains("then run `otpgate check-config`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_puts_warnings_first_and_last_and_exits_2() {
+    let w = World::new();
+    let pam_dir = w.dir.join("pam.d");
+    std::fs::create_dir_all(&pam_dir).unwrap();
+    // A stack where nothing but pam_otpgate.so can succeed.
+    std::fs::write(
+        pam_dir.join("bare"),
+        format!("auth required {}\n", module_path().display()),
+    )
+    .unwrap();
+    let args = [
+        "check-config",
+        "--service",
+        "bare",
+        "--pam-dir",
+        pam_dir.to_str().unwrap(),
+    ];
+    let out = w.otpgate(&args, "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("warning: in PAM service bare"),
+        "{text}"
+    );
+    assert!(text.contains("digits = 6"), "the values follow: {text}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("usable, 1 warning (at the top)"),
+        "{text}"
+    );
+    // --quiet: the warning alone, same exit status.
+    let mut quiet = args.to_vec();
+    quiet.push("--quiet");
+    let out = w.otpgate(&quiet, "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.starts_with("warning: ") && !text.contains("digits = 6"),
+        "{text}"
     );
 }
 

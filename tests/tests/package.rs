@@ -146,7 +146,10 @@ fn install_enable_remove_purge_keep_pam_working() {
         text.contains("/etc/pam.d/common-auth") && text.contains("-> "),
         "{text}"
     );
-    assert!(!err.contains("warning"), "{err}");
+    assert!(
+        !err.contains("warning") && !text.contains("warning"),
+        "{text}{err}"
+    );
     let out = Command::new("/usr/bin/otpgate")
         .args([
             "enroll",

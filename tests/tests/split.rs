@@ -237,7 +237,7 @@ fn check_config_warns_about_a_split_stack_that_would_not_protect() {
     let out = check("openvpn");
     assert!(out.status.success(), "{out:?}");
     assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        !String::from_utf8_lossy(&out.stdout).contains("warning"),
         "{out:?}"
     );
     std::fs::write(
@@ -245,10 +245,14 @@ fn check_config_warns_about_a_split_stack_that_would_not_protect() {
         "auth requisite pam_otpgate.so forward_pass\nauth required pam_unix.so use_first_pass\n",
     )
     .unwrap();
-    let err = String::from_utf8_lossy(&check("weak").stderr).into_owned();
+    let out = check("weak");
+    assert_eq!(out.status.code(), Some(2), "warnings: exit status 2");
+    let err = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        err.contains("no `pam_otpgate.so forwarded_code` line"),
-        "{err}"
+        err.lines()
+            .next()
+            .is_some_and(|l| l.contains("no `pam_otpgate.so forwarded_code` line")),
+        "the warning comes first: {err}"
     );
     std::fs::write(
         pam_dir.join("weak"),
@@ -258,7 +262,7 @@ auth required pam_unix.so use_first_pass
 ",
     )
     .unwrap();
-    let err = String::from_utf8_lossy(&check("weak").stderr).into_owned();
+    let err = String::from_utf8_lossy(&check("weak").stdout).into_owned();
     assert!(
         err.contains("weak:2: `pam_unix.so` is `required`; make it `requisite`"),
         "{err}"

@@ -380,15 +380,15 @@ fn the_shipped_key_and_code_stack_passes_every_policy_outcome() {
     // check-config warns about the bare stack, not the shipped one.
     let svc = w.svc.to_str().unwrap();
     let out = w.otpgate(&["check-config", "--service", "bare", "--pam-dir", svc], "");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(err.contains("auth required pam_permit.so"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "a warning: exit 2: {text}");
+    assert!(text.contains("auth required pam_permit.so"), "{text}");
     let out = w.otpgate(
         &["check-config", "--service", "keyonly", "--pam-dir", svc],
         "",
     );
     assert!(out.status.success());
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning"));
 }
 
 #[test]
@@ -485,9 +485,11 @@ fn nothing_from_a_users_file_reaches_roots_terminal_raw() {
     assert!(text.contains("\\u{1b}[2J"), "{text}");
     let status = w.otpgate(&["status", "--user", &u.name], "");
     raw_free(&status, "status");
-    assert!(cli_ok(&status).contains("\\u{1b}[31mFORGED"));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("\\u{1b}[31mFORGED"));
+    assert_eq!(status.status.code(), Some(1), "a problem shown: exit 1");
     // JSON stays exact.
-    let json = cli_ok(&w.otpgate(&["status", "--user", &u.name, "--json"], ""));
+    let json = w.otpgate(&["status", "--user", &u.name, "--json"], "");
+    let json = String::from_utf8_lossy(&json.stdout);
     assert!(json.contains("\\u001b[2J"), "{json}");
     // A device name and an unknown key, shown in errors.
     let bad_device = format!(
@@ -616,8 +618,10 @@ fn costly_argon2_parameters_are_refused_and_the_lockout_comes_before_any_hash() 
     let run = w.login(&u.name, &codes[0], T0);
     run.assert_denied("not the ones otpgate writes");
     run.assert_code(PamCode::AuthInfoUnavail);
-    let status = cli_ok(&w.otpgate(&["status", "--user", &u.name], ""));
+    let out = w.otpgate(&["status", "--user", &u.name], "");
+    let status = String::from_utf8_lossy(&out.stdout);
     assert!(status.contains("otpgate recovery-codes"), "{status}");
+    assert_eq!(out.status.code(), Some(1), "a problem shown: exit 1");
 
     // With otpgate's own parameters, a locked user's recovery code is
     // refused before it is hashed: it is not used up.
