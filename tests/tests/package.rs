@@ -193,9 +193,42 @@ fn install_enable_remove_purge_keep_pam_working() {
     let service = Service::create("");
     ok("pam-auth-update --enable otpgate");
 
+    // A fleet daemon an administrator started runs from the package.
+    let fleet = World::new();
+    let key = fleet.dir.join("secret.key");
+    std::fs::write(&key, "b3RwZ2F0ZSB0ZXN0IGZsZWV0IGtleSwgMzIgYnl0ZXM=\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    fleet.set_config(&format!(
+        "database = \"host=/nonexistent dbname=otpgate\"\nsecret_key_file = \"{}\"\n\
+         daemon_socket = \"{}\"\ndaemon_state_dir = \"{}\"\nstore_timeout = 1\n",
+        key.display(),
+        fleet.dir.join("d.sock").display(),
+        fleet.dir.join("seen").display()
+    ));
+    let mut daemon = Command::new("/usr/sbin/otpgated")
+        .arg("--config")
+        .arg(&fleet.config)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(fleet.dir.join("d.sock")).is_ok()
+        }),
+        "the installed otpgated listens"
+    );
+
     // Remove: the module leaves common-auth first; logins keep working;
-    // configuration, state and enrollments stay.
+    // configuration, state and enrollments stay; the daemon is stopped.
     ok("dpkg -r otpgate >/dev/null");
+    let stopped = wait_until(std::time::Duration::from_secs(10), || {
+        daemon.try_wait().ok().flatten().is_some()
+    });
+    if !stopped {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+    assert!(stopped, "removing the package stops otpgated");
     assert!(!common_auth().contains("pam_otpgate"));
     assert!(!Path::new(INSTALLED_MODULE).exists());
     assert!(service.login(&user.name, &[PASSWORD]));
@@ -209,11 +242,19 @@ fn install_enable_remove_purge_keep_pam_working() {
     // to warn about.
     // What a fleet daemon remembered (systemd's StateDirectory) goes too.
     ok("install -d -m 0700 /var/lib/otpgated && touch /var/lib/otpgated/alice.seen");
+    // A file the administrator added (fleet mode's key) is kept and named.
+    ok("(umask 077 && echo key > /etc/otpgate/secret.key)");
     let purge = sh("dpkg -P otpgate 2>&1");
     let said = String::from_utf8_lossy(&purge.stdout);
     assert!(purge.status.success(), "{said}");
     assert!(!said.contains("not empty"), "{said}");
-    assert!(!Path::new("/etc/otpgate").exists());
+    assert!(
+        said.contains("/etc/otpgate was left in place") && said.contains("/etc/otpgate/secret.key"),
+        "{said}"
+    );
+    assert!(Path::new("/etc/otpgate/secret.key").exists());
+    assert!(!Path::new("/etc/otpgate/config.toml").exists());
+    ok("rm /etc/otpgate/secret.key && rmdir /etc/otpgate");
     assert!(!Path::new("/var/lib/otpgate").exists());
     assert!(!Path::new("/var/lib/otpgated").exists());
     assert!(
