@@ -171,7 +171,8 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
-    let mut accounts = report::audit_accounts(&config.enforce_groups)?;
+    let (mut accounts, left_out) =
+        report::audit_scope(report::audit_accounts(&config.enforce_groups)?, &config)?;
     let store = store::open(&config);
     if let Some(fleet) = store.as_fleet() {
         // Fleet mode: also every account the store has an enrollment for.
@@ -237,6 +238,25 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
         "\n{enrolled} of {} login accounts enrolled; {broken} with problems.",
         rows.len()
     );
+    if !left_out.is_empty() {
+        let shown: Vec<String> = left_out
+            .iter()
+            .take(10)
+            .map(|n| for_terminal(n).into_owned())
+            .collect();
+        let more = if left_out.len() > shown.len() {
+            ", …"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            table,
+            "{} system account(s) with a login shell not listed (uid below audit_min_uid = {}, or in audit_exclude_groups): {}{more}",
+            left_out.len(),
+            config.audit_min_uid,
+            shown.join(", ")
+        );
+    }
     out!("{table}");
     Ok(())
 }

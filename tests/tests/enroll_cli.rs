@@ -807,3 +807,46 @@ fn status_exits_non_zero_when_it_prints_a_problem() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn audit_leaves_out_system_accounts_and_excluded_groups_and_says_so() {
+    let w = World::new();
+    let person = TestUser::new(&w);
+    // A system account with a login shell, as postgres has.
+    let name = unique("sys");
+    run_ok(
+        std::process::Command::new("useradd").args(["--system", "--shell", "/bin/sh", &name]),
+        "useradd --system",
+    );
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("userdel").arg(&self.0).status();
+        }
+    }
+    let _gone = Gone(name.clone());
+    let starts = |text: &str, n: &str| text.lines().any(|l| l.starts_with(&format!("{n} ")));
+    let text = cli_ok(&w.otpgate(&["audit"], ""));
+    assert!(
+        starts(&text, &person.name) && starts(&text, "root"),
+        "{text}"
+    );
+    assert!(
+        !starts(&text, &name),
+        "a system account is not listed: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("not listed (uid below audit_min_uid = 1000") && l.contains(&name)),
+        "{text}"
+    );
+    // The admin decides: every uid, or a group left out.
+    w.set_config("audit_min_uid = 0\n");
+    assert!(starts(&cli_ok(&w.otpgate(&["audit"], "")), &name));
+    w.set_config(&format!("audit_exclude_groups = [\"{}\"]\n", person.name));
+    let text = cli_ok(&w.otpgate(&["audit"], ""));
+    assert!(!starts(&text, &person.name), "{text}");
+    // enforce_groups members are listed whatever their uid.
+    w.set_config(&format!("enforce_groups = [\"{name}\"]\n"));
+    assert!(starts(&cli_ok(&w.otpgate(&["audit"], "")), &name));
+}

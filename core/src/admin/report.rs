@@ -483,6 +483,47 @@ pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
     Ok(out)
 }
 
+/// Which of `accounts` `otpgate audit` lists: root, every account whose
+/// uid is at least `audit_min_uid`, and every member of `enforce_groups`
+/// (they must use a second factor whatever their uid); never a member of
+/// `audit_exclude_groups`. The names left out come back too, so the
+/// report can say how many and why.
+pub fn audit_scope(
+    accounts: Vec<Account>,
+    config: &crate::config::Config,
+) -> Result<(Vec<Account>, Vec<String>), String> {
+    let members = |names: &[String]| -> Result<Vec<(Gid, Vec<String>)>, String> {
+        names
+            .iter()
+            .map(|name| {
+                let g = nix::unistd::Group::from_name(name)
+                    .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
+                    .ok_or_else(|| format!("group \"{name}\" does not exist"))?;
+                Ok((Gid::from_raw(g.gid.as_raw()), g.mem))
+            })
+            .collect()
+    };
+    let in_any = |a: &Account, groups: &[(Gid, Vec<String>)]| {
+        groups
+            .iter()
+            .any(|(gid, mem)| a.gid == *gid || mem.contains(&a.name))
+    };
+    let enforced = members(&config.enforce_groups)?;
+    let excluded = members(&config.audit_exclude_groups)?;
+    let (mut kept, mut left) = (Vec::new(), Vec::new());
+    for a in accounts {
+        let uid = a.uid.as_raw();
+        let listed = !in_any(&a, &excluded)
+            && (uid == 0 || uid >= config.audit_min_uid || in_any(&a, &enforced));
+        if listed {
+            kept.push(a);
+        } else {
+            left.push(a.name);
+        }
+    }
+    Ok((kept, left))
+}
+
 /// Local accounts that can log in: a shell listed in /etc/shells.
 pub fn login_accounts() -> Result<Vec<Account>, String> {
     let passwd = std::fs::read_to_string("/etc/passwd")

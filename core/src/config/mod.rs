@@ -75,6 +75,13 @@ pub struct Config {
     pub enforce: Enforce,
     /// Members of these groups must use a second factor whatever `enforce` says.
     pub enforce_groups: Vec<String>,
+    /// `otpgate audit` leaves out system accounts: uids from 1 up to this
+    /// one (exclusive) are not listed (root and members of
+    /// `enforce_groups` always are). Debian's UID_MIN is 1000.
+    pub audit_min_uid: u32,
+    /// `otpgate audit` leaves out members of these groups (service
+    /// accounts with a login shell, say).
+    pub audit_exclude_groups: Vec<String>,
     /// Days an unenrolled user who must use 2FA may still log in, counted from
     /// the first login attempt the module sees. 0: no grace.
     pub grace_period_days: u32,
@@ -144,6 +151,8 @@ impl Default for Config {
             recovery_codes: crate::otp::recovery::DEFAULT_COUNT,
             enforce: Enforce::All,
             enforce_groups: Vec::new(),
+            audit_min_uid: 1000,
+            audit_exclude_groups: Vec::new(),
             grace_period_days: 0,
             exempt_groups: Vec::new(),
             exempt_networks: Vec::new(),
@@ -537,7 +546,8 @@ impl Config {
     /// groups exist. Done at login too (a deleted group denies, fail closed).
     pub fn check_system(&self) -> Result<(), crate::policy::GroupError> {
         crate::policy::check_groups("enforce_groups", &self.enforce_groups)?;
-        crate::policy::check_groups("exempt_groups", &self.exempt_groups)
+        crate::policy::check_groups("exempt_groups", &self.exempt_groups)?;
+        crate::policy::check_groups("audit_exclude_groups", &self.audit_exclude_groups)
     }
 
     /// Whether `methods` allows `method` ("totp", "recovery"…).
