@@ -108,6 +108,50 @@ pub struct Db {
     timeout: Duration,
     /// What the connection string says, for messages.
     pub target: String,
+    /// What a failed connection's message should point at.
+    hints: Hints,
+}
+
+/// The settings a connection failure's message names.
+struct Hints {
+    /// `sslrootcert`, if set.
+    root_cert: Option<String>,
+    /// Whether a password file gave a password.
+    password: bool,
+}
+
+/// A connection failure in one line: each cause once (OpenSSL's stack
+/// repeats itself down the error chain), and what to do for the failures a
+/// newcomer meets first.
+fn connect_failure(e: &tokio_postgres::Error, hints: &Hints) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    let why = parts.join(": ");
+    if why.contains("certificate verify failed") {
+        let against = hints.root_cert.as_deref().map_or_else(
+            || "the system's CAs (no sslrootcert)".to_string(),
+            |f| format!("sslrootcert={f}"),
+        );
+        return format!(
+            "the database server's certificate did not verify against {against} ({why}); \
+             set sslrootcert in `database` to the CA file that signed the server's certificate, \
+             whose name must be the host you connect to (README \"Fleet mode\", step 1)"
+        );
+    }
+    if why.contains("password missing") && !hints.password {
+        return format!(
+            "{why}: the database asks for a password; put it in a root-only file and name it in \
+             database_password_file (README \"Fleet mode\", step 3)"
+        );
+    }
+    why
 }
 
 /// Most idle connections kept.
@@ -227,21 +271,19 @@ impl Db {
             idle: Mutex::new(Vec::new()),
             timeout,
             target,
+            hints: Hints {
+                root_cert: info.get("sslrootcert").map(str::to_string),
+                password: password.is_some(),
+            },
         })
     }
 
     async fn connect(&self) -> Result<Conn, DbError> {
         let unavailable = |e: tokio_postgres::Error| {
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                why.push_str(": ");
-                why.push_str(&s.to_string());
-                source = s.source();
-            }
             DbError::Unavailable(format!(
-                "cannot connect to the database ({}): {why}",
-                self.target
+                "cannot connect to the database ({}): {}",
+                self.target,
+                connect_failure(&e, &self.hints)
             ))
         };
         let (client, task) = match &self.tls {

@@ -172,7 +172,11 @@ async fn check_all(setup: &Setup) -> Result<Vec<String>, String> {
                 })?;
                 lines.push("key: opens the store's enrollments".into());
             }
-            None => lines.push("key: loaded (the store has no enrollment yet)".into()),
+            None => lines.push(
+                "key: loaded, but not checked yet: the store has no enrollment it could open; \
+                 make sure every server has the same secret_key_file before the first enrollment"
+                    .into(),
+            ),
         }
     }
     lines.push("ok".into());

@@ -312,7 +312,15 @@ async fn handle(
             Err(refused) => return refused,
         },
     }
+    // A dry run, or an account already in the store, is not an import.
+    let dry_run = matches!(request, Request::Import { dry_run: true, .. });
     let response = run(service, session, request).await;
+    let imported = matches!(
+        response,
+        Response::Imported {
+            outcome: Imported::Added
+        }
+    );
     match &response {
         Response::Error {
             kind: ErrorKind::Unavailable,
@@ -320,10 +328,12 @@ async fn handle(
         } => {}
         _ => service.note_database(true, ""),
     }
-    if matches!(
-        op,
-        "save" | "remove" | "remove_state" | "import" | "accept_restore"
-    ) {
+    let changed = match op {
+        "import" => !dry_run && (imported || matches!(response, Response::Error { .. })),
+        "save" | "remove" | "remove_state" | "accept_restore" => true,
+        _ => false,
+    };
+    if changed {
         if let Response::Error { message, .. } = &response {
             service.log.line(
                 Level::Warning,

@@ -42,6 +42,41 @@ fn enroll_on_one_server_log_in_on_another_and_a_code_works_once_fleet_wide() {
 }
 
 #[test]
+fn enrolling_in_the_fleet_says_where_in_plain_words() {
+    let f = Fleet::new("");
+    let u = f.user();
+    let out = cli_ok(&f.a.world.otpgate(
+        &[
+            "enroll",
+            "--user",
+            &u.name,
+            "--secret",
+            "-",
+            "--no-confirm",
+            "--recovery-codes",
+            "0",
+        ],
+        RFC_SECRET,
+    ));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Enrolled "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains(&format!(
+            "(the fleet store, user \"{}\", through otpgated at ",
+            u.name
+        )),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches('(').count(),
+        1,
+        "no nested parentheses: {line}"
+    );
+}
+
+#[test]
 fn one_code_raced_on_two_servers_is_accepted_exactly_once() {
     let f = Fleet::new("");
     let u = f.user();
@@ -486,6 +521,29 @@ fn tls_with_certificate_verification() {
     assert!(!check.status.success());
     let err = String::from_utf8_lossy(&check.stderr);
     assert!(err.contains("certificate verify failed"), "{err}");
+    assert_eq!(
+        err.matches("certificate verify failed").count(),
+        1,
+        "OpenSSL's stack once, not three times: {err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "did not verify against sslrootcert={}",
+            other.display()
+        )) && err.contains("set sslrootcert"),
+        "{err}"
+    );
+    // No sslrootcert at all: the system's CAs do not know it; say so.
+    let none = Server::configure(
+        &good.replace(&format!(" sslrootcert={}", ca.display()), ""),
+        "",
+    );
+    let err = String::from_utf8_lossy(&fleet::check(&none).stderr).into_owned();
+    assert!(
+        err.contains("did not verify against the system's CAs (no sslrootcert)")
+            && err.contains("set sslrootcert in `database`"),
+        "{err}"
+    );
     // A name the certificate does not have: refused under verify-full.
     let name = Server::configure(
         &format!(
@@ -518,6 +576,22 @@ fn check_says_what_is_wrong() {
     drop(daemon);
     let ok = String::from_utf8_lossy(&fleet::check(&world).stdout).into_owned();
     assert!(ok.contains("version 2 (current)"), "{ok}");
+    // An empty store cannot show the key is the fleet's: said so.
+    assert!(ok.contains("key: loaded, but not checked yet"), "{ok}");
+    // No password file, where the database asks for one.
+    let text = std::fs::read_to_string(&world.config).unwrap();
+    let no_pw: String = text
+        .lines()
+        .filter(|l| !l.starts_with("database_password_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&world.config, &no_pw).unwrap();
+    let bad = fleet::check(&world);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("name it in database_password_file"),
+        "{bad:?}"
+    );
+    std::fs::write(&world.config, text).unwrap();
     // A wrong password.
     fleet::write_root_only(&world.dir.join("db.password"), "nope\n");
     let bad = fleet::check(&world);
@@ -630,6 +704,11 @@ fn migrate_moves_files_into_the_store_once_and_no_used_code_comes_back() {
         "{text}"
     );
     assert!(text.contains("dry run: nothing was changed"), "{text}");
+    assert!(
+        !_daemon.logged().contains("import for user"),
+        "a dry run is not logged as an import: {}",
+        _daemon.logged()
+    );
     assert_eq!(
         pg.psql("SELECT count(*) FROM otpgate_enrollments").trim(),
         "1",
@@ -676,6 +755,15 @@ fn migrate_moves_files_into_the_store_once_and_no_used_code_comes_back() {
     assert!(
         !again.status.success(),
         "a conflict is still a non-zero exit"
+    );
+    assert_eq!(
+        _daemon
+            .logged()
+            .matches(&format!("import for user \"{}\"", alice.name))
+            .count(),
+        1,
+        "imported once, logged once: {}",
+        _daemon.logged()
     );
 
     // Moved with its state: the used code and recovery code stay used.

@@ -368,7 +368,7 @@ impl std::io::Read for Conn {
 impl Store for DaemonStore {
     fn location(&self, account: &Account) -> Result<String, StoreError> {
         Ok(format!(
-            "the fleet store (user {:?}, through otpgated at {})",
+            "the fleet store, user {:?}, through otpgated at {}",
             account.name,
             self.socket.display()
         ))
