@@ -99,13 +99,14 @@ impl Postgres {
         );
         let mut ca = None;
         if tls {
+            // The README's steps write the server's TLS settings into a
+            // conf.d file; the test's cluster includes it.
             let made = make_certs(&dir);
             conf.push_str(&format!(
-                "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
-                made.join("server.crt").display(),
-                made.join("server.key").display()
+                "include '{}'\n",
+                made.join("conf.d/otpgate-tls.conf").display()
             ));
-            ca = Some(made.join("ca.crt"));
+            ca = Some(made.join("otpgate-db-ca.pem"));
         }
         // Servers in their own network namespaces reach it over veth links.
         let mut hba = std::fs::OpenOptions::new()
@@ -261,21 +262,46 @@ fn chown_postgres(path: &Path) {
 /// the openssl command line; returns the directory holding them.
 pub fn make_certs(dir: &Path) -> PathBuf {
     let certs = dir.join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::create_dir_all(certs.join("conf.d")).unwrap();
+    // The README's steps for the database's certificate, as written: only
+    // the name and the directory change, and the test starts the server.
+    let readme = std::fs::read_to_string(crate::workspace().join("README.md")).unwrap();
+    let marker = "<!-- tested: make_certs in tests/src/fleet.rs runs this block -->";
+    let block: String = readme
+        .split_once(marker)
+        .and_then(|(_, rest)| rest.split_once("```sh\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block.to_string())
+        .expect("README: the certificate block after its marker");
+    let steps = block
+        .lines()
+        .map(str::trim_start)
+        .map(|l| {
+            if l.starts_with("DB=") {
+                "DB=localhost".to_string()
+            } else if l.starts_with("PGCONF=") {
+                format!("PGCONF={}", certs.display())
+            } else if l == "systemctl restart postgresql" {
+                String::new()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        steps.contains("DB=localhost") && steps.contains("PGCONF=/"),
+        "{steps}"
+    );
+    // Another CA, for the test that a wrong one is refused.
     let sh = format!(
-        "set -e; cd {d}
-         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=otpgate test CA' -keyout ca.key -out ca.crt 2>/dev/null
-         openssl req -newkey rsa:2048 -nodes -subj '/CN=localhost' -keyout server.key -out server.csr 2>/dev/null
-         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext
-         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
-         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=another CA' -keyout other-ca.key -out other-ca.crt 2>/dev/null
-         chown postgres:postgres server.key server.crt && chmod 600 server.key",
-        d = certs.display()
+        "set -e\n{steps}\n
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=another CA' -keyout other-ca.key -out other-ca.crt 2>/dev/null"
     );
     let out = Command::new("sh").arg("-c").arg(&sh).output().unwrap();
     assert!(
         out.status.success(),
-        "making certificates: {}",
+        "the README's certificate steps: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     certs
