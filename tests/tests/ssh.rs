@@ -352,3 +352,46 @@ fn one_prompt_sshd_takes_password_and_code_together() {
     let run = sshd.ssh_password(&u.name, PASSWORD);
     assert!(!run.logged_in, "{run:#?}");
 }
+
+#[test]
+fn each_code_typed_in_one_ssh_connection_counts_once() {
+    // The ssh client's default: up to 3 keyboard-interactive rounds per
+    // connection (NumberOfPasswordPrompts), each a PAM call. A wrong code
+    // counts once, and the client asks again; nothing is counted for a
+    // round the user does not answer.
+    let w = World::new();
+    w.set_config("max_failures = 5\n");
+    let u = user_with_password(&w, true);
+    let sshd = password_sshd(&w);
+    let bad = wrong_code(RFC_SECRET, real_now());
+    let script = format!(
+        r#"set timeout 15
+log_user 1
+spawn ssh -p {port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o PreferredAuthentications=keyboard-interactive -o PubkeyAuthentication=no {user}@127.0.0.1 echo LOGGED-IN-OK
+foreach round {{1 2}} {{
+  expect -re {{Password:}} {{ send "{PASSWORD}\r" }} timeout {{ puts "\nEXPECT-TIMEOUT password $round"; exit 3 }}
+  expect -re {{Verification code:}} {{ send "{bad}\r" }} timeout {{ puts "\nEXPECT-TIMEOUT code $round"; exit 3 }}
+}}
+expect -re {{Password:}} {{ puts "\nASKED-A-THIRD-TIME" }} timeout {{ puts "\nEXPECT-TIMEOUT third"; exit 3 }}
+"#,
+        port = sshd.port,
+        user = u.name
+    );
+    let out = {
+        let _pam = pam_lock();
+        run_with_stdin(
+            std::process::Command::new("expect").arg("-"),
+            script.as_bytes(),
+        )
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ASKED-A-THIRD-TIME"), "{text}");
+    let state =
+        otpgate_core::store::state::UserState::parse(&std::fs::read(w.state_file(&u)).unwrap())
+            .unwrap();
+    assert_eq!(
+        state.failures.len(),
+        2,
+        "two codes typed, two failures: {state:?}"
+    );
+}
