@@ -12,6 +12,25 @@ step() {
     echo "==> $*" >&2
 }
 
+# Runs "$@" (a command or a function), saying every PROGRESS_EVERY seconds
+# (default 15) how long it has been at WHAT, so a long quiet step is never
+# taken for a hang. Its exit status is the command's.
+with_progress() {
+    local what=$1
+    shift
+    local every=${PROGRESS_EVERY:-15}
+    "$@" &
+    local pid=$! start=$SECONDS next=$((SECONDS + every))
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$next" ]; then
+            echo "    ... still $what ($((SECONDS - start)) s)" >&2
+            next=$((SECONDS + every))
+        fi
+        sleep 1
+    done
+    wait "$pid"
+}
+
 # apt-get quietly; its output is shown only when it fails.
 apt_install() {
     export DEBIAN_FRONTEND=noninteractive

@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 require_root install.sh "it installs packages and PAM files"
 step "1/4 Installing build packages with apt (build-essential, libpam0g-dev, libssl-dev; about a minute on a fresh machine)"
-apt_install build-essential pkg-config libpam0g-dev libssl-dev ca-certificates
+with_progress "installing build packages" apt_install build-essential pkg-config libpam0g-dev libssl-dev ca-certificates
 find_cargo install.sh
 
-step "2/4 Installing cargo-deb 3.8.0 from crates.io (once; about a minute, skipped when present)"
-install_cargo_deb
+step "2/4 Installing cargo-deb 3.8.0 from crates.io (once, about 2 minutes on 2 cores; skipped when present)"
+with_progress "compiling cargo-deb" install_cargo_deb
 
 # Build the Debian package and install it with apt: files, conffile,
 # pam-auth-update profile (not enabled), man pages, completions.

@@ -26,28 +26,34 @@ trap summary EXIT
 
 . scripts/common.sh
 require_root test.sh "the end-to-end tests create users and load PAM modules"
+step "Installing the test tools with apt (PostgreSQL, postfix, OpenSSH server and client, OpenVPN, pam_wrapper, …; a few minutes on a fresh machine)"
 # postfix is the real MTA of the e-mail code tests: local delivery only.
 echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections
-apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
+with_progress "installing the test tools" apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
     passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator \
     openssh-server openssh-client sudo lintian openvpn openssl libssl-dev postgresql systemd iproute2 \
     python3-yubiotp postfix libnss-wrapper
 find_cargo test.sh
-install_cargo_deb
+step "cargo-deb 3.8.0 (once, about 2 minutes; skipped when present)"
+with_progress "compiling cargo-deb" install_cargo_deb
 
+step "Formatting (cargo fmt --check) and lints (cargo clippy -D warnings; compiles the workspace)"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
 # A short bounded fuzzing run of every parser (long runs: scripts/fuzz.sh 3600).
+step "Fuzzing each parser for 20 s"
 bash scripts/fuzz.sh 20
 
 # The package: built, checked by lintian, installed; the end-to-end SSH and
 # sudo tests then use the installed module, and the package test walks it
 # through enable, remove and purge (leaving it installed).
+step "Building the .deb (release), checking it with lintian, installing it"
 deb=$(bash scripts/build-deb.sh)
 lintian --fail-on error "$deb"
 dpkg -i "$deb" >/dev/null
 
 # Every test binary runs, whatever fails before it; summary() counts them.
+step "Running every test binary (unit and end to end; about 10 minutes)"
 OTPGATE_E2E_PACKAGE=1 OTPGATE_DEB="$PWD/$deb" \
     cargo test --locked --workspace --no-fail-fast -- --include-ignored 2>&1 | tee "$log"
