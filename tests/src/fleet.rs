@@ -508,7 +508,7 @@ pub fn client_path() -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let copy = dir.join("fleet_client");
-        std::fs::copy(built, &copy).unwrap();
+        crate::link_or_copy(&built, &copy);
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         copy
     })
@@ -590,29 +590,37 @@ impl Netns {
         let peer_if = format!("ogp{}x{n}", std::process::id() % 100_000);
         let host_ip = format!("10.{a}.{b}.1");
         let ns_ip = format!("10.{a}.{b}.2");
-        ip(&["netns", "add", &name]);
+        // The guard exists before anything is made: if a step below fails
+        // (a panic), dropping it removes what was made so far.
+        let ns = Self {
+            name,
+            host_if,
+            host_ip,
+        };
+        ns.set_up(&peer_if, &ns_ip);
+        ns
+    }
+
+    fn set_up(&self, peer_if: &str, ns_ip: &str) {
+        let (name, host_if, host_ip) = (&self.name, &self.host_if, &self.host_ip);
+        ip(&["netns", "add", name]);
         ip(&[
-            "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+            "link", "add", host_if, "type", "veth", "peer", "name", peer_if,
         ]);
-        ip(&["link", "set", &peer_if, "netns", &name]);
-        ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_if]);
-        ip(&["link", "set", &host_if, "up"]);
+        ip(&["link", "set", peer_if, "netns", name]);
+        ip(&["addr", "add", &format!("{host_ip}/24"), "dev", host_if]);
+        ip(&["link", "set", host_if, "up"]);
         ip(&[
             "-n",
-            &name,
+            name,
             "addr",
             "add",
             &format!("{ns_ip}/24"),
             "dev",
-            &peer_if,
+            peer_if,
         ]);
-        ip(&["-n", &name, "link", "set", &peer_if, "up"]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        Self {
-            name,
-            host_if,
-            host_ip,
-        }
+        ip(&["-n", name, "link", "set", peer_if, "up"]);
+        ip(&["-n", name, "link", "set", "lo", "up"]);
     }
 
     /// Cuts (`false`) or restores (`true`) the link: packets sent into a

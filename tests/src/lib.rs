@@ -103,11 +103,21 @@ pub fn user_cli_path() -> PathBuf {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let copy = dir.join("otpgate");
-        std::fs::copy(cli_path(), &copy).unwrap();
+        link_or_copy(&cli_path(), &copy);
         std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
         copy
     })
     .clone()
+}
+
+/// Makes `to` the file `from` is: a hard link (no space: the debug CLI is
+/// 48 MB, and each test process needs one where any user can run it),
+/// or a copy where the two are on different file systems.
+pub fn link_or_copy(from: &Path, to: &Path) {
+    let _ = std::fs::remove_file(to);
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to).unwrap();
+    }
 }
 
 /// The real clock (for tests that log in through programs whose time

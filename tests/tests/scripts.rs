@@ -21,9 +21,16 @@ fn a_long_quiet_step_says_it_is_still_running_and_keeps_its_exit_status() {
     let out = bash("PROGRESS_EVERY=1 with_progress 'testing the heartbeat' sleep 3");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("... still testing the heartbeat (1 s)"), "{err}");
-    assert!(err.contains("... still testing the heartbeat (2 s)"), "{err}");
-    let failed = bash("set -e; PROGRESS_EVERY=1 with_progress failing sh -c 'exit 7'; echo not-reached");
+    assert!(
+        err.contains("... still testing the heartbeat (1 s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("... still testing the heartbeat (2 s)"),
+        "{err}"
+    );
+    let failed =
+        bash("set -e; PROGRESS_EVERY=1 with_progress failing sh -c 'exit 7'; echo not-reached");
     assert_eq!(failed.status.code(), Some(7));
     assert!(!String::from_utf8_lossy(&failed.stdout).contains("not-reached"));
 }
