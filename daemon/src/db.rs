@@ -7,8 +7,10 @@
 use otpgate_core::config::conninfo::ConnInfo;
 use otpgate_core::fleet::seal::{Binding, Key};
 use std::time::Duration;
-use tokio::sync::Mutex;
+use std::time::Instant;
+use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls};
 
 /// The schema, one migration per step, each applied in one transaction.
@@ -100,11 +102,30 @@ enum Tls {
     OpenSsl(postgres_openssl::MakeTlsConnector),
 }
 
-/// Connections to the database, kept idle between calls.
+/// The pool's settings (`database_pool_size`, `database_idle_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    pub size: usize,
+    pub idle_timeout: Duration,
+}
+
+/// A bounded pool of connections to the database: at most `size` open at
+/// once (a request waits for one within its deadline, never opens more),
+/// idle ones closed after `idle_timeout`. With a pooler such as PgBouncer
+/// in front, the database sees the pooler's connections only: every query
+/// is sent as one unnamed statement with its parameters' types (the
+/// `*_typed` calls), never a named prepared statement, and no session
+/// state is set outside a transaction — so transaction pooling works, also
+/// Debian 12's PgBouncer 1.18, which has no prepared-statement support.
 pub struct Db {
     config: tokio_postgres::Config,
     tls: Tls,
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections and when each was last given back, newest last.
+    idle: Mutex<Vec<(Conn, Instant)>>,
+    /// One permit per connection that may be open (idle or in use).
+    permits: Semaphore,
+    size: usize,
+    idle_timeout: Duration,
     timeout: Duration,
     /// What the connection string says, for messages.
     pub target: String,
@@ -154,12 +175,14 @@ fn connect_failure(e: &tokio_postgres::Error, hints: &Hints) -> String {
     why
 }
 
-/// Most idle connections kept.
-const MAX_IDLE: usize = 16;
-
 impl Db {
     /// Builds the connection settings (no connection yet).
-    pub fn new(info: &ConnInfo, password: Option<&str>, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        info: &ConnInfo,
+        password: Option<&str>,
+        timeout: Duration,
+        pool: Pool,
+    ) -> Result<Self, String> {
         let mut config = tokio_postgres::Config::new();
         let mut ports = Vec::new();
         for (key, value) in &info.params {
@@ -269,6 +292,9 @@ impl Db {
             config,
             tls,
             idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(pool.size),
+            size: pool.size,
+            idle_timeout: pool.idle_timeout,
             timeout,
             target,
             hints: Hints {
@@ -303,12 +329,13 @@ impl Db {
         Ok(Conn { client, task })
     }
 
-    /// An idle connection that still works, or a new one.
+    /// An idle connection that still works (the most recently used), or a
+    /// new one. The caller holds a permit.
     async fn take(&self) -> Result<Conn, DbError> {
         loop {
             let next = self.idle.lock().await.pop();
             match next {
-                Some(conn) if !conn.client.is_closed() => return Ok(conn),
+                Some((conn, _)) if !conn.client.is_closed() => return Ok(conn),
                 Some(_) => continue,
                 None => return self.connect().await,
             }
@@ -316,14 +343,23 @@ impl Db {
     }
 
     async fn give_back(&self, conn: Conn) {
-        let mut idle = self.idle.lock().await;
-        if idle.len() < MAX_IDLE && !conn.client.is_closed() {
-            idle.push(conn);
+        if !conn.client.is_closed() {
+            self.idle.lock().await.push((conn, Instant::now()));
         }
     }
 
-    /// Runs `op` on a connection under the deadline. The connection goes
-    /// back to the pool only if `op` finished without a connection error.
+    /// Closes the connections idle for longer than `database_idle_timeout`
+    /// (run periodically by the daemon), so a quiet fleet holds no
+    /// database connections.
+    pub async fn close_idle(&self) {
+        let mut idle = self.idle.lock().await;
+        let timeout = self.idle_timeout;
+        idle.retain(|(conn, since)| since.elapsed() < timeout && !conn.client.is_closed());
+    }
+
+    /// Runs `op` on a connection under the deadline: waiting for a free
+    /// one counts against it too. The connection goes back to the pool
+    /// only if `op` finished without a connection error.
     pub async fn run<T, F>(&self, op: F) -> Result<T, DbError>
     where
         F: for<'c> FnOnce(
@@ -333,6 +369,11 @@ impl Db {
         >,
     {
         let work = async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| DbError::Unavailable("the connection pool is closed".into()))?;
             let mut conn = self.take().await?;
             let result = op(&mut conn.client).await;
             if !matches!(result, Err(DbError::Unavailable(_))) {
@@ -343,9 +384,10 @@ impl Db {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(DbError::Unavailable(format!(
-                "the database ({}) did not answer within {} s",
+                "the database ({}) did not answer within {} s (or all {} pooled connections stayed busy)",
                 self.target,
-                self.timeout.as_secs()
+                self.timeout.as_secs(),
+                self.size
             ))),
         }
     }
@@ -366,13 +408,13 @@ impl Db {
                 let mut applied = Vec::new();
                 for (version, sql) in MIGRATIONS {
                     let tx = c.transaction().await.map_err(query_error)?;
-                    tx.execute("SELECT pg_advisory_xact_lock(4242001)", &[])
+                    tx.execute_typed("SELECT pg_advisory_xact_lock(4242001)", &[])
                         .await
                         .map_err(query_error)?;
                     let done = tx
-                        .query_opt(
+                        .query_typed_opt(
                             "SELECT 1 FROM otpgate_schema WHERE version = $1",
-                            &[version],
+                            &[(version, Type::INT4)],
                         )
                         .await
                         .map_err(query_error)?
@@ -382,9 +424,9 @@ impl Db {
                         if *version == 2 {
                             reseal(&tx, &key).await?;
                         }
-                        tx.execute(
+                        tx.execute_typed(
                             "INSERT INTO otpgate_schema (version) VALUES ($1)",
-                            &[version],
+                            &[(version, Type::INT4)],
                         )
                         .await
                         .map_err(query_error)?;
@@ -403,7 +445,7 @@ impl Db {
         self.run(|c| {
             Box::pin(async move {
                 let exists = c
-                    .query_one("SELECT to_regclass('otpgate_schema') IS NOT NULL", &[])
+                    .query_typed_one("SELECT to_regclass('otpgate_schema') IS NOT NULL", &[])
                     .await
                     .map_err(query_error)?
                     .get::<_, bool>(0);
@@ -411,7 +453,7 @@ impl Db {
                     return Ok(0);
                 }
                 let row = c
-                    .query_one("SELECT coalesce(max(version), 0) FROM otpgate_schema", &[])
+                    .query_typed_one("SELECT coalesce(max(version), 0) FROM otpgate_schema", &[])
                     .await
                     .map_err(query_error)?;
                 Ok(row.get::<_, i32>(0))
@@ -426,9 +468,9 @@ impl Db {
         self.run(move |c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt(
+                    .query_typed_opt(
                         "SELECT enrollment_id, nonce, sealed, counter, removed FROM otpgate_enrollments WHERE user_name = $1",
-                        &[&user],
+                        &[(&user, Type::TEXT)],
                     )
                     .await
                     .map_err(query_error)?;
@@ -461,7 +503,7 @@ impl Db {
                 let params = enrollment_params(&user, &row, &summary, &counter);
                 let n = match expected {
                     None => {
-                        c.execute(
+                        c.execute_typed(
                             &format!("{INSERT_ENROLLMENT} ON CONFLICT (user_name) DO NOTHING"),
                             &params,
                         )
@@ -469,8 +511,8 @@ impl Db {
                     }
                     Some(old) => {
                         let mut p = params.to_vec();
-                        p.push(&old);
-                        c.execute(
+                        p.push((&old, Type::INT8));
+                        c.execute_typed(
                             "UPDATE otpgate_enrollments SET enrollment_id = $2, created = $3,
                              devices = $4, recovery_codes = $5, nonce = $6, sealed = $7,
                              counter = $8, removed = $9, updated_at = now()
@@ -493,9 +535,9 @@ impl Db {
         self.run(move |c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt(
+                    .query_typed_opt(
                         "SELECT version, state, mac FROM otpgate_states WHERE user_name = $1",
-                        &[&user],
+                        &[(&user, Type::TEXT)],
                     )
                     .await
                     .map_err(query_error)?;
@@ -524,17 +566,28 @@ impl Db {
         self.run(move |c| {
             Box::pin(async move {
                 let n = if version == 0 {
-                    c.execute(
+                    c.execute_typed(
                         "INSERT INTO otpgate_states (user_name, version, state, mac) VALUES ($1, $2, $3, $4)
                          ON CONFLICT (user_name) DO NOTHING",
-                        &[&user, &new_version, &next.state, &next.mac],
+                        &[
+                            (&user, Type::TEXT),
+                            (&new_version, Type::INT8),
+                            (&next.state, Type::TEXT),
+                            (&next.mac, Type::BYTEA),
+                        ],
                     )
                     .await
                 } else {
-                    c.execute(
+                    c.execute_typed(
                         "UPDATE otpgate_states SET state = $3, version = $4, mac = $5, updated_at = now()
                          WHERE user_name = $1 AND version = $2",
-                        &[&user, &version, &next.state, &new_version, &next.mac],
+                        &[
+                            (&user, Type::TEXT),
+                            (&version, Type::INT8),
+                            (&next.state, Type::TEXT),
+                            (&new_version, Type::INT8),
+                            (&next.mac, Type::BYTEA),
+                        ],
                     )
                     .await
                 }
@@ -550,7 +603,7 @@ impl Db {
         self.run(|c| {
             Box::pin(async move {
                 let rows = c
-                    .query(
+                    .query_typed(
                         "SELECT user_name FROM otpgate_enrollments WHERE NOT removed ORDER BY user_name",
                         &[],
                     )
@@ -568,7 +621,7 @@ impl Db {
         self.run(|c| {
             Box::pin(async move {
                 let rows = c
-                    .query(
+                    .query_typed(
                         "SELECT coalesce(e.user_name, s.user_name), coalesce(e.counter, 0), coalesce(s.version, 0)
                          FROM otpgate_enrollments e FULL JOIN otpgate_states s ON e.user_name = s.user_name",
                         &[],
@@ -607,7 +660,7 @@ async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), D
         ))
     };
     let rows = tx
-        .query(
+        .query_typed(
             "SELECT user_name, enrollment_id, nonce, sealed FROM otpgate_enrollments",
             &[],
         )
@@ -626,23 +679,23 @@ async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), D
             removed: false,
         };
         let (nonce, sealed) = key.seal_row(binding, &plain).map_err(bad)?;
-        tx.execute(
+        tx.execute_typed(
             "UPDATE otpgate_enrollments SET nonce = $2, sealed = $3, counter = 1 WHERE user_name = $1",
-            &[&user, &nonce, &sealed],
+            &[(&user, Type::TEXT), (&nonce, Type::BYTEA), (&sealed, Type::BYTEA)],
         )
         .await
         .map_err(query_error)?;
     }
     let states = tx
-        .query("SELECT user_name, version, state FROM otpgate_states", &[])
+        .query_typed("SELECT user_name, version, state FROM otpgate_states", &[])
         .await
         .map_err(query_error)?;
     for r in states {
         let (user, version, state): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
         let mac = key.state_mac(&user, counter_of(version), &state);
-        tx.execute(
+        tx.execute_typed(
             "UPDATE otpgate_states SET mac = $2 WHERE user_name = $1",
-            &[&user, &mac],
+            &[(&user, Type::TEXT), (&mac, Type::BYTEA)],
         )
         .await
         .map_err(query_error)?;
@@ -654,23 +707,24 @@ const INSERT_ENROLLMENT: &str = "INSERT INTO otpgate_enrollments
     (user_name, enrollment_id, created, devices, recovery_codes, nonce, sealed, counter, removed)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
-/// The parameters of [`INSERT_ENROLLMENT`].
+/// The parameters of [`INSERT_ENROLLMENT`], typed (no statement is
+/// prepared: see [`Db`]).
 fn enrollment_params<'a>(
     user: &'a String,
     row: &'a SealedRow,
     summary: &'a Summary,
     counter: &'a i64,
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 9] {
+) -> [(&'a (dyn tokio_postgres::types::ToSql + Sync), Type); 9] {
     [
-        user,
-        &row.id,
-        &summary.created,
-        &summary.devices,
-        &summary.recovery_codes,
-        &row.nonce,
-        &row.sealed,
-        counter,
-        &row.removed,
+        (user, Type::TEXT),
+        (&row.id, Type::TEXT),
+        (&summary.created, Type::INT8),
+        (&summary.devices, Type::TEXT_ARRAY),
+        (&summary.recovery_codes, Type::INT4),
+        (&row.nonce, Type::BYTEA),
+        (&row.sealed, Type::BYTEA),
+        (counter, Type::INT8),
+        (&row.removed, Type::BOOL),
     ]
 }
 
@@ -751,7 +805,7 @@ impl Db {
         self.run(|c| {
             Box::pin(async move {
                 let row = c
-                    .query_one("SELECT has_schema_privilege('public', 'CREATE')", &[])
+                    .query_typed_one("SELECT has_schema_privilege('public', 'CREATE')", &[])
                     .await
                     .map_err(query_error)?;
                 Ok(row.get::<_, bool>(0))
@@ -765,7 +819,7 @@ impl Db {
         self.run(|c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt(
+                    .query_typed_opt(
                         "SELECT user_name, enrollment_id, nonce, sealed, counter, removed FROM otpgate_enrollments LIMIT 1",
                         &[],
                     )

@@ -81,6 +81,10 @@ fn setup(path: &Path) -> Result<Setup, String> {
         &info,
         password.as_deref().map(String::as_str),
         Duration::from_secs(config.store_timeout),
+        db::Pool {
+            size: config.database_pool_size as usize,
+            idle_timeout: Duration::from_secs(config.database_idle_timeout),
+        },
     )?;
     Ok(Setup { config, db, key })
 }
@@ -211,6 +215,15 @@ async fn run(
             &format!("database unavailable at start (logins are denied until it is back): {e}"),
         );
     }
+    // Idle database connections are closed after database_idle_timeout.
+    let reaper = Arc::clone(&service);
+    tokio::spawn(async move {
+        let every = Duration::from_secs(reaper.config.database_idle_timeout.div_ceil(4).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            reaper.db.close_idle().await;
+        }
+    });
     let log = &service.log;
     let listener = match inherited {
         Some(l) => {

@@ -331,7 +331,13 @@ impl Fleet {
         let pg = Postgres::start();
         let a = Server::start(&pg, extra);
         let b = Server::start(&pg, extra);
-        // Service "on-b" in A's service directory: B's config and daemon.
+        Self::from_servers(pg, a, b)
+    }
+
+    /// Two running servers as one fleet: A's world also gets service
+    /// "on-b" (B's config and daemon), so one process can race logins on
+    /// both.
+    pub fn from_servers(pg: Postgres, a: Server, b: Server) -> Self {
         a.world.set_stack(
             "on-b",
             &[
@@ -388,7 +394,13 @@ impl Server {
 
     /// A server of `pg`'s fleet, its daemon running.
     pub fn start(pg: &Postgres, extra: &str) -> Self {
-        let world = Self::configure(&pg.conninfo(), extra);
+        Self::start_on(&pg.conninfo(), extra)
+    }
+
+    /// A server whose daemon reaches the store at `database` (a pooler,
+    /// a list of hosts), its daemon running.
+    pub fn start_on(database: &str, extra: &str) -> Self {
+        let world = Self::configure(database, extra);
         let daemon = Daemon::start(&world);
         Self {
             world,
@@ -652,5 +664,110 @@ impl Daemon {
     /// Unix socket, a file, is reachable from here).
     pub fn start_in(world: &World, ns: &Netns) -> Self {
         Self::spawn(world, Some(&ns.name))
+    }
+}
+
+/// A real PgBouncer (Debian's; 1.18 has no prepared-statement support) in
+/// transaction pooling mode in front of `pg`, on its own Unix socket, run
+/// as postgres; stopped (by its pid) when dropped.
+pub struct PgBouncer {
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl PgBouncer {
+    /// Starts it with `pool_size` server connections for the otpgate
+    /// database; returns when it accepts connections.
+    pub fn start(pg: &Postgres, pool_size: u32) -> Self {
+        let dir = PathBuf::from(format!("/tmp/otpgate-pgb-{}", crate::unique("b")));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        chown_postgres(&dir);
+        let port = crate::sshd::free_port();
+        let users = dir.join("users.txt");
+        std::fs::write(&users, format!("\"{ROLE}\" \"\"\n")).unwrap();
+        chown_postgres(&users);
+        let ini = dir.join("pgbouncer.ini");
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\n{ROLE} = host={sock} port={pgport} dbname={ROLE} user={ROLE}\n\
+                 [pgbouncer]\nlisten_addr =\nunix_socket_dir = {d}\nlisten_port = {port}\n\
+                 auth_type = trust\nauth_file = {users}\npool_mode = transaction\n\
+                 default_pool_size = {pool_size}\nmin_pool_size = 0\nreserve_pool_size = 0\n\
+                 max_client_conn = 2000\nserver_idle_timeout = 600\n\
+                 logfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n\
+                 ignore_startup_parameters = extra_float_digits,options\n",
+                sock = pg.socket_dir.display(),
+                pgport = pg.port,
+                d = dir.display(),
+                users = users.display()
+            ),
+        )
+        .unwrap();
+        chown_postgres(&ini);
+        let out = as_postgres(Path::new("/usr/sbin/pgbouncer"))
+            .arg("-d")
+            .arg(&ini)
+            .output()
+            .expect("pgbouncer (apt-get install pgbouncer)");
+        assert!(
+            out.status.success(),
+            "pgbouncer: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+        );
+        let socket = dir.join(format!(".s.PGSQL.{port}"));
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            }),
+            "pgbouncer did not listen: {}",
+            std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()
+        );
+        Self { dir, port }
+    }
+
+    /// The connection string of the pooled database.
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host={} port={} dbname={ROLE} user={ROLE}",
+            self.dir.display(),
+            self.port
+        )
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("pgbouncer.pid")).unwrap_or_default();
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            wait_until(Duration::from_secs(10), || {
+                nix::sys::signal::kill(pid, None).is_err()
+            });
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Postgres {
+    /// The otpgate role's connections the server holds now.
+    pub fn otpgate_connections(&self) -> usize {
+        self.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = '{ROLE}'"
+        ))
+        .trim()
+        .parse()
+        .unwrap_or(usize::MAX)
+    }
+
+    /// Sets `max_connections` and restarts the server.
+    pub fn set_max_connections(&self, n: u32) {
+        self.psql(&format!("ALTER SYSTEM SET max_connections = {n}"));
+        self.stop_server();
+        self.start_server();
     }
 }

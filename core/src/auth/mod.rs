@@ -167,7 +167,7 @@ pub fn authenticate(
         deny_line(&mut ctx, Level::Err, "the system clock is set before 1970");
         return Outcome::AuthInfoUnavail;
     };
-    let store = store::open(&config);
+    let store = store::open_for_login(&config);
     let line = Line {
         config: &config,
         store: store.as_ref(),

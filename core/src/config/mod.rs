@@ -117,6 +117,11 @@ pub struct Config {
     pub daemon_state_dir: PathBuf,
     /// Fleet mode: seconds a login waits for the daemon and the database (1–30).
     pub store_timeout: u64,
+    /// Fleet mode: the most connections one otpgated opens to the database
+    /// (1–64); a request waits for a free one within `store_timeout`.
+    pub database_pool_size: u32,
+    /// Fleet mode: seconds an idle database connection stays open (1–3600).
+    pub database_idle_timeout: u64,
     /// The kinds of authenticator accepted (a per-service module argument:
     /// `methods=totp,recovery`). A device of another kind is neither asked
     /// for nor accepted.
@@ -168,6 +173,8 @@ impl Default for Config {
             daemon_socket: PathBuf::from("/run/otpgate/otpgated.sock"),
             daemon_state_dir: PathBuf::from("/var/lib/otpgated"),
             store_timeout: 5,
+            database_pool_size: 4,
+            database_idle_timeout: 60,
             methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
             mail_command: PathBuf::from("/usr/sbin/sendmail"),
             sms_command: String::new(),
@@ -508,6 +515,27 @@ impl Config {
                     self.store_timeout,
                     STORE_TIMEOUT_RANGE.start(),
                     STORE_TIMEOUT_RANGE.end()
+                ),
+            ));
+        }
+        if !(1..=64).contains(&self.database_pool_size) {
+            return Err(value(
+                source,
+                "database_pool_size",
+                format!(
+                    "{} is out of range; allowed: 1 to 64 connections per otpgated \
+                     (servers × database_pool_size must fit PostgreSQL's max_connections, or use a pooler)",
+                    self.database_pool_size
+                ),
+            ));
+        }
+        if !(1..=3600).contains(&self.database_idle_timeout) {
+            return Err(value(
+                source,
+                "database_idle_timeout",
+                format!(
+                    "{} is out of range; allowed: 1 to 3600 seconds",
+                    self.database_idle_timeout
                 ),
             ));
         }

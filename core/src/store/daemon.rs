@@ -41,6 +41,10 @@ pub struct DaemonStore {
     /// This server's files (`secret_path`): an enrollment left there that
     /// never reached the store must not mean "not enrolled".
     files: FileStore,
+    /// Keep the connection between requests (the CLI proves a code and
+    /// saves on one connection); a login does not: a user thinking at the
+    /// prompt must hold no connection to the daemon.
+    keep: bool,
 }
 
 impl DaemonStore {
@@ -50,6 +54,16 @@ impl DaemonStore {
             timeout: Duration::from_secs(config.store_timeout),
             conn: Mutex::new(None),
             files: FileStore::new(config),
+            keep: true,
+        }
+    }
+
+    /// A store for one login: each request on its own short connection,
+    /// closed before the module prompts, so a waiting login holds nothing.
+    pub fn for_login(config: &Config) -> Self {
+        Self {
+            keep: false,
+            ..Self::new(config)
         }
     }
 
@@ -114,8 +128,9 @@ impl DaemonStore {
             .as_mut()
             .ok_or_else(|| self.unavailable("no connection"))
             .and_then(|stream| self.exchange(stream, request, deadline));
-        if result.is_err() {
-            // A connection in an unknown state is never reused.
+        if result.is_err() || !self.keep {
+            // A connection in an unknown state is never reused, and a login
+            // keeps none between its requests.
             *conn = None;
         }
         result

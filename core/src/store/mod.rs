@@ -204,6 +204,16 @@ pub fn open(config: &Config) -> Box<dyn Store> {
     }
 }
 
+/// The store for one login (the PAM module): as [`open`], but the fleet
+/// engine holds no connection to otpgated between requests, so a user
+/// thinking at the prompt holds nothing of the daemon's.
+pub fn open_for_login(config: &Config) -> Box<dyn Store> {
+    match config.store {
+        StoreKind::Files => Box::new(files::FileStore::new(config)),
+        StoreKind::Postgresql => Box::new(daemon::DaemonStore::for_login(config)),
+    }
+}
+
 /// The store `config` names, for read-only reports over many accounts
 /// (`audit`): it may read a snapshot of what exists once instead of
 /// looking every account up.
