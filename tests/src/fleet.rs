@@ -771,3 +771,91 @@ impl Postgres {
         self.start_server();
     }
 }
+
+impl Postgres {
+    /// A streaming replica of this server (pg_basebackup -R), on its own
+    /// port and socket directory, running; this server then waits for it
+    /// on every commit (`synchronous_standby_names = '*'`).
+    pub fn start_standby(&self) -> Postgres {
+        let dir = PathBuf::from(format!("/tmp/otpgate-pg-{}", crate::unique("s")));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sock")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        chown_postgres(&dir);
+        chown_postgres(&dir.join("sock"));
+        let data = dir.join("data");
+        let out = as_postgres(&pg_bin("pg_basebackup"))
+            .arg("-h")
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = crate::sshd::free_port();
+        let socket_dir = dir.join("sock");
+        // Later lines win over the primary's settings copied with the data.
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
+        std::io::Write::write_all(
+            &mut conf,
+            format!(
+                "port = {port}\nunix_socket_directories = '{}'\n",
+                socket_dir.display()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let standby = Postgres {
+            dir,
+            port,
+            socket_dir,
+            ca: None,
+        };
+        standby.start_server();
+        self.psql("ALTER SYSTEM SET synchronous_standby_names = '*'");
+        self.psql("SELECT pg_reload_conf()");
+        // Synchronous from here on: a commit waits for the standby.
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                self.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+                    .trim()
+                    == "1"
+            }),
+            "the standby did not become synchronous"
+        );
+        standby
+    }
+
+    /// Promotes this standby to primary (a failover).
+    pub fn promote(&self) {
+        let out = as_postgres(&pg_bin("pg_ctl"))
+            .arg("-D")
+            .arg(self.data())
+            .args(["-w", "promote"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl promote: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

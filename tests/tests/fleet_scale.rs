@@ -187,3 +187,74 @@ for {{set i 0}} {{$i < 40}} {{incr i}} {{
     assert!(rest.contains("RESULT 0 0\n"), "the right code: {rest}");
     assert_eq!(rest.matches(" 1\n").count(), 39, "the wrong ones: {rest}");
 }
+
+#[test]
+fn a_failover_to_the_synchronous_standby_loses_no_accepted_code_nor_a_lockout() {
+    let primary = Postgres::start();
+    let standby = primary.start_standby();
+    let both = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} dbname=otpgate user=otpgate sslmode=disable \
+         target_session_attrs=read-write",
+        primary.port, standby.port
+    );
+    let extra = "store_timeout = 5\nmax_failures = 5\n";
+    let a = Server::start_on(&both, extra);
+    let b = Server::start_on(&both, extra);
+    let u = TestUser::new(&a.world);
+    let v = TestUser::new(&a.world);
+    let codes = a
+        .world
+        .enroll_secret_with_recovery(&u.name, Some(RFC_SECRET), 3);
+    a.world.enroll(&v.name, RFC_SECRET);
+    // Accepted before the failover, on both servers.
+    let used = code_at(RFC_SECRET, T0);
+    a.world.login(&u.name, &used, T0).assert_ok();
+    b.world.login(&u.name, &codes[0], T0).assert_ok();
+    for i in 0..5 {
+        b.world
+            .login(&v.name, &wrong_code(RFC_SECRET, T0), T0 + i)
+            .assert_denied("wrong code");
+    }
+    // The failover: the standby promoted, the old primary gone.
+    standby.promote();
+    primary.stop_server();
+    let start = std::time::Instant::now();
+    // Each daemon finds the new primary by itself (the CLI's status is
+    // decided, not "unavailable"), within store_timeout and a few seconds.
+    for server in [&a, &b] {
+        assert!(
+            wait_until(Duration::from_secs(15), || {
+                server
+                    .world
+                    .otpgate(&["status", "--user", &u.name], "")
+                    .status
+                    .success()
+            }),
+            "{}",
+            server.daemon().logged()
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(5 + 10),
+        "{:?}",
+        start.elapsed()
+    );
+    // Nothing accepted before is accepted again; the lockout holds.
+    a.world
+        .login(&u.name, &used, T0 + 10)
+        .assert_denied("already used");
+    b.world
+        .login(&u.name, &used, T0 + 10)
+        .assert_denied("already used");
+    a.world
+        .login(&u.name, &codes[0], T0 + 11)
+        .assert_denied("recovery code already used");
+    a.world
+        .login(&v.name, &code_at(RFC_SECRET, T0 + 30), T0 + 30)
+        .assert_denied("locked");
+    // And the new primary takes new decisions.
+    b.world.login(&u.name, &codes[1], T0 + 12).assert_ok();
+    a.world
+        .login(&u.name, &codes[1], T0 + 13)
+        .assert_denied("recovery code already used");
+}
