@@ -50,8 +50,8 @@ head -c 32 /dev/urandom | base64 > "$B/secret.key"
 chmod 600 "$B/secret.key"
 printf 'state_dir = "%s/state"\nsecret_path = "%s/secrets/%%u.toml"\n' "$B" "$B" > "$B/files.toml"
 for s in a b; do
-    printf 'store = "postgresql"\ndatabase = "host=%s dbname=otpgate user=otpgate"\nsecret_key_file = "%s/secret.key"\ndaemon_socket = "%s/%s.sock"\n' \
-        "$B/sock" "$B" "$B" "$s" > "$B/fleet-$s.toml"
+    printf 'store = "postgresql"\ndatabase = "host=%s dbname=otpgate user=otpgate"\nsecret_key_file = "%s/secret.key"\ndaemon_socket = "%s/%s.sock"\ndaemon_state_dir = "%s/seen-%s"\n' \
+        "$B/sock" "$B" "$B" "$s" "$B" "$s" > "$B/fleet-$s.toml"
     "$ROOT/target/release/otpgated" --config "$B/fleet-$s.toml" 2>>"$B/otpgated-$s.log" &
     PIDS+=($!)
 done

@@ -22,6 +22,9 @@ const SUFFIX: &str = ".seen";
 pub struct Memory {
     dir: PathBuf,
     cache: Mutex<HashMap<String, Seen>>,
+    /// Held for the daemon's life: one otpgated per directory (two would
+    /// write the same files, each trusting its own cache).
+    _lock: std::fs::File,
 }
 
 impl Memory {
@@ -43,9 +46,22 @@ impl Memory {
                  run `chown root:root {shown} && chmod 700 {shown}`"
             ));
         }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(dir.join(".lock"))
+            .map_err(|e| format!("daemon_state_dir {shown}/.lock: {e}"))?;
+        lock.try_lock().map_err(|_| {
+            format!(
+                "daemon_state_dir {shown} is in use by another otpgated; give each daemon its own directory"
+            )
+        })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             cache: Mutex::new(HashMap::new()),
+            _lock: lock,
         })
     }
 
@@ -189,6 +205,14 @@ mod tests {
             },
         )
         .unwrap();
+        assert!(
+            Memory::open(&d)
+                .err()
+                .unwrap()
+                .contains("in use by another otpgated"),
+            "one daemon per directory"
+        );
+        drop(m);
         let again = Memory::open(&d).unwrap();
         assert_eq!(
             again.seen("alice").unwrap(),
@@ -198,10 +222,7 @@ mod tests {
             }
         );
         again.set("alice", Seen::default()).unwrap();
-        assert_eq!(
-            Memory::open(&d).unwrap().seen("alice").unwrap(),
-            Seen::default()
-        );
+        assert_eq!(again.seen("alice").unwrap(), Seen::default());
         again
             .raise(
                 "bob",
