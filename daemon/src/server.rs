@@ -367,6 +367,22 @@ fn refused(service: &Service, stale: &Stale) -> Response {
     Response::error(ErrorKind::Corrupt, stale.to_string())
 }
 
+/// What this daemon has seen of `user` (failing closed).
+fn seen(service: &Service, user: &str) -> Result<Seen, Response> {
+    service
+        .memory
+        .seen(user)
+        .map_err(|why| memory_failed(service, &why))
+}
+
+/// Raises what this daemon has seen of `user` (failing closed).
+fn remember(service: &Service, user: &str, seen: Seen) -> Result<(), Response> {
+    service
+        .memory
+        .raise(user, seen)
+        .map_err(|why| memory_failed(service, &why))
+}
+
 /// This daemon's memory could not be read or written: fail closed.
 fn memory_failed(service: &Service, why: &str) -> Response {
     service
@@ -397,10 +413,7 @@ async fn believed_row(
     // grow, so a row read afterwards is older only if it was written back.
     // (Read after the row, a newer write by a parallel request in between
     // would look like a rollback.)
-    let seen = service
-        .memory
-        .seen(user)
-        .map_err(|why| memory_failed(service, &why))?;
+    let seen = seen(service, user)?;
     let row = service
         .db
         .load(user)
@@ -432,16 +445,14 @@ async fn believed_row(
         let text = String::from_utf8(plain.to_vec()).map_err(|_| corrupt(user, "not UTF-8"))?;
         Some(Zeroizing::new(text))
     };
-    service
-        .memory
-        .raise(
-            user,
-            Seen {
-                enrollment: row.counter,
-                state: 0,
-            },
-        )
-        .map_err(|why| memory_failed(service, &why))?;
+    remember(
+        service,
+        user,
+        Seen {
+            enrollment: row.counter,
+            state: 0,
+        },
+    )?;
     Ok(Some((row, text)))
 }
 
@@ -489,10 +500,7 @@ async fn write_enrollment(
         if enrollment.is_none() && !had {
             return Ok(false);
         }
-        let seen = service
-            .memory
-            .seen(user)
-            .map_err(|why| memory_failed(service, &why))?;
+        let seen = seen(service, user)?;
         let previous = current.as_ref().map(|(r, _)| r.counter);
         let counter = freshness::next_counter(previous.unwrap_or(0), seen.enrollment, now_micros());
         let (id, plain, summary) = match enrollment {
@@ -527,16 +535,14 @@ async fn write_enrollment(
             .await
             .map_err(|e| unavailable(service, &e))?;
         if written {
-            service
-                .memory
-                .raise(
-                    user,
-                    Seen {
-                        enrollment: counter,
-                        state: 0,
-                    },
-                )
-                .map_err(|why| memory_failed(service, &why))?;
+            remember(
+                service,
+                user,
+                Seen {
+                    enrollment: counter,
+                    state: 0,
+                },
+            )?;
             return Ok(had);
         }
     }
@@ -553,10 +559,7 @@ async fn write_enrollment(
 /// account.
 async fn believed_state(service: &Service, user: &str) -> Result<Option<StateRow>, Response> {
     // Seen before the row is read (see `believed_row`).
-    let seen = service
-        .memory
-        .seen(user)
-        .map_err(|why| memory_failed(service, &why))?;
+    let seen = seen(service, user)?;
     let row = service
         .db
         .read_state(user)
@@ -588,16 +591,14 @@ async fn believed_state(service: &Service, user: &str) -> Result<Option<StateRow
             .line(Level::Err, &format!("refused the fleet store: {why}"));
         return Err(Response::error(ErrorKind::Corrupt, why));
     }
-    service
-        .memory
-        .raise(
-            user,
-            Seen {
-                enrollment: 0,
-                state: row.version,
-            },
-        )
-        .map_err(|why| memory_failed(service, &why))?;
+    remember(
+        service,
+        user,
+        Seen {
+            enrollment: 0,
+            state: row.version,
+        },
+    )?;
     Ok(Some(row))
 }
 
@@ -608,10 +609,7 @@ async fn write_state(
     version: u64,
     state: String,
 ) -> Result<bool, Response> {
-    let seen = service
-        .memory
-        .seen(user)
-        .map_err(|why| memory_failed(service, &why))?;
+    let seen = seen(service, user)?;
     if version < seen.state {
         // Read before a newer state this daemon has seen: decide again.
         return Ok(false);
@@ -629,16 +627,14 @@ async fn write_state(
         .await
         .map_err(|e| unavailable(service, &e))?;
     if written {
-        service
-            .memory
-            .raise(
-                user,
-                Seen {
-                    enrollment: 0,
-                    state: next,
-                },
-            )
-            .map_err(|why| memory_failed(service, &why))?;
+        remember(
+            service,
+            user,
+            Seen {
+                enrollment: 0,
+                state: next,
+            },
+        )?;
     }
     Ok(written)
 }
@@ -656,10 +652,7 @@ async fn forget_state(service: &Service, user: &str) -> Result<bool, Response> {
             .read_state(user)
             .await
             .map_err(|e| unavailable(service, &e))?;
-        let seen = service
-            .memory
-            .seen(user)
-            .map_err(|why| memory_failed(service, &why))?;
+        let seen = seen(service, user)?;
         if row.is_none() && seen.state == 0 {
             return Ok(false);
         }
@@ -680,16 +673,14 @@ async fn forget_state(service: &Service, user: &str) -> Result<bool, Response> {
             .await
             .map_err(|e| unavailable(service, &e))?;
         if written {
-            service
-                .memory
-                .raise(
-                    user,
-                    Seen {
-                        enrollment: 0,
-                        state: next,
-                    },
-                )
-                .map_err(|why| memory_failed(service, &why))?;
+            remember(
+                service,
+                user,
+                Seen {
+                    enrollment: 0,
+                    state: next,
+                },
+            )?;
             return Ok(row.is_some());
         }
     }

@@ -70,6 +70,13 @@ fn login_with(config: &Config, user: &str, code: &str, now: u64) -> (Outcome, f6
     (out, t0.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// The median and the 99th percentile of `latencies` (milliseconds).
+fn p50_p99(mut latencies: Vec<f64>) -> (f64, f64) {
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    (pct(0.50), pct(0.99))
+}
+
 /// The fleet-scale form: many servers, every outcome counted. `start`:
 /// the (fake) time of the first login, later than any code used before.
 fn scale(prefix: &str, logins: u64, start: u64, configs: &[Config]) {
@@ -100,18 +107,15 @@ fn scale(prefix: &str, logins: u64, start: u64, configs: &[Config]) {
             .iter()
             .filter(|(o, _)| *o == Outcome::Success)
             .count();
-        let mut latencies: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();
-        latencies.sort_by(f64::total_cmp);
-        let pct =
-            |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        let (p50, p99) = p50_p99(results.iter().map(|(_, ms)| *ms).collect());
         println!(
             "scale-bench servers={} concurrency={concurrency:<2} logins={:<5} accepted={accepted:<5} logins_per_s={:<7.0} p50_ms={:.2} p99_ms={:.2} p99_over_p50={:.1}",
             configs.len(),
             results.len(),
             results.len() as f64 / wall,
-            pct(0.50),
-            pct(0.99),
-            pct(0.99) / pct(0.50)
+            p50,
+            p99,
+            p99 / p50
         );
         base += 30 * (logins + 1);
     }
@@ -167,7 +171,7 @@ fn main() {
     for concurrency in [1usize, 8, 64] {
         for engine in ["files", "fleet"] {
             let start = Instant::now();
-            let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+            let latencies: Vec<f64> = std::thread::scope(|scope| {
                 let workers: Vec<_> = (0..concurrency)
                     .map(|t| {
                         let config = if engine == "files" {
@@ -195,16 +199,11 @@ fn main() {
                     .collect()
             });
             let wall = start.elapsed().as_secs_f64();
-            latencies.sort_by(f64::total_cmp);
-            let pct = |p: f64| {
-                latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)]
-            };
+            let n = latencies.len();
+            let (p50, p99) = p50_p99(latencies);
             println!(
-                "fleet-bench engine={engine:<5} concurrency={concurrency:<2} logins={:<5} logins_per_s={:<7.0} p50_ms={:.2} p99_ms={:.2}",
-                latencies.len(),
-                latencies.len() as f64 / wall,
-                pct(0.50),
-                pct(0.99)
+                "fleet-bench engine={engine:<5} concurrency={concurrency:<2} logins={n:<5} logins_per_s={:<7.0} p50_ms={p50:.2} p99_ms={p99:.2}",
+                n as f64 / wall,
             );
             base += 30 * (logins + 1);
         }
