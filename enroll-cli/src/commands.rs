@@ -447,13 +447,6 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
             ""
         }
     );
-    if conflicts + failed > 0 {
-        return Err(format!(
-            "{} account(s) were not moved; see the lines above",
-            conflicts + failed
-        )
-        .into());
-    }
     if !dry_run {
         match to {
             Some(path) => outln!(
@@ -470,6 +463,13 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
             ),
             None => {}
         }
+    }
+    if conflicts + failed > 0 {
+        return Err(format!(
+            "{} account(s) were not moved; see the lines above",
+            conflicts + failed
+        )
+        .into());
     }
     Ok(())
 }
