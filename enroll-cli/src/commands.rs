@@ -171,8 +171,12 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     let caller = Caller::current()?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
-    let (mut accounts, left_out) =
-        report::audit_scope(report::audit_accounts(&config.enforce_groups)?, &config)?;
+    let (mut accounts, left_out) = report::audit_scope(
+        report::audit_accounts(&config.enforce_groups)?,
+        config.audit_min_uid,
+        &report::group_members(&config.enforce_groups)?,
+        &report::group_members(&config.audit_exclude_groups)?,
+    );
     let store = store::open(&config);
     if let Some(fleet) = store.as_fleet() {
         // Fleet mode: also every account the store has an enrollment for.

@@ -483,45 +483,58 @@ pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
     Ok(out)
 }
 
+/// A group as `audit_scope` needs it: its gid and its listed members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMembers {
+    pub gid: Gid,
+    pub members: Vec<String>,
+}
+
+impl GroupMembers {
+    fn has(&self, a: &Account) -> bool {
+        a.gid == self.gid || self.members.contains(&a.name)
+    }
+}
+
+/// Looks the named groups up (the system's part of [`audit_scope`]).
+pub fn group_members(names: &[String]) -> Result<Vec<GroupMembers>, String> {
+    names
+        .iter()
+        .map(|name| {
+            let g = nix::unistd::Group::from_name(name)
+                .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
+                .ok_or_else(|| format!("group \"{name}\" does not exist"))?;
+            Ok(GroupMembers {
+                gid: Gid::from_raw(g.gid.as_raw()),
+                members: g.mem,
+            })
+        })
+        .collect()
+}
+
 /// Which of `accounts` `otpgate audit` lists: root, every account whose
-/// uid is at least `audit_min_uid`, and every member of `enforce_groups`
-/// (they must use a second factor whatever their uid); never a member of
-/// `audit_exclude_groups`. The names left out come back too, so the
-/// report can say how many and why.
+/// uid is at least `min_uid`, and every member of `enforced` (the config's
+/// `enforce_groups`: they must use a second factor whatever their uid);
+/// never a member of `excluded` (`audit_exclude_groups`). The names left
+/// out come back too, so the report can say how many and why.
 pub fn audit_scope(
     accounts: Vec<Account>,
-    config: &crate::config::Config,
-) -> Result<(Vec<Account>, Vec<String>), String> {
-    let members = |names: &[String]| -> Result<Vec<(Gid, Vec<String>)>, String> {
-        names
-            .iter()
-            .map(|name| {
-                let g = nix::unistd::Group::from_name(name)
-                    .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
-                    .ok_or_else(|| format!("group \"{name}\" does not exist"))?;
-                Ok((Gid::from_raw(g.gid.as_raw()), g.mem))
-            })
-            .collect()
-    };
-    let in_any = |a: &Account, groups: &[(Gid, Vec<String>)]| {
-        groups
-            .iter()
-            .any(|(gid, mem)| a.gid == *gid || mem.contains(&a.name))
-    };
-    let enforced = members(&config.enforce_groups)?;
-    let excluded = members(&config.audit_exclude_groups)?;
+    min_uid: u32,
+    enforced: &[GroupMembers],
+    excluded: &[GroupMembers],
+) -> (Vec<Account>, Vec<String>) {
     let (mut kept, mut left) = (Vec::new(), Vec::new());
     for a in accounts {
         let uid = a.uid.as_raw();
-        let listed = !in_any(&a, &excluded)
-            && (uid == 0 || uid >= config.audit_min_uid || in_any(&a, &enforced));
+        let listed = !excluded.iter().any(|g| g.has(&a))
+            && (uid == 0 || uid >= min_uid || enforced.iter().any(|g| g.has(&a)));
         if listed {
             kept.push(a);
         } else {
             left.push(a.name);
         }
     }
-    Ok((kept, left))
+    (kept, left)
 }
 
 /// Local accounts that can log in: a shell listed in /etc/shells.
@@ -614,5 +627,35 @@ mod tests {
         let r = user_report(&store, &root, at);
         assert!(!r.enrolled);
         assert!(r.to_text().contains("otpgate enroll"));
+    }
+
+    #[test]
+    fn audit_lists_root_people_and_enforced_members_never_excluded_ones() {
+        let acct = |name: &str, uid: u32, gid: u32| Account {
+            name: name.into(),
+            uid: Uid::from_raw(uid),
+            gid: Gid::from_raw(gid),
+            home: "/nonexistent".into(),
+            shell: "/bin/sh".into(),
+        };
+        let accounts = vec![
+            acct("root", 0, 0),
+            acct("postgres", 110, 118),
+            acct("alice", 1000, 1000),
+            acct("backup", 120, 120),
+            acct("svc", 1500, 1500),
+        ];
+        let admins = GroupMembers {
+            gid: Gid::from_raw(900),
+            members: vec!["backup".into()],
+        };
+        let services = GroupMembers {
+            gid: Gid::from_raw(1500),
+            members: vec![],
+        };
+        let (kept, left) = audit_scope(accounts, 1000, &[admins], &[services]);
+        let names: Vec<&str> = kept.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["root", "alice", "backup"]);
+        assert_eq!(left, ["postgres", "svc"]);
     }
 }
