@@ -60,14 +60,7 @@ impl Postgres {
     }
 
     fn start_with(tls: bool) -> Self {
-        let dir = PathBuf::from(format!("/tmp/otpgate-pg-{}", crate::unique("p")));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let socket_dir = dir.join("sock");
-        std::fs::create_dir_all(&socket_dir).unwrap();
-        chown_postgres(&dir);
-        chown_postgres(&socket_dir);
+        let (dir, socket_dir) = cluster_dir("p");
         let pwfile = dir.join("pw");
         std::fs::write(&pwfile, "superpw\n").unwrap();
         chown_postgres(&pwfile);
@@ -247,6 +240,18 @@ impl Postgres {
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
             .unwrap_or(0)
     }
+}
+
+/// A new cluster's directory and its socket directory, both postgres's.
+fn cluster_dir(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = PathBuf::from(format!("/tmp/otpgate-pg-{}", crate::unique(tag)));
+    let _ = std::fs::remove_dir_all(&dir);
+    let socket_dir = dir.join("sock");
+    std::fs::create_dir_all(&socket_dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown_postgres(&dir);
+    chown_postgres(&socket_dir);
+    (dir, socket_dir)
 }
 
 fn chown_postgres(path: &Path) {
@@ -777,12 +782,7 @@ impl Postgres {
     /// port and socket directory, running; this server then waits for it
     /// on every commit (`synchronous_standby_names = '*'`).
     pub fn start_standby(&self) -> Postgres {
-        let dir = PathBuf::from(format!("/tmp/otpgate-pg-{}", crate::unique("s")));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("sock")).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        chown_postgres(&dir);
-        chown_postgres(&dir.join("sock"));
+        let (dir, socket_dir) = cluster_dir("s");
         let data = dir.join("data");
         let out = as_postgres(&pg_bin("pg_basebackup"))
             .arg("-h")
@@ -808,7 +808,6 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = crate::sshd::free_port();
-        let socket_dir = dir.join("sock");
         // Later lines win over the primary's settings copied with the data.
         let mut conf = std::fs::OpenOptions::new()
             .append(true)

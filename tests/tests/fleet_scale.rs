@@ -155,13 +155,23 @@ for {{set i 0}} {{$i < 40}} {{incr i}} {{
     cmd.arg("-c").arg(&script);
     w.pam_env(&mut cmd, T0);
     let _pam = pam_lock();
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    // Stopped (with its 40 pamtesters, on its terminals) if an assertion
+    // below fails: never left waiting.
+    struct Expect(std::process::Child);
+    impl Drop for Expect {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Expect(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert_eq!(line.trim(), "ALL-WAITING", "{line}");
@@ -180,10 +190,10 @@ for {{set i 0}} {{$i < 40}} {{incr i}} {{
     run.assert_ok();
     assert!(start.elapsed() < Duration::from_secs(10));
     // The waiting ones are decided too, each by its answer.
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    std::io::Write::write_all(child.0.stdin.as_mut().unwrap(), b"go\n").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
-    child.wait().unwrap();
+    child.0.wait().unwrap();
     assert!(rest.contains("RESULT 0 0\n"), "the right code: {rest}");
     assert_eq!(rest.matches(" 1\n").count(), 39, "the wrong ones: {rest}");
 }
