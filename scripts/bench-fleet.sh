@@ -201,18 +201,22 @@ done
     || { echo "privacyIDEA did not run; its logs:" >&2; tail -n 20 "$PI/setup.log" "$PI/gunicorn.log" >&2; }
 kill "$(cat "$PI/gunicorn.pid")" 2>/dev/null || true
 
-# The database's own limit: the statements of one login (read the
-# enrollment, read the state, one conditional update), as pgbench runs
-# them. Last: its updates leave the states without a valid MAC.
+# The database's own limit: the statements of one login — its first
+# request reads the enrollment and the state in one statement, its last
+# writes the state by compare-and-set — as pgbench runs them, in the
+# extended protocol with unnamed statements as otpgated sends them (and,
+# for comparison, in the simple protocol). Last: its updates leave the
+# states without a valid MAC.
 cat > "$B/login.sql" <<SQL
 \set n random(0, 63)
-SELECT enrollment_id, nonce, sealed, counter, removed FROM otpgate_enrollments WHERE user_name = '$PREFIX' || :n;
-SELECT version, state, mac FROM otpgate_states WHERE user_name = '$PREFIX' || :n;
+SELECT e.enrollment_id, e.nonce, e.sealed, e.counter, e.removed, s.version, s.state, s.mac FROM (SELECT '$PREFIX' || :n AS user_name) AS q LEFT JOIN otpgate_enrollments e ON e.user_name = q.user_name LEFT JOIN otpgate_states s ON s.user_name = q.user_name;
 UPDATE otpgate_states SET version = version + 1, updated_at = now() WHERE user_name = '$PREFIX' || :n AND version = version;
 SQL
 chmod 644 "$B/login.sql"
-for c in 8 64; do
-    tps=$(runuser -u postgres -- "$PG/pgbench" -h "$B/sock" -U otpgate -n -f "$B/login.sql" -c "$c" -j 2 -T 10 otpgate 2>/dev/null \
-        | awk '/^tps/ {print int($3)}' | tail -n1)
-    echo "pgbench login-statements clients=$c logins_per_s=$tps"
+for mode in extended simple; do
+    for c in 8 64; do
+        tps=$(runuser -u postgres -- "$PG/pgbench" -h "$B/sock" -U otpgate -n -M "$mode" -f "$B/login.sql" -c "$c" -j 2 -T 10 otpgate 2>/dev/null \
+            | awk '/^tps/ {print int($3)}' | tail -n1)
+        echo "pgbench login-statements protocol=$mode clients=$c logins_per_s=$tps"
+    done
 done

@@ -486,6 +486,46 @@ impl Db {
         .await
     }
 
+    /// `user`'s enrollment row and login state in one statement (a login's
+    /// first request: one round trip to the database instead of two).
+    pub async fn load_for_login(
+        &self,
+        user: &str,
+    ) -> Result<(Option<SealedRow>, Option<StateRow>), DbError> {
+        let user = user.to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let r = c
+                    .query_typed_one(
+                        "SELECT e.enrollment_id, e.nonce, e.sealed, e.counter, e.removed,
+                                s.version, s.state, s.mac
+                         FROM (SELECT $1::text AS user_name) AS q
+                         LEFT JOIN otpgate_enrollments e ON e.user_name = q.user_name
+                         LEFT JOIN otpgate_states s ON s.user_name = q.user_name",
+                        &[(&user, Type::TEXT)],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                let counter: Option<i64> = r.get(3);
+                let enrollment = counter.map(|counter| SealedRow {
+                    id: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                    nonce: r.get::<_, Option<Vec<u8>>>(1).unwrap_or_default(),
+                    sealed: r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
+                    counter: counter_of(counter),
+                    removed: r.get::<_, Option<bool>>(4).unwrap_or_default(),
+                });
+                let version: Option<i64> = r.get(5);
+                let state = version.map(|version| StateRow {
+                    version: counter_of(version),
+                    state: r.get::<_, Option<String>>(6).unwrap_or_default(),
+                    mac: r.get(7),
+                });
+                Ok((enrollment, state))
+            })
+        })
+        .await
+    }
+
     /// Compare-and-set of `user`'s enrollment row: written only if the row
     /// still has counter `expected` (`None`: there is no row yet).
     pub async fn write_row(

@@ -367,19 +367,17 @@ fn refused(service: &Service, stale: &Stale) -> Response {
     Response::error(ErrorKind::Corrupt, stale.to_string())
 }
 
-/// What this daemon has seen of `user` (failing closed).
-fn seen(service: &Service, user: &str) -> Result<Seen, Response> {
-    service
-        .memory
-        .seen(user)
-        .map_err(|why| memory_failed(service, &why))
+/// What this daemon has seen of `user`.
+fn seen(service: &Service, user: &str) -> Seen {
+    service.memory.seen(user)
 }
 
 /// Raises what this daemon has seen of `user` (failing closed).
-fn remember(service: &Service, user: &str, seen: Seen) -> Result<(), Response> {
+async fn remember(service: &Service, user: &str, seen: Seen) -> Result<(), Response> {
     service
         .memory
         .raise(user, seen)
+        .await
         .map_err(|why| memory_failed(service, &why))
 }
 
@@ -400,25 +398,48 @@ fn now_micros() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// An enrollment row and its opened text (`None` for a removal record).
+type Believed = (SealedRow, Option<Zeroizing<String>>);
+
 /// `user`'s enrollment row, believed: it opens under its own binding
 /// (account, id, counter, removed), and it is not older than — nor
 /// missing though this daemon has seen — a row of the account. The
 /// enrollment's text is `None` for a removal record.
-async fn believed_row(
-    service: &Service,
-    user: &str,
-) -> Result<Option<(SealedRow, Option<Zeroizing<String>>)>, Response> {
+async fn believed_row(service: &Service, user: &str) -> Result<Option<Believed>, Response> {
     // What was seen is taken *before* the row is read: the memory is raised
     // only after the database holds that counter, and counters there only
     // grow, so a row read afterwards is older only if it was written back.
     // (Read after the row, a newer write by a parallel request in between
     // would look like a rollback.)
-    let seen = seen(service, user)?;
+    let seen = seen(service, user);
     let row = service
         .db
         .load(user)
         .await
         .map_err(|e| unavailable(service, &e))?;
+    let row = believe_row(service, user, seen, row)?;
+    if let Some((row, _)) = &row {
+        remember(
+            service,
+            user,
+            Seen {
+                enrollment: row.counter,
+                state: 0,
+            },
+        )
+        .await?;
+    }
+    Ok(row)
+}
+
+/// Checks an enrollment row read after `seen` was taken (see
+/// [`believed_row`]) and opens it.
+fn believe_row(
+    service: &Service,
+    user: &str,
+    seen: Seen,
+    row: Option<SealedRow>,
+) -> Result<Option<Believed>, Response> {
     freshness::check(
         user,
         Row::Enrollment,
@@ -445,14 +466,6 @@ async fn believed_row(
         let text = String::from_utf8(plain.to_vec()).map_err(|_| corrupt(user, "not UTF-8"))?;
         Some(Zeroizing::new(text))
     };
-    remember(
-        service,
-        user,
-        Seen {
-            enrollment: row.counter,
-            state: 0,
-        },
-    )?;
     Ok(Some((row, text)))
 }
 
@@ -500,7 +513,7 @@ async fn write_enrollment(
         if enrollment.is_none() && !had {
             return Ok(false);
         }
-        let seen = seen(service, user)?;
+        let seen = seen(service, user);
         let previous = current.as_ref().map(|(r, _)| r.counter);
         let counter = freshness::next_counter(previous.unwrap_or(0), seen.enrollment, now_micros());
         let (id, plain, summary) = match enrollment {
@@ -542,7 +555,8 @@ async fn write_enrollment(
                     enrollment: counter,
                     state: 0,
                 },
-            )?;
+            )
+            .await?;
             return Ok(had);
         }
     }
@@ -559,12 +573,34 @@ async fn write_enrollment(
 /// account.
 async fn believed_state(service: &Service, user: &str) -> Result<Option<StateRow>, Response> {
     // Seen before the row is read (see `believed_row`).
-    let seen = seen(service, user)?;
+    let seen = seen(service, user);
     let row = service
         .db
         .read_state(user)
         .await
         .map_err(|e| unavailable(service, &e))?;
+    let row = believe_state(service, user, seen, row)?;
+    if let Some(row) = &row {
+        remember(
+            service,
+            user,
+            Seen {
+                enrollment: 0,
+                state: row.version,
+            },
+        )
+        .await?;
+    }
+    Ok(row)
+}
+
+/// Checks a state row read after `seen` was taken.
+fn believe_state(
+    service: &Service,
+    user: &str,
+    seen: Seen,
+    row: Option<StateRow>,
+) -> Result<Option<StateRow>, Response> {
     freshness::check(
         user,
         Row::State,
@@ -591,15 +627,35 @@ async fn believed_state(service: &Service, user: &str) -> Result<Option<StateRow
             .line(Level::Err, &format!("refused the fleet store: {why}"));
         return Err(Response::error(ErrorKind::Corrupt, why));
     }
+    Ok(Some(row))
+}
+
+/// A login's first request: the enrollment and the login state, both
+/// believed, read in one statement.
+async fn load_for_login(service: &Service, user: &str) -> Result<Response, Response> {
+    let seen = seen(service, user);
+    let (row, state) = service
+        .db
+        .load_for_login(user)
+        .await
+        .map_err(|e| unavailable(service, &e))?;
+    let row = believe_row(service, user, seen, row)?;
+    let state = believe_state(service, user, seen, state)?;
     remember(
         service,
         user,
         Seen {
-            enrollment: 0,
-            state: row.version,
+            enrollment: row.as_ref().map_or(0, |(r, _)| r.counter),
+            state: state.as_ref().map_or(0, |s| s.version),
         },
-    )?;
-    Ok(Some(row))
+    )
+    .await?;
+    Ok(Response::Login {
+        removed: row.as_ref().is_some_and(|(_, text)| text.is_none()),
+        enrollment: row.and_then(|(_, text)| text),
+        version: state.as_ref().map_or(0, |s| s.version),
+        state: state.map(|s| s.state),
+    })
 }
 
 /// Compare-and-set of `user`'s state from `version` to `version + 1`, MACed.
@@ -609,7 +665,7 @@ async fn write_state(
     version: u64,
     state: String,
 ) -> Result<bool, Response> {
-    let seen = seen(service, user)?;
+    let seen = seen(service, user);
     if version < seen.state {
         // Read before a newer state this daemon has seen: decide again.
         return Ok(false);
@@ -634,7 +690,8 @@ async fn write_state(
                 enrollment: 0,
                 state: next,
             },
-        )?;
+        )
+        .await?;
     }
     Ok(written)
 }
@@ -652,7 +709,7 @@ async fn forget_state(service: &Service, user: &str) -> Result<bool, Response> {
             .read_state(user)
             .await
             .map_err(|e| unavailable(service, &e))?;
-        let seen = seen(service, user)?;
+        let seen = seen(service, user);
         if row.is_none() && seen.state == 0 {
             return Ok(false);
         }
@@ -680,7 +737,8 @@ async fn forget_state(service: &Service, user: &str) -> Result<bool, Response> {
                     enrollment: 0,
                     state: next,
                 },
-            )?;
+            )
+            .await?;
             return Ok(row.is_some());
         }
     }
@@ -768,12 +826,6 @@ fn check_state(text: &str, repair: bool) -> Result<UserState, Response> {
 /// `otpgate accept-restore`: what the store holds now becomes what this
 /// daemon has seen, for `user` or every account.
 async fn accept_restore(service: &Service, user: Option<&str>) -> Result<u64, Response> {
-    let set = |name: &str, seen: Seen| {
-        service
-            .memory
-            .set(name, seen)
-            .map_err(|why| memory_failed(service, &why))
-    };
     match user {
         Some(user) => {
             let row = service
@@ -786,13 +838,15 @@ async fn accept_restore(service: &Service, user: Option<&str>) -> Result<u64, Re
                 .read_state(user)
                 .await
                 .map_err(|e| unavailable(service, &e))?;
-            set(
-                user,
-                Seen {
-                    enrollment: row.map_or(0, |r| r.counter),
-                    state: state.map_or(0, |s| s.version),
-                },
-            )?;
+            let seen = Seen {
+                enrollment: row.map_or(0, |r| r.counter),
+                state: state.map_or(0, |s| s.version),
+            };
+            service
+                .memory
+                .set(user, seen)
+                .await
+                .map_err(|why| memory_failed(service, &why))?;
             Ok(1)
         }
         None => {
@@ -801,19 +855,21 @@ async fn accept_restore(service: &Service, user: Option<&str>) -> Result<u64, Re
                 .counters()
                 .await
                 .map_err(|e| unavailable(service, &e))?;
-            service
-                .memory
-                .forget_all()
-                .map_err(|why| memory_failed(service, &why))?;
-            for (name, enrollment, state) in &all {
-                set(
-                    name,
-                    Seen {
+            let seen: Vec<(String, Seen)> = all
+                .iter()
+                .map(|(name, enrollment, state)| {
+                    let seen = Seen {
                         enrollment: *enrollment,
                         state: *state,
-                    },
-                )?;
-            }
+                    };
+                    (name.clone(), seen)
+                })
+                .collect();
+            service
+                .memory
+                .replace_all(&seen)
+                .await
+                .map_err(|why| memory_failed(service, &why))?;
             Ok(all.len() as u64)
         }
     }
@@ -830,6 +886,7 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
                 Response::Ok
             }
             Request::Load { user } => load_answer(service, &user).await?,
+            Request::LoadForLogin { user } => load_for_login(service, &user).await?,
             Request::Save { user, enrollment } => {
                 let parsed = checked_enrollment(&enrollment)?;
                 write_enrollment(service, &user, Some((&parsed, &enrollment))).await?;

@@ -241,7 +241,7 @@ fn install_enable_remove_purge_keep_pam_working() {
     // (/lib/x86_64-linux-gnu/security), so dpkg has no second path for it
     // to warn about.
     // What a fleet daemon remembered (systemd's StateDirectory) goes too.
-    ok("install -d -m 0700 /var/lib/otpgated && touch /var/lib/otpgated/alice.seen");
+    ok("install -d -m 0700 /var/lib/otpgated && touch /var/lib/otpgated/seen.log");
     // A file the administrator added (fleet mode's key) is kept and named.
     ok("(umask 077 && echo key > /etc/otpgate/secret.key)");
     let purge = sh("dpkg -P otpgate 2>&1");

@@ -86,7 +86,9 @@ pub fn decide(
             "only root may record a login decision (the PAM module runs as root in sshd, sudo and login)"
                 .into(),
         ),
-        Request::Load { user } | Request::ReadState { user } => own(user, &|_| Decision::Allow),
+        Request::Load { user }
+        | Request::LoadForLogin { user }
+        | Request::ReadState { user } => own(user, &|_| Decision::Allow),
         Request::Prove { user, .. } => own(user, &|_| {
             if session.failed_proofs >= PROVE_TRIES {
                 Decision::Deny(format!(

@@ -35,6 +35,9 @@ pub enum Request {
     Ping,
     /// The user's enrollment.
     Load { user: String },
+    /// The user's enrollment and login state together: a login's first
+    /// request (one round trip instead of two).
+    LoadForLogin { user: String },
     /// Creates or replaces the user's enrollment (its file format, as text).
     Save {
         user: String,
@@ -84,6 +87,7 @@ impl Request {
             Self::Ping | Self::List => None,
             Self::AcceptRestore { user } => user.as_deref(),
             Self::Load { user }
+            | Self::LoadForLogin { user }
             | Self::Save { user, .. }
             | Self::Remove { user }
             | Self::ReadState { user }
@@ -99,6 +103,7 @@ impl Request {
         match self {
             Self::Ping => "ping",
             Self::Load { .. } => "load",
+            Self::LoadForLogin { .. } => "load_for_login",
             Self::Save { .. } => "save",
             Self::Remove { .. } => "remove",
             Self::ReadState { .. } => "read_state",
@@ -156,6 +161,13 @@ pub enum Response {
         removed: bool,
     },
     State {
+        version: u64,
+        state: Option<String>,
+    },
+    /// The answer to `LoadForLogin`: `Enrollment` and `State` in one.
+    Login {
+        enrollment: Option<Zeroizing<String>>,
+        removed: bool,
         version: u64,
         state: Option<String>,
     },

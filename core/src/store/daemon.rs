@@ -45,6 +45,17 @@ pub struct DaemonStore {
     /// saves on one connection); a login does not: a user thinking at the
     /// prompt must hold no connection to the daemon.
     keep: bool,
+    /// A login's state as last read or written (its first request reads
+    /// the enrollment and the state together). The first compare-and-set
+    /// of the login is tried on it; a lost race reads afresh.
+    snapshot: Mutex<Option<Snapshot>>,
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    user: String,
+    version: u64,
+    state: UserState,
 }
 
 impl DaemonStore {
@@ -55,6 +66,7 @@ impl DaemonStore {
             conn: Mutex::new(None),
             files: FileStore::new(config),
             keep: true,
+            snapshot: Mutex::new(None),
         }
     }
 
@@ -188,23 +200,51 @@ impl DaemonStore {
             user: account.name.clone(),
         };
         match self.call(&request, deadline)? {
-            Response::State {
-                version,
-                state: Some(text),
-            } => {
-                let state = UserState::parse(text.as_bytes()).map_err(|why| {
-                    StoreError::Unavailable(format!(
-                        "the fleet store's login state of {} is corrupt ({why}); run `otpgate reset --user {}`",
-                        account.name, account.name
-                    ))
-                })?;
-                Ok((version, state))
-            }
-            Response::State {
-                version,
-                state: None,
-            } => Ok((version, UserState::default())),
+            Response::State { version, state } => Ok((version, parse_state(account, state)?)),
             _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    fn snapshot(&self) -> std::sync::MutexGuard<'_, Option<Snapshot>> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The login's state as last read or written, if it is `account`'s.
+    fn snapshot_of(&self, account: &Account) -> Option<(u64, UserState)> {
+        self.snapshot()
+            .as_ref()
+            .filter(|s| s.user == account.name)
+            .map(|s| (s.version, s.state.clone()))
+    }
+
+    fn keep_snapshot(&self, account: &Account, version: u64, state: UserState) {
+        if !self.keep {
+            *self.snapshot() = Some(Snapshot {
+                user: account.name.clone(),
+                version,
+                state,
+            });
+        }
+    }
+
+    /// The enrollment in a `Load`/`LoadForLogin` answer.
+    fn enrollment_of(
+        &self,
+        account: &Account,
+        enrollment: Option<Zeroizing<String>>,
+        removed: bool,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        match enrollment {
+            None if removed => Ok(None),
+            None => self.not_in_store(account),
+            Some(text) => Enrollment::parse(text.as_bytes())
+                .map(Some)
+                .map_err(|error| StoreError::Format {
+                    path: PathBuf::from(format!("fleet store: {}", account.name)),
+                    error,
+                }),
         }
     }
 
@@ -215,8 +255,12 @@ impl DaemonStore {
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StoreError> {
         let deadline = self.deadline();
+        let mut known = self.snapshot_of(account);
         for _ in 0..MAX_RETRIES {
-            let (version, before) = self.read_state_before(account, deadline)?;
+            let (version, before) = match known.take() {
+                Some(snapshot) => snapshot,
+                None => self.read_state_before(account, deadline)?,
+            };
             let mut state = before.clone();
             decide(&mut state);
             if state == before {
@@ -237,7 +281,10 @@ impl DaemonStore {
                 repair,
             };
             match self.call(&request, deadline)? {
-                Response::Written { written: true } => return Ok(()),
+                Response::Written { written: true } => {
+                    self.keep_snapshot(account, version.saturating_add(1), state);
+                    return Ok(());
+                }
                 // Another login changed the state since it was read: decide again.
                 Response::Written { written: false } => continue,
                 _ => return Err(self.unexpected(&request)),
@@ -300,6 +347,19 @@ impl DaemonStore {
             _ => Err(self.unexpected(&Request::Ping)),
         }
     }
+}
+
+/// A state as the daemon sent it (`None`: there is none yet).
+fn parse_state(account: &Account, text: Option<String>) -> Result<UserState, StoreError> {
+    let Some(text) = text else {
+        return Ok(UserState::default());
+    };
+    UserState::parse(text.as_bytes()).map_err(|why| {
+        StoreError::Unavailable(format!(
+            "the fleet store's login state of {} is corrupt ({why}); run `otpgate reset --user {}`",
+            account.name, account.name
+        ))
+    })
 }
 
 /// The connection to otpgated: a Unix stream socket driven by raw system
@@ -390,27 +450,31 @@ impl Store for DaemonStore {
     }
 
     fn load(&self, account: &Account) -> Result<Option<Enrollment>, StoreError> {
-        let request = Request::Load {
-            user: account.name.clone(),
-        };
+        let user = account.name.clone();
+        if self.keep {
+            let request = Request::Load { user };
+            return match self.one(&request)? {
+                Response::Enrollment {
+                    enrollment,
+                    removed,
+                } => self.enrollment_of(account, enrollment, removed),
+                _ => Err(self.unexpected(&request)),
+            };
+        }
+        // A login: the state comes with it, for the checks before the
+        // prompt and the first compare-and-set after it.
+        let request = Request::LoadForLogin { user };
         match self.one(&request)? {
-            Response::Enrollment {
-                enrollment: None,
-                removed: true,
-            } => Ok(None),
-            Response::Enrollment {
-                enrollment: None,
-                removed: false,
-            } => self.not_in_store(account),
-            Response::Enrollment {
-                enrollment: Some(text),
-                ..
-            } => Enrollment::parse(text.as_bytes())
-                .map(Some)
-                .map_err(|error| StoreError::Format {
-                    path: PathBuf::from(format!("fleet store: {}", account.name)),
-                    error,
-                }),
+            Response::Login {
+                enrollment,
+                removed,
+                version,
+                state,
+            } => {
+                let state = parse_state(account, state)?;
+                self.keep_snapshot(account, version, state);
+                self.enrollment_of(account, enrollment, removed)
+            }
             _ => Err(self.unexpected(&request)),
         }
     }
@@ -455,6 +519,9 @@ impl Store for DaemonStore {
     }
 
     fn read_state(&self, account: &Account) -> Result<UserState, StoreError> {
+        if let Some((_, state)) = self.snapshot_of(account) {
+            return Ok(state);
+        }
         self.read_state_before(account, self.deadline())
             .map(|(_, state)| state)
     }
