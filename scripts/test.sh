@@ -83,7 +83,7 @@ echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selectio
 with_progress "installing the test tools" apt_install build-essential pkg-config libpam0g-dev libpam-wrapper pamtester faketime \
     passwd util-linux oathtool expect zbar-tools librsvg2-bin libpam-google-authenticator \
     openssh-server openssh-client sudo lintian openvpn openssl libssl-dev postgresql systemd iproute2 \
-    python3-yubiotp postfix libnss-wrapper pgbouncer
+    python3-yubiotp postfix libnss-wrapper pgbouncer python3-prometheus-client prometheus
 leave_services_as_found
 find_cargo test.sh
 step "cargo-deb 3.8.0 (once, about 2 minutes; skipped when present)"

@@ -14,7 +14,7 @@
 //! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, what users type |
 //! | [`enrollment`] | the enrollment model, its versioned file format, devices, imports |
 //! | [`store`] | the seam where enrollments and login state live, and its engines |
-//! | [`fleet`] | fleet mode: otpgated's wire protocol and who may ask it what |
+//! | [`fleet`] | fleet mode: otpgated's wire protocol, who may ask it what, sealing, freshness, the login history's types |
 //! | [`sys`] | the OS boundary: link-free file access, atomic writes, locks, fs identity, accounts, clock |
 //! | [`admin`] | decisions behind the CLI's commands: who may change what, enrolling, reports |
 

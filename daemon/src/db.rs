@@ -5,6 +5,7 @@
 //! the database is back).
 
 use otpgate_core::config::conninfo::ConnInfo;
+use otpgate_core::fleet::history::{HistoryEntry, ServerEntry};
 use otpgate_core::fleet::seal::{Binding, Key};
 use std::time::Duration;
 use std::time::Instant;
@@ -49,6 +50,32 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         'otpgate: one row per account, never deleted; sealed = the enrollment (or, removed, a removal record) encrypted with secret_key_file, bound to user_name, enrollment_id, counter and removed; counter only grows';
     COMMENT ON TABLE otpgate_states IS
         'otpgate: login state per account, never deleted; mac = HMAC under a key derived from secret_key_file over user_name, version and state; written only by compare-and-set on version';",
+    ),
+    (
+        3,
+        "CREATE TABLE otpgate_logins (
+        id bigserial PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT now(),
+        user_name text NOT NULL,
+        server text NOT NULL,
+        service text NOT NULL,
+        method text,
+        result text NOT NULL,
+        rhost text
+    );
+    CREATE INDEX otpgate_logins_at ON otpgate_logins (at);
+    CREATE INDEX otpgate_logins_user_at ON otpgate_logins (user_name, at);
+    COMMENT ON TABLE otpgate_logins IS
+        'otpgate: one row per login decision (never a code or a secret), kept login_history_days; written and pruned by otpgated';
+    CREATE TABLE otpgate_servers (
+        name text PRIMARY KEY,
+        version text NOT NULL,
+        started timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL,
+        stopped boolean NOT NULL DEFAULT false
+    );
+    COMMENT ON TABLE otpgate_servers IS
+        'otpgate: one row per otpgated (server_name): its version, when it started and last reached the store, whether it stopped cleanly';",
     ),
 ];
 
@@ -881,4 +908,178 @@ impl Db {
         })
         .await
     }
+}
+
+/// One login decision as kept in the history.
+#[derive(Debug, Clone)]
+pub struct LoginRow {
+    pub user: String,
+    pub service: String,
+    pub method: Option<String>,
+    pub result: String,
+    pub rhost: Option<String>,
+}
+
+impl Db {
+    /// Adds login decisions to the history, all in one statement.
+    pub async fn record_logins(&self, server: &str, rows: &[LoginRow]) -> Result<(), DbError> {
+        let server = server.to_string();
+        let users: Vec<String> = rows.iter().map(|r| r.user.clone()).collect();
+        let services: Vec<String> = rows.iter().map(|r| r.service.clone()).collect();
+        let methods: Vec<Option<String>> = rows.iter().map(|r| r.method.clone()).collect();
+        let results: Vec<String> = rows.iter().map(|r| r.result.clone()).collect();
+        let rhosts: Vec<Option<String>> = rows.iter().map(|r| r.rhost.clone()).collect();
+        self.run(move |c| {
+            Box::pin(async move {
+                c.execute_typed(
+                    "INSERT INTO otpgate_logins (server, user_name, service, method, result, rhost)
+                     SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])",
+                    &[
+                        (&server, Type::TEXT),
+                        (&users, Type::TEXT_ARRAY),
+                        (&services, Type::TEXT_ARRAY),
+                        (&methods, Type::TEXT_ARRAY),
+                        (&results, Type::TEXT_ARRAY),
+                        (&rhosts, Type::TEXT_ARRAY),
+                    ],
+                )
+                .await
+                .map_err(query_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Removes history rows older than `days` days (0: all); how many.
+    pub async fn prune_logins(&self, days: u32) -> Result<u64, DbError> {
+        let days = i32::try_from(days).unwrap_or(i32::MAX);
+        self.run(move |c| {
+            Box::pin(async move {
+                c.execute_typed(
+                    "DELETE FROM otpgate_logins WHERE at < now() - make_interval(days => $1)",
+                    &[(&days, Type::INT4)],
+                )
+                .await
+                .map_err(query_error)
+            })
+        })
+        .await
+    }
+
+    /// The history, newest first: at most `limit` rows of `user` (or
+    /// everyone's) within the last `since` seconds (0: all).
+    pub async fn history(
+        &self,
+        user: Option<&str>,
+        since: u64,
+        limit: i64,
+    ) -> Result<Vec<HistoryEntry>, DbError> {
+        let user = user.map(str::to_string);
+        let since = to_sql(since)?;
+        self.run(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query_typed(
+                        "SELECT extract(epoch FROM at)::bigint, user_name, server, service, method, result, rhost
+                         FROM otpgate_logins
+                         WHERE ($1::text IS NULL OR user_name = $1)
+                           AND ($2::bigint = 0 OR at >= now() - make_interval(secs => $2::bigint::float8))
+                         ORDER BY at DESC, id DESC LIMIT $3",
+                        &[(&user, Type::TEXT), (&since, Type::INT8), (&limit, Type::INT8)],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| HistoryEntry {
+                        time: counter_of(r.get(0)),
+                        user: r.get(1),
+                        server: r.get(2),
+                        service: r.get(3),
+                        method: r.get(4),
+                        result: r.get(5),
+                        rhost: r.get(6),
+                    })
+                    .collect())
+            })
+        })
+        .await
+    }
+
+    /// Records that this server reached the store: `starting` sets its
+    /// start time and clears a stop; `stopping` marks a clean stop.
+    pub async fn heartbeat(&self, server: &str, beat: Beat) -> Result<(), DbError> {
+        let server = server.to_string();
+        let version = env!("CARGO_PKG_VERSION").to_string();
+        self.run(move |c| {
+            Box::pin(async move {
+                let sql = match beat {
+                    Beat::Starting => {
+                        "INSERT INTO otpgate_servers (name, version, started, last_seen, stopped)
+                         VALUES ($1, $2, now(), now(), false)
+                         ON CONFLICT (name) DO UPDATE SET version = $2, started = now(), last_seen = now(), stopped = false"
+                    }
+                    Beat::Alive => {
+                        "INSERT INTO otpgate_servers (name, version, started, last_seen, stopped)
+                         VALUES ($1, $2, now(), now(), false)
+                         ON CONFLICT (name) DO UPDATE SET version = $2, last_seen = now(), stopped = false"
+                    }
+                    Beat::Stopping => {
+                        "UPDATE otpgate_servers SET last_seen = now(), stopped = true WHERE name = $1 AND version = $2"
+                    }
+                };
+                c.execute_typed(sql, &[(&server, Type::TEXT), (&version, Type::TEXT)])
+                    .await
+                    .map_err(query_error)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Every server of the fleet, by name.
+    pub async fn servers(&self) -> Result<Vec<ServerEntry>, DbError> {
+        self.run(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query_typed(
+                        "SELECT name, version, extract(epoch FROM started)::bigint,
+                                extract(epoch FROM last_seen)::bigint,
+                                greatest(extract(epoch FROM now() - last_seen), 0)::bigint, stopped
+                         FROM otpgate_servers ORDER BY name",
+                        &[],
+                    )
+                    .await
+                    .map_err(query_error)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| ServerEntry {
+                        name: r.get(0),
+                        version: r.get(1),
+                        started: counter_of(r.get(2)),
+                        last_seen: counter_of(r.get(3)),
+                        seen_seconds_ago: counter_of(r.get(4)),
+                        stopped: r.get(5),
+                    })
+                    .collect())
+            })
+        })
+        .await
+    }
+
+    /// Connections in use and idle (for the metrics).
+    pub fn pool_usage(&self) -> (usize, usize) {
+        let in_use = self.size.saturating_sub(self.permits.available_permits());
+        let idle = self.idle.try_lock().map_or(0, |idle| idle.len());
+        (in_use, idle)
+    }
+}
+
+/// What [`Db::heartbeat`] records.
+#[derive(Debug, Clone, Copy)]
+pub enum Beat {
+    Starting,
+    Alive,
+    Stopping,
 }

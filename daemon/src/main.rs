@@ -11,8 +11,10 @@
 
 mod activation;
 mod db;
+mod history;
 mod log;
 mod memory;
+mod metrics;
 mod server;
 
 use clap::Parser;
@@ -219,6 +221,43 @@ async fn run(
             &format!("database unavailable at start (logins are denied until it is back): {e}"),
         );
     }
+    // The login history, the list of servers and the pruning, once the
+    // schema is there.
+    let keeper = Arc::clone(&service);
+    tokio::spawn(async move {
+        while keeper.ensure_schema().await.is_err() {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        let (db, log, history) = (&keeper.db, &keeper.log, &keeper.history);
+        tokio::join!(
+            history.write_forever(db, log),
+            history.prune_forever(db, log)
+        );
+    });
+    let beating = Arc::clone(&service);
+    tokio::spawn(async move { beating.heartbeat_forever().await });
+    match service.config.metrics_address() {
+        Ok(Some(addr)) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                service
+                    .log
+                    .line(Level::Info, &format!("metrics on http://{addr}/metrics"));
+                let scraped = Arc::clone(&service);
+                tokio::spawn(metrics::serve(listener, move || scraped.scrape()));
+            }
+            // Logins do not depend on the metrics: serve on without them.
+            Err(e) => service.log.line(
+                Level::Err,
+                &format!(
+                    "metrics_listen {addr}: cannot listen ({e}); serving logins without metrics"
+                ),
+            ),
+        },
+        Ok(None) => {}
+        Err(e) => service
+            .log
+            .line(Level::Err, &format!("metrics_listen: {e}")),
+    }
     // Idle database connections are closed after database_idle_timeout.
     let reaper = Arc::clone(&service);
     tokio::spawn(async move {
@@ -267,6 +306,14 @@ async fn run(
         _ = term.recv() => log.line(Level::Info, "stopping (SIGTERM)"),
         _ = tokio::signal::ctrl_c() => log.line(Level::Info, "stopping (SIGINT)"),
     }
+    // `otpgate audit --servers` then says "stopped", not "not seen".
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        service
+            .db
+            .heartbeat(&service.history.server, db::Beat::Stopping),
+    )
+    .await;
     ExitCode::SUCCESS
 }
 

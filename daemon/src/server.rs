@@ -6,14 +6,17 @@
 //! own connection: it gets an error and is closed; every other connection
 //! is served on.
 
-use crate::db::{Db, DbError, SealedRow, StateRow, Summary};
+use crate::db::{Beat, Db, DbError, SealedRow, StateRow, Summary};
+use crate::history::History;
 use crate::log::{Level, Log};
 use crate::memory::Memory;
+use crate::metrics::{self, Metrics};
 use otpgate_core::config::Config;
 use otpgate_core::enrollment::devices::MAX_DEVICES;
 use otpgate_core::enrollment::{Enrollment, MAX_FILE_SIZE};
 use otpgate_core::fleet::access::{self, Caller, Decision, Session};
 use otpgate_core::fleet::freshness::{self, Row, Seen, Stale};
+use otpgate_core::fleet::history::HEARTBEAT_SECONDS;
 use otpgate_core::fleet::protocol::{
     self, ErrorKind, FrameError, HEADER_LEN, Imported, Request, Response,
 };
@@ -33,6 +36,8 @@ const IDLE: Duration = Duration::from_secs(300);
 /// How long the rest of a frame may take once its first byte came, and a
 /// response may take to be taken.
 const FRAME_DEADLINE: Duration = Duration::from_secs(10);
+/// The most history rows one answer carries (the newest).
+const HISTORY_ROWS: i64 = 1000;
 /// Connections one non-root uid may hold at once (root: unlimited, it is
 /// the login path).
 const PER_USER_CONNECTIONS: usize = 8;
@@ -44,6 +49,9 @@ pub struct Service {
     pub log: Log,
     /// The newest rows this daemon has seen, per account.
     pub memory: Memory,
+    /// Login decisions waiting to be written to the history.
+    pub history: History,
+    pub metrics: Metrics,
     schema_ready: AtomicBool,
     database_up: AtomicBool,
     per_uid: Mutex<HashMap<u32, usize>>,
@@ -51,12 +59,16 @@ pub struct Service {
 
 impl Service {
     pub fn new(db: Db, key: Key, config: Config, log: Log, memory: Memory) -> Self {
+        let server = crate::history::server_name(&config.server_name);
+        let history = History::new(server, config.login_history_days);
         Self {
             db,
             key,
             config,
             log,
             memory,
+            history,
+            metrics: Metrics::default(),
             schema_ready: AtomicBool::new(false),
             database_up: AtomicBool::new(true),
             per_uid: Mutex::new(HashMap::new()),
@@ -77,6 +89,53 @@ impl Service {
         }
         self.schema_ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The metrics as a scrape sees them now.
+    pub fn scrape(&self) -> String {
+        let (pool_in_use, pool_idle) = self.db.pool_usage();
+        self.metrics.render(&metrics::Now {
+            store_up: self.database_up.load(Ordering::Acquire),
+            pool_in_use,
+            pool_idle,
+            pool_size: self.config.database_pool_size as usize,
+            history_dropped: self.history.dropped.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Every [`HEARTBEAT_SECONDS`]: records in the list of servers that
+    /// this one reached the store (the first time as its start), and
+    /// notes whether the database answered — so `otpgate_store_up` turns
+    /// 0 within a heartbeat of the database going away, logins or not.
+    pub async fn heartbeat_forever(&self) {
+        let mut beat = Beat::Starting;
+        let mut warned = false;
+        loop {
+            let done = match self.ensure_schema().await {
+                Ok(()) => self.db.heartbeat(&self.history.server, beat).await,
+                Err(e) => Err(e),
+            };
+            match done {
+                Ok(()) => {
+                    self.note_database(true, "");
+                    beat = Beat::Alive;
+                    warned = false;
+                }
+                Err(DbError::Unavailable(why)) => self.note_database(false, &why),
+                Err(e) if !warned => {
+                    self.log.line(
+                        Level::Warning,
+                        &format!(
+                            "servers: cannot record that {} is up: {e}",
+                            self.history.server
+                        ),
+                    );
+                    warned = true;
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(Duration::from_secs(HEARTBEAT_SECONDS)).await;
+        }
     }
 
     /// Logs when the database goes away and when it is back (once each).
@@ -207,6 +266,10 @@ async fn connection(service: Arc<Service>, mut stream: UnixStream) {
             }
         };
         let response = handle(&service, caller, uid, &mut session, request).await;
+        service.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        if let Response::Error { kind, .. } = &response {
+            service.metrics.refused(*kind);
+        }
         if send(&mut stream, &response).await.is_err() {
             return;
         }
@@ -295,6 +358,16 @@ async fn handle(
     let decision = access::decide(caller, &request, owner, session);
     if let Decision::Deny(why) = decision {
         return deny(why);
+    }
+    // Kept in memory and written later: never waits for the database.
+    if let Request::Record { events, micros } = request {
+        let events: Vec<_> = events
+            .into_iter()
+            .take(otpgate_core::fleet::history::MAX_EVENTS)
+            .collect();
+        service.metrics.login(&events, micros);
+        service.history.add(events);
+        return Response::Ok;
     }
     if let Err(e) = service.ensure_schema().await {
         return unavailable(service, &e);
@@ -887,6 +960,20 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
             }
             Request::Load { user } => load_answer(service, &user).await?,
             Request::LoadForLogin { user } => load_for_login(service, &user).await?,
+            Request::History { user, since } => {
+                let mut entries = db
+                    .history(user.as_deref(), since, HISTORY_ROWS + 1)
+                    .await
+                    .map_err(|e| unavailable(service, &e))?;
+                let more = entries.len() > HISTORY_ROWS as usize;
+                entries.truncate(HISTORY_ROWS as usize);
+                Response::History { entries, more }
+            }
+            Request::Servers => Response::Servers {
+                servers: db.servers().await.map_err(|e| unavailable(service, &e))?,
+            },
+            // Answered in `handle` before the database is asked.
+            Request::Record { .. } => Response::Ok,
             Request::Save { user, enrollment } => {
                 let parsed = checked_enrollment(&enrollment)?;
                 write_enrollment(service, &user, Some((&parsed, &enrollment))).await?;

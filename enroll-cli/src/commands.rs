@@ -7,10 +7,21 @@ use otpgate_core::admin::escape::for_terminal;
 use otpgate_core::admin::report::{self, UserReport};
 use otpgate_core::admin::{self, Caller, import, unlock};
 use otpgate_core::config::Source;
+use otpgate_core::fleet::history;
 use otpgate_core::otp::recovery;
+use otpgate_core::store::daemon::DaemonStore;
 use otpgate_core::store::{self, StoreExt};
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
+
+/// Prints `value` as pretty JSON (`--json`).
+fn print_json(value: &impl serde::Serialize) -> fail::Result<()> {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
 
 fn require_root(caller: &Caller, what: &str) -> fail::Result<()> {
     Ok(caller.require_root(what)?)
@@ -188,11 +199,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
         r.apply_methods(&config);
     }
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
-        );
-        return Ok(());
+        return print_json(&rows);
     }
     // One write for the whole table (stdout is line-buffered: a write per
     // line is a system call per account).
@@ -261,6 +268,151 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
             shown.join(", ")
         );
     }
+    out!("{table}");
+    Ok(())
+}
+
+/// The fleet engine of `config`, or an error saying these views need it.
+fn fleet_only(config: &otpgate_core::config::Config, what: &str) -> fail::Result<DaemonStore> {
+    if config.store != otpgate_core::config::StoreKind::Postgresql {
+        return Err(format!(
+            "{what} is kept only in fleet mode (store = \"postgresql\"); on a single server, \
+             read the auth log instead (`journalctl -t otpgate` or /var/log/auth.log)"
+        )
+        .into());
+    }
+    Ok(DaemonStore::new(config))
+}
+
+pub fn audit_logins(
+    config_path: Option<&Path>,
+    user: Option<&str>,
+    since: Option<&str>,
+    json: bool,
+) -> fail::Result<()> {
+    let caller = Caller::current()?;
+    let config = admin::load_config(config_path)?;
+    // Root may ask for any name (the history holds refused unknown ones
+    // too); anyone else for their own only.
+    let user = match (caller.is_root(), user) {
+        (true, Some(name)) => {
+            otpgate_core::sys::paths::check_user_name(name)
+                .map_err(|e| format!("--user {name:?}: {e}"))?;
+            Some(name.to_string())
+        }
+        (true, None) => None,
+        (false, name) => {
+            Some(admin::target_account(&caller, name, "read the login history of")?.name)
+        }
+    };
+    let since = since.map(history::parse_duration).transpose()?.unwrap_or(0);
+    let fleet = fleet_only(&config, "the login history")?;
+    let (entries, more) = fleet
+        .history(user.as_deref(), since)
+        .map_err(|e| e.to_string())?;
+    if json {
+        return print_json(&entries);
+    }
+    use std::fmt::Write as _;
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<24} {:<16} {:<16} {:<10} {:<11} {:<12} FROM",
+        "TIME", "USER", "SERVER", "SERVICE", "METHOD", "RESULT"
+    );
+    for e in &entries {
+        let _ = writeln!(
+            table,
+            "{:<24} {:<16} {:<16} {:<10} {:<11} {:<12} {}",
+            format_utc(e.time),
+            for_terminal(&e.user),
+            for_terminal(&e.server),
+            for_terminal(&e.service),
+            for_terminal(e.method.as_deref().unwrap_or("-")),
+            for_terminal(&e.result),
+            for_terminal(e.rhost.as_deref().unwrap_or("-")),
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\n{} login decision(s), newest first.",
+        entries.len()
+    );
+    if more {
+        let _ = writeln!(
+            table,
+            "Only the newest {} are shown; narrow with --since or --user.",
+            entries.len()
+        );
+    }
+    out!("{table}");
+    Ok(())
+}
+
+pub fn audit_servers(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
+    let caller = Caller::current()?;
+    require_root(&caller, "audit --servers")?;
+    let config = admin::load_config(config_path)?;
+    let fleet = fleet_only(&config, "the list of servers")?;
+    let servers = fleet.servers().map_err(|e| e.to_string())?;
+    if json {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            server: &'a history::ServerEntry,
+            status: history::ServerStatus,
+        }
+        let rows: Vec<Row> = servers
+            .iter()
+            .map(|server| Row {
+                server,
+                status: server.status(),
+            })
+            .collect();
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    use std::fmt::Write as _;
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "{:<24} {:<10} {:<24} {:<16} STATUS",
+        "SERVER", "VERSION", "STARTED", "LAST SEEN"
+    );
+    let mut problems = 0;
+    for s in &servers {
+        let status = match s.status() {
+            history::ServerStatus::Up => "up".to_string(),
+            history::ServerStatus::Stopped => {
+                problems += 1;
+                "stopped".to_string()
+            }
+            history::ServerStatus::NotSeen => {
+                problems += 1;
+                format!(
+                    "NOT SEEN for {} (otpgated down, or cannot reach the store)",
+                    history::ago(s.seen_seconds_ago).trim_end_matches(" ago")
+                )
+            }
+        };
+        let _ = writeln!(
+            table,
+            "{:<24} {:<10} {:<24} {:<16} {}",
+            for_terminal(&s.name),
+            for_terminal(&s.version),
+            format_utc(s.started),
+            history::ago(s.seen_seconds_ago),
+            status
+        );
+    }
+    let _ = writeln!(
+        table,
+        "\n{} server(s); {problems} stopped or not seen.",
+        servers.len()
+    );
     out!("{table}");
     Ok(())
 }

@@ -101,14 +101,26 @@ enum Command {
         #[arg(long)]
         unlock: bool,
     },
-    /// One row per login account: enrolled, since, recovery codes, last use, problems (root).
+    /// One row per login account: enrolled, since, recovery codes, last use, problems (root); fleet mode: the login history, the servers.
     #[command(
-        after_help = "Examples:\n  sudo otpgate audit\n  sudo otpgate audit --json | jq '.[] | select(.enrolled == false) | .user'"
+        after_help = "Examples:\n  sudo otpgate audit\n  sudo otpgate audit --json | jq '.[] | select(.enrolled == false) | .user'\n  sudo otpgate audit --logins --since 24h\n  otpgate audit --logins              (a user: their own logins)\n  sudo otpgate audit --servers\n\n--logins and --servers need fleet mode (store = \"postgresql\")."
     )]
     Audit {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// Fleet mode: who logged in where, with which method, and who was refused (newest first).
+        #[arg(long, conflicts_with = "servers")]
+        logins: bool,
+        /// With --logins: only this user (a non-root user: only themself).
+        #[arg(long, value_name = "NAME", requires = "logins")]
+        user: Option<String>,
+        /// With --logins: only the last DURATION (e.g. 90m, 24h, 7d).
+        #[arg(long, value_name = "DURATION", requires = "logins")]
+        since: Option<String>,
+        /// Fleet mode: every otpgated, its version and when it last reached the store (root).
+        #[arg(long)]
+        servers: bool,
     },
     /// Validate a config file and print the effective values.
     #[command(
@@ -205,7 +217,19 @@ fn main() -> ExitCode {
         Command::Disable { user } => commands::disable(config, user.as_deref()),
         Command::Reset { user, unlock } => commands::reset(config, user, *unlock),
         Command::Device(cmd) => device::run(config, cmd),
-        Command::Audit { json } => commands::audit(config, *json),
+        Command::Audit {
+            json,
+            logins: true,
+            user,
+            since,
+            ..
+        } => commands::audit_logins(config, user.as_deref(), since.as_deref(), *json),
+        Command::Audit {
+            json,
+            servers: true,
+            ..
+        } => commands::audit_servers(config, *json),
+        Command::Audit { json, .. } => commands::audit(config, *json),
         Command::Migrate { to, dry_run } => commands::migrate(config, to.as_deref(), *dry_run),
         Command::AcceptRestore { user } => commands::accept_restore(config, user.as_deref()),
         Command::CheckConfig {

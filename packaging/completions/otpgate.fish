@@ -32,7 +32,7 @@ complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "status" -d 'Show en
 complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "recovery-codes" -d 'Make a new set of recovery codes; the old set stops working'
 complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "disable" -d 'Remove your enrollment (asks a current code unless root)'
 complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "reset" -d 'Lost phone: remove a user\'s enrollment and login state; or --unlock a lockout (root)'
-complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "audit" -d 'One row per login account: enrolled, since, recovery codes, last use, problems (root)'
+complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "audit" -d 'One row per login account: enrolled, since, recovery codes, last use, problems (root); fleet mode: the login history, the servers'
 complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "check-config" -d 'Validate a config file and print the effective values'
 complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "import" -d 'Migrate an existing enrollment from another tool'
 complete -c otpgate -n "__fish_otpgate_needs_command" -f -a "migrate" -d 'Fleet mode: move this server\'s enrollments and login state into the fleet store (root)'
@@ -68,8 +68,12 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand reset" -l user -d 'The u
 complete -c otpgate -n "__fish_otpgate_using_subcommand reset" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand reset" -l unlock -d 'Only clear wrong-code counters and an active lockout'
 complete -c otpgate -n "__fish_otpgate_using_subcommand reset" -s h -l help -d 'Print help'
+complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -l user -d 'With --logins: only this user (a non-root user: only themself)' -r
+complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -l since -d 'With --logins: only the last DURATION (e.g. 90m, 24h, 7d)' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -l config -d 'Configuration file to use instead of /etc/otpgate/config.toml' -r -F
 complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -l json -d 'Machine-readable output'
+complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -l logins -d 'Fleet mode: who logged in where, with which method, and who was refused (newest first)'
+complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -l servers -d 'Fleet mode: every otpgated, its version and when it last reached the store (root)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand audit" -s h -l help -d 'Print help'
 complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -l service -d 'Also apply the module arguments of this PAM service (/etc/pam.d/NAME)' -r
 complete -c otpgate -n "__fish_otpgate_using_subcommand check-config" -l pam-dir -d 'Where PAM service files live' -r -F
@@ -134,7 +138,7 @@ complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_see
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "recovery-codes" -d 'Make a new set of recovery codes; the old set stops working'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "disable" -d 'Remove your enrollment (asks a current code unless root)'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "reset" -d 'Lost phone: remove a user\'s enrollment and login state; or --unlock a lockout (root)'
-complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "audit" -d 'One row per login account: enrolled, since, recovery codes, last use, problems (root)'
+complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "audit" -d 'One row per login account: enrolled, since, recovery codes, last use, problems (root); fleet mode: the login history, the servers'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "check-config" -d 'Validate a config file and print the effective values'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "import" -d 'Migrate an existing enrollment from another tool'
 complete -c otpgate -n "__fish_otpgate_using_subcommand help; and not __fish_seen_subcommand_from enroll status recovery-codes disable reset audit check-config import migrate accept-restore device completions help" -f -a "migrate" -d 'Fleet mode: move this server\'s enrollments and login state into the fleet store (root)'

@@ -103,6 +103,26 @@ fn through_pgbouncer_in_transaction_mode_every_login_works_and_a_code_once() {
         f.a.world
             .thread_race_on("otpgate-test,on-b", &u.name, &code, 32, T0 + 30);
     assert_eq!((won, lost), (1, 31));
+    // The login history is written and read through the pooler too: the
+    // earlier login and the race's 32 decisions (1 accepted, 31 refused as
+    // replays until the replays locked the account).
+    let mut raced = Vec::new();
+    let written = wait_until(Duration::from_secs(30), || {
+        let out = cli_ok(
+            &f.a.world
+                .otpgate(&["audit", "--logins", "--json", "--user", &u.name], ""),
+        );
+        raced = serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap();
+        raced.len() >= 33
+    });
+    assert!(written, "{raced:#?}");
+    let count = |result: &str| raced.iter().filter(|r| r["result"] == result).count();
+    assert_eq!(
+        (count("accepted"), count("replay") + count("locked")),
+        (2, 31),
+        "{raced:#?}"
+    );
+    assert!(count("replay") >= 5, "{raced:#?}");
     for d in [f.a.daemon(), f.b.daemon()] {
         assert!(
             !d.logged().contains("does not exist") && !d.logged().contains("unavailable"),
@@ -267,4 +287,22 @@ fn a_failover_to_the_synchronous_standby_loses_no_accepted_code_nor_a_lockout() 
     a.world
         .login(&u.name, &codes[1], T0 + 13)
         .assert_denied("recovery code already used");
+    // The login history goes on on the new primary: the decisions after
+    // the failover are there, with the server and method that made them.
+    let mut rows = Vec::new();
+    let written = wait_until(Duration::from_secs(30), || {
+        let out = cli_ok(&a.world.otpgate(
+            &[
+                "audit", "--logins", "--json", "--user", &u.name, "--since", "1h",
+            ],
+            "",
+        ));
+        rows = serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap();
+        rows.iter()
+            .any(|r| r["result"] == "accepted" && r["method"] == "recovery")
+            && rows
+                .iter()
+                .any(|r| r["result"] == "replay" && r["method"] == "recovery")
+    });
+    assert!(written, "{rows:#?}");
 }

@@ -6,6 +6,7 @@ use super::messages::deny_locked;
 use super::{Conversation, Ctx, Level, Outcome, Request};
 use crate::config::Config;
 use crate::enrollment::Enrollment;
+use crate::fleet::history::{LoginResult, Method};
 use crate::lockout::Limits;
 use crate::policy;
 use crate::store::{Store, StoreExt};
@@ -75,6 +76,7 @@ pub(super) fn before_prompt(
             Level::Notice,
             &format!("result=ignored reason=\"exempt: {}\"", why.escape_debug()),
         );
+        ctx.event(LoginResult::Accepted, Some(Method::Exempt));
         return Gate::Decided(Outcome::Ignore);
     }
     ctx.debug(|| format!("reading {}", store.describe(&account).escape_debug()));
@@ -245,6 +247,7 @@ fn state_decides(
             Level::Notice,
             &format!("result=ignored reason=\"remembered: a good code came from {ip} on this service within {} minutes\"", config.remember_minutes),
         );
+        ctx.event(LoginResult::Accepted, Some(Method::Remembered));
         return Some(Outcome::Ignore);
     }
     None

@@ -24,6 +24,7 @@ pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
 use crate::config::Config;
 use crate::config::args::{Mode, ModuleArgs};
+use crate::fleet::history::{LoginEvent, LoginResult, MAX_EVENTS, Method};
 use crate::store::{self, Store};
 use crate::sys::clock::Clock;
 use gate::{Gate, Pass, Prompted};
@@ -93,6 +94,10 @@ pub(crate) struct Ctx<'l> {
     /// then nothing is sent). Made when first needed: most logins send
     /// nothing and check no sent code.
     request: std::cell::OnceCell<String>,
+    /// What was decided, for the fleet's login history.
+    events: Vec<(LoginResult, Option<Method>)>,
+    /// Time spent waiting for the user's replies (not decision time).
+    waited: std::time::Duration,
 }
 
 pub(crate) fn quote(s: &str) -> String {
@@ -111,7 +116,36 @@ impl<'l> Ctx<'l> {
             ),
             debug,
             request: std::cell::OnceCell::new(),
+            events: Vec::new(),
+            waited: std::time::Duration::ZERO,
         }
+    }
+
+    /// Notes a decision for the fleet's login history.
+    pub(crate) fn event(&mut self, result: LoginResult, method: Option<Method>) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push((result, method));
+        }
+    }
+
+    /// The call's decisions: those noted, and — when none decided (or the
+    /// last only sent a code) — the one the outcome says.
+    fn decisions(&self, outcome: Outcome) -> Vec<(LoginResult, Option<Method>)> {
+        let mut events = self.events.clone();
+        let decided = events.last().is_some_and(|(r, _)| *r != LoginResult::Sent);
+        if !decided && events.len() < MAX_EVENTS {
+            let result = match outcome {
+                Outcome::Success => Some(LoginResult::Accepted),
+                Outcome::Ignore => Some(LoginResult::NotEnrolled),
+                Outcome::AuthErr | Outcome::UserUnknown => Some(LoginResult::Denied),
+                Outcome::AuthInfoUnavail => Some(LoginResult::Unavailable),
+                Outcome::MaxTries => Some(LoginResult::Locked),
+                // The application or the user gave up: nothing was decided.
+                Outcome::ConvErr => None,
+            };
+            events.extend(result.map(|r| (r, None)));
+        }
+        events
     }
 
     /// This PAM call's request id (see the field).
@@ -238,7 +272,10 @@ pub(crate) fn ask(
     prompt: &str,
     ctx: &mut Ctx,
 ) -> Result<Zeroizing<Vec<u8>>, Outcome> {
-    match conv.ask_hidden(prompt) {
+    let asked = std::time::Instant::now();
+    let reply = conv.ask_hidden(prompt);
+    ctx.waited += asked.elapsed();
+    match reply {
         Ok(Some(r)) => Ok(r),
         Ok(None) => {
             deny_line(
@@ -263,11 +300,32 @@ impl Line<'_> {
         handoff: &mut dyn Handoff,
         ctx: &mut Ctx,
     ) -> Outcome {
-        match mode {
+        let started = std::time::Instant::now();
+        let outcome = match mode {
             Mode::Prompt => self.check(Source::Ask, conv, ctx),
-            Mode::ForwardPass => forward::forward_pass(self, conv, handoff, ctx),
+            // The first of split mode's lines decides nothing about codes.
+            Mode::ForwardPass => return forward::forward_pass(self, conv, handoff, ctx),
             Mode::ForwardedCode => forward::forwarded_code(self, conv, handoff, ctx),
+        };
+        if let Some(fleet) = self.store.as_fleet() {
+            let took = started.elapsed().saturating_sub(ctx.waited);
+            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+            let events = ctx
+                .decisions(outcome)
+                .into_iter()
+                .map(|(result, method)| LoginEvent {
+                    user: self.req.user.to_string(),
+                    service: self.req.service.to_string(),
+                    rhost: self.req.rhost.map(str::to_string),
+                    method,
+                    result,
+                })
+                .collect();
+            if let Err(e) = fleet.record(events, micros) {
+                ctx.debug(|| format!("the decision was not reported to otpgated: {e}"));
+            }
         }
+        outcome
     }
 
     /// The gate, then the code (asked or kept), verified.

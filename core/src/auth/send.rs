@@ -149,6 +149,8 @@ pub(super) fn offer(
         Level::Notice,
         &format!("code sent {how} (device {})", quote(&device.name)),
     );
+    let method = crate::fleet::history::Method::of_kind(device.kind.method());
+    ctx.event(crate::fleet::history::LoginResult::Sent, method);
     Offer::Prompt(format!("Code sent {how}: "))
 }
 

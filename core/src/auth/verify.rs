@@ -5,6 +5,7 @@ use super::messages::{locked_message, report};
 use super::{Conversation, Ctx, Level, Outcome, Request};
 use crate::config::Config;
 use crate::enrollment::{DeviceKind, Enrollment};
+use crate::fleet::history::{self, LoginResult};
 use crate::lockout::Limits;
 use crate::otp;
 use crate::otp::input::{self, Input};
@@ -47,6 +48,42 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// What the login history says of this verdict, and the method it
+    /// concerns when that is known.
+    fn history(
+        &self,
+        input: &Input,
+        enrollment: &Enrollment,
+    ) -> (LoginResult, Option<history::Method>) {
+        let kind = |device: &str| {
+            enrollment
+                .devices
+                .iter()
+                .find(|d| d.name == device)
+                .and_then(|d| history::Method::of_kind(d.kind.method()))
+        };
+        match self {
+            Self::Device { name, .. } => (LoginResult::Accepted, kind(name)),
+            Self::Recovery { .. } => (LoginResult::Accepted, Some(history::Method::Recovery)),
+            Self::Wrong => (
+                LoginResult::WrongCode,
+                match input {
+                    Input::Recovery(_) => Some(history::Method::Recovery),
+                    Input::YubicoOtp(_) => Some(history::Method::YubicoOtp),
+                    _ => None,
+                },
+            ),
+            Self::Replayed { device } => (LoginResult::Replay, kind(device)),
+            Self::RecoveryUsed => (LoginResult::Replay, Some(history::Method::Recovery)),
+            Self::ResyncNeeded { device } => (LoginResult::WrongCode, kind(device)),
+            Self::Unusable(_) | Self::SentExpired => (LoginResult::WrongCode, None),
+            Self::WrongOtp(_) => (LoginResult::WrongCode, Some(history::Method::YubicoOtp)),
+            Self::Locked { .. } => (LoginResult::Locked, None),
+            Self::RecoveryBroken(_) => (LoginResult::Unavailable, Some(history::Method::Recovery)),
+            Self::NoMethod => (LoginResult::Denied, None),
+        }
+    }
+
     fn accepted(&self) -> bool {
         matches!(self, Self::Device { .. } | Self::Recovery { .. })
     }
@@ -507,6 +544,8 @@ pub(super) fn verify(
             };
         }
     };
+    let (result, method) = verdict.history(&input, enrollment);
+    ctx.event(result, method);
     let may_retry = verdict.may_retry() && lock_started.is_none();
     let outcome = report(verdict, &input, conv, ctx);
     if let Some(until) = lock_started {

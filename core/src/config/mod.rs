@@ -122,6 +122,14 @@ pub struct Config {
     pub database_pool_size: u32,
     /// Fleet mode: seconds an idle database connection stays open (1–3600).
     pub database_idle_timeout: u64,
+    /// Fleet mode: this server's name in the login history and in `otpgate
+    /// audit --servers` ("": the host name).
+    pub server_name: String,
+    /// Fleet mode: days the login history is kept (0–3650; 0: none is kept).
+    pub login_history_days: u32,
+    /// Fleet mode: "ADDRESS:PORT" otpgated serves Prometheus metrics on
+    /// (`/metrics`); a loopback or private address only. "": off.
+    pub metrics_listen: String,
     /// The kinds of authenticator accepted (a per-service module argument:
     /// `methods=totp,recovery`). A device of another kind is neither asked
     /// for nor accepted.
@@ -175,6 +183,9 @@ impl Default for Config {
             store_timeout: 5,
             database_pool_size: 4,
             database_idle_timeout: 60,
+            server_name: String::new(),
+            login_history_days: 90,
+            metrics_listen: String::new(),
             methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
             mail_command: PathBuf::from("/usr/sbin/sendmail"),
             sms_command: String::new(),
@@ -284,6 +295,32 @@ impl Source {
 }
 
 impl Config {
+    /// Where otpgated serves its metrics (`None`: off). Only a loopback or
+    /// private address: the metrics name no user, but say how many logins
+    /// fail, which is nobody else's business.
+    pub fn metrics_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        if self.metrics_listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: std::net::SocketAddr = self.metrics_listen.parse().map_err(|_| {
+            format!(
+                "{:?} is not ADDRESS:PORT; write e.g. \"127.0.0.1:9813\" or \"[::1]:9813\"",
+                self.metrics_listen
+            )
+        })?;
+        let private = match addr.ip() {
+            std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
+            std::net::IpAddr::V6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        };
+        if !private {
+            return Err(format!(
+                "{addr}: metrics are served on a loopback or private address only \
+                 (127.0.0.1, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, ::1, fc00::/7)"
+            ));
+        }
+        Ok(Some(addr))
+    }
+
     /// Parses and validates config text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
         let text = crate::toml_comments::blank_comment_lines(text);
@@ -539,6 +576,33 @@ impl Config {
                 ),
             ));
         }
+        if self.login_history_days > 3650 {
+            return Err(value(
+                source,
+                "login_history_days",
+                format!(
+                    "{} is out of range; allowed: 0 (keep none) to 3650 days",
+                    self.login_history_days
+                ),
+            ));
+        }
+        if self.server_name.len() > 64
+            || self
+                .server_name
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || "-._".contains(c)))
+        {
+            return Err(value(
+                source,
+                "server_name",
+                format!(
+                    "{:?}: use at most 64 letters, digits, '-', '.' and '_' (\"\": the host name)",
+                    self.server_name
+                ),
+            ));
+        }
+        self.metrics_address()
+            .map_err(|why| value(source, "metrics_listen", why))?;
         if self.store == StoreKind::Postgresql && self.database.trim().is_empty() {
             return Err(value(
                 source,

@@ -82,6 +82,18 @@ pub fn decide(
         Request::List => only_root("list"),
         Request::Import { .. } => only_root("import"),
         Request::AcceptRestore { .. } => only_root("accept_restore"),
+        Request::Servers => only_root("list the fleet's servers"),
+        Request::Record { .. } => Decision::Deny(
+            "only root may record a login decision (the PAM module runs as root in sshd, sudo and login)"
+                .into(),
+        ),
+        Request::History { user: None, .. } => Decision::Deny(
+            "only root may read everyone's login history; add --user with your own name, or run the command as root"
+                .into(),
+        ),
+        Request::History {
+            user: Some(user), ..
+        } => own(user, &|_| Decision::Allow),
         Request::WriteState { .. } => Decision::Deny(
             "only root may record a login decision (the PAM module runs as root in sshd, sudo and login)"
                 .into(),
@@ -180,6 +192,43 @@ mod tests {
             decide(me, &Request::List, None, &s),
             Decision::Deny(_)
         ));
+        let record = Request::Record {
+            events: vec![],
+            micros: 0,
+        };
+        assert!(
+            matches!(decide(me, &record, None, &s), Decision::Deny(m) if m.contains("login decision"))
+        );
+        assert!(matches!(
+            decide(me, &Request::Servers, None, &s),
+            Decision::Deny(_)
+        ));
+    }
+
+    #[test]
+    fn a_user_reads_only_their_own_login_history() {
+        let me = Caller::from_uid(1000);
+        let s = Session::default();
+        let history = |user: Option<&str>| Request::History {
+            user: user.map(str::to_string),
+            since: 0,
+        };
+        assert_eq!(
+            decide(me, &history(Some("alice")), Some(1000), &s),
+            Decision::Allow
+        );
+        assert!(matches!(
+            decide(me, &history(Some("bob")), Some(1001), &s),
+            Decision::Deny(m) if m.contains("own account")
+        ));
+        assert!(matches!(
+            decide(me, &history(None), None, &s),
+            Decision::Deny(m) if m.contains("--user")
+        ));
+        assert_eq!(
+            decide(Caller::Root, &history(None), None, &s),
+            Decision::Allow
+        );
     }
 
     #[test]

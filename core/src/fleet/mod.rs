@@ -4,5 +4,6 @@
 
 pub mod access;
 pub mod freshness;
+pub mod history;
 pub mod protocol;
 pub mod seal;

@@ -12,6 +12,7 @@
 //! one strict format (`Enrollment::to_toml`, the state file's TOML), so the
 //! parsers that guard files guard the socket too.
 
+use crate::fleet::history::{HistoryEntry, LoginEvent, ServerEntry};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
@@ -78,14 +79,27 @@ pub enum Request {
     /// has seen, for `user` or (`None`) every account (root; `otpgate
     /// accept-restore`, after restoring the database from a backup).
     AcceptRestore { user: Option<String> },
+    /// The decisions of one PAM call, for the login history and the
+    /// metrics (root: the module). Sent without waiting for the answer.
+    Record {
+        events: Vec<LoginEvent>,
+        /// Microseconds the PAM call took, without the time the user took
+        /// to type.
+        micros: u64,
+    },
+    /// The login history, newest first: of `user` (`None`: everyone;
+    /// root only) within the last `since` seconds (0: all that is kept).
+    History { user: Option<String>, since: u64 },
+    /// Every otpgated of the fleet and when it last reached the store (root).
+    Servers,
 }
 
 impl Request {
     /// The account the request acts on, if any.
     pub fn user(&self) -> Option<&str> {
         match self {
-            Self::Ping | Self::List => None,
-            Self::AcceptRestore { user } => user.as_deref(),
+            Self::Ping | Self::List | Self::Record { .. } | Self::Servers => None,
+            Self::AcceptRestore { user } | Self::History { user, .. } => user.as_deref(),
             Self::Load { user }
             | Self::LoadForLogin { user }
             | Self::Save { user, .. }
@@ -113,6 +127,9 @@ impl Request {
             Self::List => "list",
             Self::Import { .. } => "import",
             Self::AcceptRestore { .. } => "accept_restore",
+            Self::Record { .. } => "record",
+            Self::History { .. } => "history",
+            Self::Servers => "servers",
         }
     }
 }
@@ -189,6 +206,14 @@ pub enum Response {
     /// How many accounts' memory `AcceptRestore` set anew.
     Accepted {
         accounts: u64,
+    },
+    History {
+        entries: Vec<HistoryEntry>,
+        /// More rows matched than were sent (the newest are sent).
+        more: bool,
+    },
+    Servers {
+        servers: Vec<ServerEntry>,
     },
     Error {
         kind: ErrorKind,

@@ -16,6 +16,7 @@
 
 use crate::config::Config;
 use crate::enrollment::Enrollment;
+use crate::fleet::history::{HistoryEntry, LoginEvent, ServerEntry};
 use crate::fleet::protocol::{self, ErrorKind, FrameError, Imported, Request, Response};
 use crate::store::files::FileStore;
 use crate::store::state::{MAX_STATE_SIZE, UserState};
@@ -30,6 +31,9 @@ use zeroize::Zeroizing;
 /// How often a lost compare-and-set is decided again before giving up
 /// (within the deadline in any case).
 const MAX_RETRIES: u32 = 64;
+/// The most a login's report to the daemon may take (it is not waited
+/// for; this bounds only a daemon that does not read).
+const RECORD_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// A connection to otpgated, opened on first use and kept for the life of
 /// the store (the CLI proves a code and saves on one connection).
@@ -294,6 +298,47 @@ impl DaemonStore {
             "the login state of {} changed {MAX_RETRIES} times while deciding; try again",
             account.name
         )))
+    }
+
+    /// Tells the daemon what one PAM call decided (the login history and
+    /// the metrics), without waiting for an answer: a slow database or a
+    /// full history table never holds a login. Errors are the caller's to
+    /// ignore (the decision is in syslog in any case).
+    pub fn record(&self, events: Vec<LoginEvent>, micros: u64) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let conn = Conn::connect(&self.socket).map_err(|_| self.unavailable("cannot connect"))?;
+        conn.set_timeouts(RECORD_TIMEOUT)
+            .map_err(|e| self.unavailable(e))?;
+        let bytes = protocol::encode(&Request::Record { events, micros })
+            .map_err(|e| self.unavailable(e))?;
+        conn.send_all(&bytes).map_err(|e| self.unavailable(e))
+    }
+
+    /// The login history (see [`Request::History`]) and whether more rows
+    /// matched than came.
+    pub fn history(
+        &self,
+        user: Option<&str>,
+        since: u64,
+    ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
+        let request = Request::History {
+            user: user.map(str::to_string),
+            since,
+        };
+        match self.one(&request)? {
+            Response::History { entries, more } => Ok((entries, more)),
+            _ => Err(self.unexpected(&request)),
+        }
+    }
+
+    /// Every otpgated of the fleet.
+    pub fn servers(&self) -> Result<Vec<ServerEntry>, StoreError> {
+        match self.one(&Request::Servers)? {
+            Response::Servers { servers } => Ok(servers),
+            _ => Err(self.unexpected(&Request::Servers)),
+        }
     }
 
     /// Asks the daemon to check a current code, so this connection may
