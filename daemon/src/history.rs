@@ -17,6 +17,9 @@ use tokio::sync::Notify;
 const QUEUE_MAX: usize = 10_000;
 /// The most rows one INSERT writes.
 const BATCH_MAX: usize = 500;
+/// How long the writer waits after the first decision of a batch for
+/// others: history rows appear this much later.
+const GATHER: Duration = Duration::from_millis(500);
 /// How often old rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -96,6 +99,9 @@ impl History {
             };
             if batch.is_empty() {
                 self.wake.notified().await;
+                // Gather what comes in the next moment: one INSERT for many
+                // logins costs the database far less than one each.
+                tokio::time::sleep(GATHER).await;
                 continue;
             }
             match db.record_logins(&self.server, &batch).await {
@@ -118,6 +124,17 @@ impl History {
                     self.put_back(batch);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
+            }
+        }
+    }
+
+    /// Writes what is queued now (at a clean stop), within the caller's
+    /// deadline.
+    pub async fn flush(&self, db: &Db) {
+        let batch: Vec<LoginRow> = std::mem::take(&mut *self.queue());
+        for chunk in batch.chunks(BATCH_MAX) {
+            if db.record_logins(&self.server, chunk).await.is_err() {
+                return;
             }
         }
     }

@@ -306,7 +306,9 @@ async fn run(
         _ = term.recv() => log.line(Level::Info, "stopping (SIGTERM)"),
         _ = tokio::signal::ctrl_c() => log.line(Level::Info, "stopping (SIGINT)"),
     }
-    // `otpgate audit --servers` then says "stopped", not "not seen".
+    // The decisions still waiting go to the history; `otpgate audit
+    // --servers` then says "stopped", not "not seen".
+    let _ = tokio::time::timeout(Duration::from_secs(2), service.history.flush(&service.db)).await;
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
         service

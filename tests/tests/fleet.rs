@@ -575,7 +575,7 @@ fn check_says_what_is_wrong() {
     let daemon = fleet::Daemon::start(&world);
     drop(daemon);
     let ok = String::from_utf8_lossy(&fleet::check(&world).stdout).into_owned();
-    assert!(ok.contains("version 2 (current)"), "{ok}");
+    assert!(ok.contains("version 3 (current)"), "{ok}");
     // An empty store cannot show the key is the fleet's: said so.
     assert!(ok.contains("key: loaded, but not checked yet"), "{ok}");
     // No password file, where the database asks for one.

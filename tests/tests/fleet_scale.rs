@@ -61,9 +61,13 @@ fn sixty_four_logins(f: &Fleet, users: &[TestUser]) -> usize {
 
 #[test]
 fn a_bounded_pool_decides_every_login_on_a_small_database() {
-    let f = Fleet::new("database_pool_size = 4\ndatabase_idle_timeout = 2\n");
     // As measured before the pool: max_connections = 20 refused 47 of 64.
-    f.pg.set_max_connections(20);
+    // (Set before the daemons start: its restart is not what is tested.)
+    let pg = Postgres::start();
+    pg.set_max_connections(20);
+    let extra = "store_timeout = 20\ndatabase_pool_size = 4\ndatabase_idle_timeout = 2\n";
+    let (a, b) = (Server::start(&pg, extra), Server::start(&pg, extra));
+    let f = Fleet::from_servers(pg, a, b);
     let users = enrolled_users(&f.a.world, 64);
     let (ok, peak) = with_connection_peak(&f.pg, || sixty_four_logins(&f, &users));
     assert_eq!(ok, 64, "every login decided and accepted");

@@ -258,6 +258,28 @@ impl Line<'_> {
     }
 }
 
+/// The application's conversation, telling the store before each word to
+/// the user (who may take minutes) so it holds nothing meanwhile.
+struct Talking<'a, 'c> {
+    conv: &'c mut dyn Conversation,
+    store: &'a dyn Store,
+}
+
+impl Conversation for Talking<'_, '_> {
+    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        self.store.before_talking();
+        self.conv.ask_hidden(prompt)
+    }
+    fn info(&mut self, text: &str) {
+        self.store.before_talking();
+        self.conv.info(text);
+    }
+    fn error(&mut self, text: &str) {
+        self.store.before_talking();
+        self.conv.error(text);
+    }
+}
+
 /// Where the code comes from.
 pub(crate) enum Source {
     /// Ask for it, up to `prompts` times.
@@ -301,6 +323,10 @@ impl Line<'_> {
         ctx: &mut Ctx,
     ) -> Outcome {
         let started = std::time::Instant::now();
+        let conv = &mut Talking {
+            conv,
+            store: self.store,
+        };
         let outcome = match mode {
             Mode::Prompt => self.check(Source::Ask, conv, ctx),
             // The first of split mode's lines decides nothing about codes.

@@ -45,9 +45,10 @@ pub struct DaemonStore {
     /// This server's files (`secret_path`): an enrollment left there that
     /// never reached the store must not mean "not enrolled".
     files: FileStore,
-    /// Keep the connection between requests (the CLI proves a code and
-    /// saves on one connection); a login does not: a user thinking at the
-    /// prompt must hold no connection to the daemon.
+    /// Keep the connection between requests whatever happens (the CLI
+    /// proves a code and saves on one connection). A login keeps it only
+    /// while it does not talk to the user ([`Store::before_talking`]): a
+    /// user thinking at the prompt holds no connection to the daemon.
     keep: bool,
     /// A login's state as last read or written (its first request reads
     /// the enrollment and the state together). The first compare-and-set
@@ -74,8 +75,8 @@ impl DaemonStore {
         }
     }
 
-    /// A store for one login: each request on its own short connection,
-    /// closed before the module prompts, so a waiting login holds nothing.
+    /// A store for one login: its connection is closed whenever the module
+    /// talks to the user, so a waiting login holds nothing.
     pub fn for_login(config: &Config) -> Self {
         Self {
             keep: false,
@@ -144,9 +145,8 @@ impl DaemonStore {
             .as_mut()
             .ok_or_else(|| self.unavailable("no connection"))
             .and_then(|stream| self.exchange(stream, request, deadline));
-        if result.is_err() || !self.keep {
-            // A connection in an unknown state is never reused, and a login
-            // keeps none between its requests.
+        if result.is_err() {
+            // A connection in an unknown state is never reused.
             *conn = None;
         }
         result
@@ -308,7 +308,17 @@ impl DaemonStore {
         if events.is_empty() {
             return Ok(());
         }
-        let conn = Conn::connect(&self.socket).map_err(|_| self.unavailable("cannot connect"))?;
+        // The connection of the login's last request, if nothing was said
+        // to the user since (a right code: no message), or a new one.
+        let kept = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let conn = match kept {
+            Some(conn) => conn,
+            None => Conn::connect(&self.socket).map_err(|_| self.unavailable("cannot connect"))?,
+        };
         conn.set_timeouts(RECORD_TIMEOUT)
             .map_err(|e| self.unavailable(e))?;
         let bytes = protocol::encode(&Request::Record { events, micros })
@@ -606,6 +616,16 @@ impl Store for DaemonStore {
         _window: u32,
     ) -> Result<bool, StoreError> {
         self.prove(account, code)
+    }
+
+    fn before_talking(&self) {
+        if !self.keep {
+            // A user thinking at the prompt holds no connection.
+            *self
+                .conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
     }
 
     fn as_fleet(&self) -> Option<&DaemonStore> {

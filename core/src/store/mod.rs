@@ -162,6 +162,10 @@ pub trait Store {
     fn as_fleet(&self) -> Option<&daemon::DaemonStore> {
         None
     }
+    /// The login is about to talk to the user, who may take minutes (or
+    /// never answer): let go of anything held for it (the fleet engine's
+    /// connection to otpgated).
+    fn before_talking(&self) {}
 }
 
 /// Typed helpers over any [`Store`].
