@@ -1,5 +1,8 @@
 //! systemd socket activation: the one place in otpgated that needs
-//! `unsafe` (taking ownership of a file descriptor by number).
+//! `unsafe` (taking ownership of a file descriptor by number, and editing
+//! the environment). Its one entry point is an `unsafe fn`: whether it is
+//! sound depends on when and where it is called, which only the caller
+//! knows.
 
 #![allow(unsafe_code)]
 
@@ -11,7 +14,13 @@ const LISTEN_FDS_START: RawFd = 3;
 
 /// The listening socket systemd passed, if this process was started by
 /// socket activation (`LISTEN_PID` is this process, `LISTEN_FDS` ≥ 1).
-pub fn inherited_listener() -> Option<UnixListener> {
+///
+/// # Safety
+///
+/// Call it once, before any other thread exists (it removes environment
+/// variables), and only if nothing else in the process owns or will close
+/// descriptor 3 (ownership of it moves to the listener returned).
+pub unsafe fn inherited_listener() -> Option<UnixListener> {
     let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
     let fds: i32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
     if pid != std::process::id() || fds < 1 {
@@ -19,30 +28,27 @@ pub fn inherited_listener() -> Option<UnixListener> {
     }
     // Only a listening Unix stream socket will do.
     let fd = LISTEN_FDS_START;
-    let is_socket = nix::sys::stat::fstat(unsafe_borrow(fd))
+    // SAFETY: descriptor 3 is open: systemd passed it to this process
+    // (LISTEN_PID is our pid, LISTEN_FDS ≥ 1); the borrow lives for one
+    // fstat, before ownership is taken below.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let is_socket = nix::sys::stat::fstat(borrowed)
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
         .unwrap_or(false);
     if !is_socket {
         return None;
     }
     // SAFETY: systemd passed descriptor 3 to this process (LISTEN_PID is
-    // our pid), nothing else in the process owns or closes it, and it was
-    // just checked to be a socket; ownership moves to the listener once.
+    // our pid), the caller promises nothing else owns or closes it, and it
+    // was just checked to be a socket; ownership moves to the listener once.
     let listener = unsafe { UnixListener::from_raw_fd(fd) };
     // SAFETY: removing environment variables races with other threads
-    // reading the environment; this runs in `main` before the runtime or
-    // any other thread starts. Children must not see the variables.
+    // reading the environment; the caller promises there are none yet.
+    // Children must not see the variables.
     unsafe {
         std::env::remove_var("LISTEN_PID");
         std::env::remove_var("LISTEN_FDS");
         std::env::remove_var("LISTEN_FDNAMES");
     }
     Some(listener)
-}
-
-fn unsafe_borrow(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: `fd` (3) is open for the life of the process when systemd
-    // passed it (checked by the caller through LISTEN_PID/LISTEN_FDS);
-    // the borrow is used only for one fstat before ownership is taken.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }

@@ -13,11 +13,8 @@
 //!   decision there, so a line put in those stacks by mistake neither grants
 //!   nor breaks anything; a warning is logged.
 
-#![deny(unsafe_code)]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![deny(clippy::undocumented_unsafe_blocks)]
-
-// The only module allowed to hold `unsafe`: the hooks libpam calls and the
+// Unsafe code is denied by the workspace lints (Cargo.toml). The only
+// module allowed to hold `unsafe`: the hooks libpam calls and the
 // libpam functions pam-bindings does not wrap.
 #[allow(unsafe_code)]
 mod ffi;
