@@ -20,62 +20,15 @@ use tokio_postgres::{Client, NoTls};
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (
         1,
-        "CREATE TABLE otpgate_enrollments (
-        user_name text PRIMARY KEY,
-        enrollment_id text NOT NULL,
-        created bigint NOT NULL,
-        devices text[] NOT NULL,
-        recovery_codes integer NOT NULL,
-        nonce bytea NOT NULL,
-        sealed bytea NOT NULL,
-        updated_at timestamptz NOT NULL DEFAULT now()
-    );
-    COMMENT ON TABLE otpgate_enrollments IS
-        'otpgate: one row per enrolled account; sealed = the enrollment (secrets, hashed recovery codes) encrypted with secret_key_file, bound to user_name and enrollment_id';
-    CREATE TABLE otpgate_states (
-        user_name text PRIMARY KEY,
-        version bigint NOT NULL CHECK (version > 0),
-        state text NOT NULL,
-        updated_at timestamptz NOT NULL DEFAULT now()
-    );
-    COMMENT ON TABLE otpgate_states IS
-        'otpgate: login state per account (replay memory, used recovery codes, failures, lockout); written only by compare-and-set on version';",
+        include_str!("../migrations/001_enrollments_and_states.sql"),
     ),
     (
         2,
-        "ALTER TABLE otpgate_enrollments ADD COLUMN counter bigint NOT NULL DEFAULT 0;
-    ALTER TABLE otpgate_enrollments ADD COLUMN removed boolean NOT NULL DEFAULT false;
-    ALTER TABLE otpgate_states ADD COLUMN mac bytea;
-    COMMENT ON TABLE otpgate_enrollments IS
-        'otpgate: one row per account, never deleted; sealed = the enrollment (or, removed, a removal record) encrypted with secret_key_file, bound to user_name, enrollment_id, counter and removed; counter only grows';
-    COMMENT ON TABLE otpgate_states IS
-        'otpgate: login state per account, never deleted; mac = HMAC under a key derived from secret_key_file over user_name, version and state; written only by compare-and-set on version';",
+        include_str!("../migrations/002_counters_removal_records_state_macs.sql"),
     ),
     (
         3,
-        "CREATE TABLE otpgate_logins (
-        id bigserial PRIMARY KEY,
-        at timestamptz NOT NULL DEFAULT now(),
-        user_name text NOT NULL,
-        server text NOT NULL,
-        service text NOT NULL,
-        method text,
-        result text NOT NULL,
-        rhost text
-    );
-    CREATE INDEX otpgate_logins_at ON otpgate_logins (at);
-    CREATE INDEX otpgate_logins_user_at ON otpgate_logins (user_name, at);
-    COMMENT ON TABLE otpgate_logins IS
-        'otpgate: one row per login decision (never a code or a secret), kept login_history_days; written and pruned by otpgated';
-    CREATE TABLE otpgate_servers (
-        name text PRIMARY KEY,
-        version text NOT NULL,
-        started timestamptz NOT NULL,
-        last_seen timestamptz NOT NULL,
-        stopped boolean NOT NULL DEFAULT false
-    );
-    COMMENT ON TABLE otpgate_servers IS
-        'otpgate: one row per otpgated (server_name): its version, when it started and last reached the store, whether it stopped cleanly';",
+        include_str!("../migrations/003_login_history_and_servers.sql"),
     ),
 ];
 
@@ -84,30 +37,76 @@ pub fn latest() -> i32 {
     MIGRATIONS.last().map_or(0, |(v, _)| *v)
 }
 
-/// Why a database step failed.
+/// Why a database step failed: the database could not be reached (or
+/// not in time), or it answered and refused the statement. The two are
+/// told apart in the log, in the metrics and in what the module hears.
 #[derive(Debug)]
 pub enum DbError {
     /// Not connected, the connection broke, or the deadline passed.
-    Unavailable(String),
-    /// The database answered, but with an error.
-    Query(String),
+    Unavailable {
+        why: String,
+        source: Option<tokio_postgres::Error>,
+    },
+    /// The database answered, but with an error (privileges, a broken
+    /// schema, a full disk, a value out of range).
+    Query {
+        why: String,
+        source: Option<tokio_postgres::Error>,
+    },
+}
+
+impl DbError {
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Self::Unavailable {
+            why: why.into(),
+            source: None,
+        }
+    }
+
+    pub fn query(why: impl Into<String>) -> Self {
+        Self::Query {
+            why: why.into(),
+            source: None,
+        }
+    }
 }
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Unavailable(why) | Self::Query(why) => f.write_str(why),
+            Self::Unavailable { why, .. } | Self::Query { why, .. } => f.write_str(why),
         }
     }
 }
 
-fn query_error(e: tokio_postgres::Error) -> DbError {
-    if e.is_closed() {
-        return DbError::Unavailable(format!("the database connection broke: {e}"));
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unavailable { source, .. } | Self::Query { source, .. } => source
+                .as_ref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
     }
-    match e.as_db_error() {
-        Some(db) => DbError::Query(format!("database: {}", db.message())),
-        None => DbError::Unavailable(format!("database: {e}")),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.is_closed() {
+            return Self::Unavailable {
+                why: format!("the database connection broke: {e}"),
+                source: Some(e),
+            };
+        }
+        match e.as_db_error().map(|db| db.message().to_string()) {
+            Some(message) => Self::Query {
+                why: format!("database: {message}"),
+                source: Some(e),
+            },
+            None => Self::Unavailable {
+                why: format!("database: {e}"),
+                source: Some(e),
+            },
+        }
     }
 }
 
@@ -333,7 +332,7 @@ impl Db {
 
     async fn connect(&self) -> Result<Conn, DbError> {
         let unavailable = |e: tokio_postgres::Error| {
-            DbError::Unavailable(format!(
+            DbError::unavailable(format!(
                 "cannot connect to the database ({}): {}",
                 self.target,
                 connect_failure(&e, &self.hints)
@@ -400,17 +399,17 @@ impl Db {
                 .permits
                 .acquire()
                 .await
-                .map_err(|_| DbError::Unavailable("the connection pool is closed".into()))?;
+                .map_err(|_| DbError::unavailable("the connection pool is closed"))?;
             let mut conn = self.take().await?;
             let result = op(&mut conn.client).await;
-            if !matches!(result, Err(DbError::Unavailable(_))) {
+            if !matches!(result, Err(DbError::Unavailable { .. })) {
                 self.give_back(conn).await;
             }
             result
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(DbError::Unavailable(format!(
+            Err(_) => Err(DbError::unavailable(format!(
                 "the database ({}) did not answer within {} s (or all {} pooled connections stayed busy)",
                 self.target,
                 self.timeout.as_secs(),
@@ -430,24 +429,21 @@ impl Db {
                         version integer PRIMARY KEY,
                         applied_at timestamptz NOT NULL DEFAULT now())",
                 )
-                .await
-                .map_err(query_error)?;
+                .await?;
                 let mut applied = Vec::new();
                 for (version, sql) in MIGRATIONS {
-                    let tx = c.transaction().await.map_err(query_error)?;
+                    let tx = c.transaction().await?;
                     tx.execute_typed("SELECT pg_advisory_xact_lock(4242001)", &[])
-                        .await
-                        .map_err(query_error)?;
+                        .await?;
                     let done = tx
                         .query_typed_opt(
                             "SELECT 1 FROM otpgate_schema WHERE version = $1",
                             &[(version, Type::INT4)],
                         )
-                        .await
-                        .map_err(query_error)?
+                        .await?
                         .is_some();
                     if !done {
-                        tx.batch_execute(sql).await.map_err(query_error)?;
+                        tx.batch_execute(sql).await?;
                         if *version == 2 {
                             reseal(&tx, &key).await?;
                         }
@@ -455,11 +451,10 @@ impl Db {
                             "INSERT INTO otpgate_schema (version) VALUES ($1)",
                             &[(version, Type::INT4)],
                         )
-                        .await
-                        .map_err(query_error)?;
+                        .await?;
                         applied.push(*version);
                     }
-                    tx.commit().await.map_err(query_error)?;
+                    tx.commit().await?;
                 }
                 Ok(applied)
             })
@@ -473,16 +468,14 @@ impl Db {
             Box::pin(async move {
                 let exists = c
                     .query_typed_one("SELECT to_regclass('otpgate_schema') IS NOT NULL", &[])
-                    .await
-                    .map_err(query_error)?
+                    .await?
                     .get::<_, bool>(0);
                 if !exists {
                     return Ok(0);
                 }
                 let row = c
                     .query_typed_one("SELECT coalesce(max(version), 0) FROM otpgate_schema", &[])
-                    .await
-                    .map_err(query_error)?;
+                    .await?;
                 Ok(row.get::<_, i32>(0))
             })
         })
@@ -500,7 +493,7 @@ impl Db {
                         &[(&user, Type::TEXT)],
                     )
                     .await
-                    .map_err(query_error)?;
+                    ?;
                 Ok(row.map(|r| SealedRow {
                     id: r.get(0),
                     nonce: r.get(1),
@@ -531,8 +524,7 @@ impl Db {
                          LEFT JOIN otpgate_states s ON s.user_name = q.user_name",
                         &[(&user, Type::TEXT)],
                     )
-                    .await
-                    .map_err(query_error)?;
+                    .await?;
                 let counter: Option<i64> = r.get(3);
                 let enrollment = counter.map(|counter| SealedRow {
                     id: r.get::<_, Option<String>>(0).unwrap_or_default(),
@@ -588,8 +580,7 @@ impl Db {
                         )
                         .await
                     }
-                }
-                .map_err(query_error)?;
+                }?;
                 Ok(n == 1)
             })
         })
@@ -606,8 +597,7 @@ impl Db {
                         "SELECT version, state, mac FROM otpgate_states WHERE user_name = $1",
                         &[(&user, Type::TEXT)],
                     )
-                    .await
-                    .map_err(query_error)?;
+                    .await?;
                 Ok(row.map(|r| StateRow {
                     version: counter_of(r.get(0)),
                     state: r.get(1),
@@ -658,7 +648,7 @@ impl Db {
                     )
                     .await
                 }
-                .map_err(query_error)?;
+                ?;
                 Ok(n == 1)
             })
         })
@@ -675,7 +665,7 @@ impl Db {
                         &[],
                     )
                     .await
-                    .map_err(query_error)?;
+                    ?;
                 Ok(rows.iter().map(|r| r.get(0)).collect())
             })
         })
@@ -694,7 +684,7 @@ impl Db {
                         &[],
                     )
                     .await
-                    .map_err(query_error)?;
+                    ?;
                 Ok(rows
                     .iter()
                     .map(|r| (r.get(0), counter_of(r.get(1)), counter_of(r.get(2))))
@@ -707,7 +697,7 @@ impl Db {
 
 /// A counter as PostgreSQL's bigint.
 fn to_sql(n: u64) -> Result<i64, DbError> {
-    i64::try_from(n).map_err(|_| DbError::Query("a counter is out of range".into()))
+    i64::try_from(n).map_err(|_| DbError::query("a counter is out of range"))
 }
 
 /// A stored bigint counter (never negative: a negative one reads as 0,
@@ -722,7 +712,7 @@ fn counter_of(n: i64) -> u64 {
 /// stops the migration: nothing is half-converted.
 async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), DbError> {
     let bad = |why: String| {
-        DbError::Query(format!(
+        DbError::query(format!(
             "schema migration 2 (sealing rows with counters): {why}"
         ))
     };
@@ -731,8 +721,7 @@ async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), D
             "SELECT user_name, enrollment_id, nonce, sealed FROM otpgate_enrollments",
             &[],
         )
-        .await
-        .map_err(query_error)?;
+        .await?;
     for r in rows {
         let (user, id): (String, String) = (r.get(0), r.get(1));
         let (nonce, sealed): (Vec<u8>, Vec<u8>) = (r.get(2), r.get(3));
@@ -751,12 +740,11 @@ async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), D
             &[(&user, Type::TEXT), (&nonce, Type::BYTEA), (&sealed, Type::BYTEA)],
         )
         .await
-        .map_err(query_error)?;
+        ?;
     }
     let states = tx
         .query_typed("SELECT user_name, version, state FROM otpgate_states", &[])
-        .await
-        .map_err(query_error)?;
+        .await?;
     for r in states {
         let (user, version, state): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
         let mac = key.state_mac(&user, counter_of(version), &state);
@@ -764,8 +752,7 @@ async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), D
             "UPDATE otpgate_states SET mac = $2 WHERE user_name = $1",
             &[(&user, Type::TEXT), (&mac, Type::BYTEA)],
         )
-        .await
-        .map_err(query_error)?;
+        .await?;
     }
     Ok(())
 }
@@ -873,8 +860,7 @@ impl Db {
             Box::pin(async move {
                 let row = c
                     .query_typed_one("SELECT has_schema_privilege('public', 'CREATE')", &[])
-                    .await
-                    .map_err(query_error)?;
+                    .await?;
                 Ok(row.get::<_, bool>(0))
             })
         })
@@ -891,7 +877,7 @@ impl Db {
                         &[],
                     )
                     .await
-                    .map_err(query_error)?;
+                    ?;
                 Ok(row.map(|r| {
                     (
                         r.get(0),
@@ -944,7 +930,7 @@ impl Db {
                     ],
                 )
                 .await
-                .map_err(query_error)?;
+                ?;
                 Ok(())
             })
         })
@@ -961,7 +947,7 @@ impl Db {
                     &[(&days, Type::INT4)],
                 )
                 .await
-                .map_err(query_error)
+                .map_err(DbError::from)
             })
         })
         .await
@@ -989,7 +975,7 @@ impl Db {
                         &[(&user, Type::TEXT), (&since, Type::INT8), (&limit, Type::INT8)],
                     )
                     .await
-                    .map_err(query_error)?;
+                    ?;
                 Ok(rows
                     .iter()
                     .map(|r| HistoryEntry {
@@ -1031,7 +1017,7 @@ impl Db {
                 };
                 c.execute_typed(sql, &[(&server, Type::TEXT), (&version, Type::TEXT)])
                     .await
-                    .map_err(query_error)?;
+                    ?;
                 Ok(())
             })
         })
@@ -1050,8 +1036,7 @@ impl Db {
                          FROM otpgate_servers ORDER BY name",
                         &[],
                     )
-                    .await
-                    .map_err(query_error)?;
+                    .await?;
                 Ok(rows
                     .iter()
                     .map(|r| ServerEntry {

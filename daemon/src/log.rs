@@ -1,6 +1,8 @@
-//! The daemon's log: every line to stderr (the journal, when run by
-//! systemd) and to syslog's authpriv facility through /dev/log. Never a
-//! code, a secret or a payload: only who asked what, and why it failed.
+//! The daemon's log: every line to syslog's authpriv facility through
+//! /dev/log, and to stderr unless stderr is the journal (under systemd the
+//! journal already gets each syslog line: writing both put every event in
+//! it twice). Never a code, a secret or a payload: only who asked what,
+//! and why it failed.
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
@@ -19,7 +21,18 @@ const AUTHPRIV: u8 = 10 << 3;
 
 pub struct Log {
     syslog: Mutex<Option<UnixDatagram>>,
+    /// Also write each line to stderr.
+    stderr: bool,
     pid: u32,
+}
+
+/// Whether stderr is the journal's stream: systemd sets `JOURNAL_STREAM`
+/// to the device and inode of the stream it connected (`DEV:INODE`).
+fn is_journal(journal_stream: Option<&str>, stderr: Option<(u64, u64)>) -> bool {
+    let (Some(named), Some((dev, ino))) = (journal_stream, stderr) else {
+        return false;
+    };
+    named == format!("{dev}:{ino}")
 }
 
 impl Log {
@@ -27,7 +40,13 @@ impl Log {
         let sock = UnixDatagram::unbound()
             .and_then(|s| s.connect("/dev/log").map(|()| s))
             .ok();
+        let stderr = nix::sys::stat::fstat(std::io::stderr())
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino));
+        let journal = is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref(), stderr);
         Self {
+            // Without syslog, stderr is all there is.
+            stderr: sock.is_none() || !journal,
             syslog: Mutex::new(sock),
             pid: std::process::id(),
         }
@@ -39,7 +58,9 @@ impl Log {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        eprintln!("otpgated: {msg}");
+        if self.stderr {
+            eprintln!("otpgated: {msg}");
+        }
         let Ok(sock) = self.syslog.lock() else {
             return;
         };
@@ -47,5 +68,21 @@ impl Log {
             let pri = AUTHPRIV | level as u8;
             let _ = sock.send(format!("<{pri}>otpgated[{}]: {msg}", self.pid).as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_is_the_journal_only_when_systemd_says_it_is_this_stream() {
+        assert!(is_journal(Some("8:1234"), Some((8, 1234))));
+        assert!(
+            !is_journal(Some("8:1234"), Some((8, 999))),
+            "another stream"
+        );
+        assert!(!is_journal(None, Some((8, 1234))), "not under systemd");
+        assert!(!is_journal(Some("8:1234"), None));
     }
 }

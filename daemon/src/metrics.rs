@@ -81,6 +81,7 @@ impl Metrics {
         let reason = match kind {
             ErrorKind::Denied => "denied",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Database => "database",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Corrupt => "corrupt",
         };
@@ -156,7 +157,13 @@ impl Metrics {
             "# HELP otpgate_requests_refused_total Requests answered with an error, by reason.\n# TYPE otpgate_requests_refused_total counter"
         );
         let refused = lock(&self.refused);
-        for reason in ["unavailable", "denied", "bad_request", "corrupt"] {
+        for reason in [
+            "unavailable",
+            "database",
+            "denied",
+            "bad_request",
+            "corrupt",
+        ] {
             let _ = writeln!(
                 out,
                 "otpgate_requests_refused_total{{reason=\"{reason}\"}} {}",

@@ -121,7 +121,7 @@ impl Service {
                     beat = Beat::Alive;
                     warned = false;
                 }
-                Err(DbError::Unavailable(why)) => self.note_database(false, &why),
+                Err(e @ DbError::Unavailable { .. }) => self.note_database(false, &e.to_string()),
                 Err(e) if !warned => {
                     self.log.line(
                         Level::Warning,
@@ -313,12 +313,32 @@ async fn send(stream: &mut UnixStream, response: &Response) -> Result<(), FrameE
         .map_err(FrameError::Io)
 }
 
+/// A database step failed: unreachable (the store is down: noted, and
+/// logged once) or refused (the store is up but something in it is wrong:
+/// logged each time, for an administrator to fix). Either way the login is
+/// denied.
 fn unavailable(service: &Service, e: &DbError) -> Response {
-    service.note_database(false, &e.to_string());
-    Response::error(
-        ErrorKind::Unavailable,
-        format!("the fleet database is unavailable: {e}"),
-    )
+    match e {
+        DbError::Unavailable { .. } => {
+            service.note_database(false, &e.to_string());
+            Response::error(
+                ErrorKind::Unavailable,
+                format!("the fleet database is unavailable: {e}"),
+            )
+        }
+        DbError::Query { .. } => {
+            service.log.line(
+                Level::Err,
+                &format!(
+                    "the database refused a statement: {e}; check the role's privileges, the schema (`otpgated --check`) and the server's log"
+                ),
+            );
+            Response::error(
+                ErrorKind::Database,
+                format!("the fleet database refused a statement: {e}"),
+            )
+        }
+    }
 }
 
 /// The uid `name` has on this host, if any.

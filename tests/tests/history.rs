@@ -108,6 +108,15 @@ fn sample(scraped: &str, name: &str, labels: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name} {labels} in\n{scraped}"))
 }
 
+/// `otpgate_requests_refused_total{reason}` in [`scrape`]'s output.
+fn refused(scraped: &str, reason: &str) -> f64 {
+    sample(
+        scraped,
+        "otpgate_requests_refused_total",
+        &format!(r#"{{"reason": "{reason}"}}"#),
+    )
+}
+
 /// `otpgate_logins_total{result, method}` in [`scrape`]'s output.
 fn logins(scraped: &str, result: &str, method: &str) -> f64 {
     sample(
@@ -171,14 +180,7 @@ fn logins_on_two_servers_are_in_the_history_the_servers_listed_and_the_metrics_c
     assert_eq!(logins(&scraped, "wrong_code", "none"), 0.0);
     assert_eq!(sample(&scraped, "otpgate_login_seconds_count", "{}"), 1.0);
     assert_eq!(sample(&scraped, "otpgate_store_up", "{}"), 1.0);
-    assert_eq!(
-        sample(
-            &scraped,
-            "otpgate_requests_refused_total",
-            r#"{"reason": "unavailable"}"#
-        ),
-        0.0
-    );
+    assert_eq!(refused(&scraped, "unavailable"), 0.0);
     assert!(sample(&scraped, "otpgate_pool_connections", r#"{"state": "idle"}"#) >= 1.0);
 
     // Both servers are listed, up; B stopped shows as stopped.
@@ -385,13 +387,7 @@ fn when_the_database_goes_away_the_metrics_say_so_and_the_decision_is_counted() 
     denied.assert_denied("two-factor service unavailable");
     let scraped = scrape(port);
     assert_eq!(sample(&scraped, "otpgate_store_up", "{}"), 0.0, "{scraped}");
-    assert!(
-        sample(
-            &scraped,
-            "otpgate_requests_refused_total",
-            r#"{"reason": "unavailable"}"#
-        ) >= 1.0
-    );
+    assert!(refused(&scraped, "unavailable") >= 1.0);
     assert_eq!(logins(&scraped, "unavailable", "none"), 1.0, "{scraped}");
     // Back: the next heartbeat or request says so.
     f.pg.start_server();
@@ -481,4 +477,28 @@ tests:
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_statement_the_database_refuses_is_told_apart_from_a_database_away() {
+    let (port, f, u) = enrolled_fleet("");
+    // The database is up but refuses every state write (as with a role
+    // missing a privilege, or a full disk).
+    f.pg.psql("ALTER TABLE otpgate_states ADD CONSTRAINT refuse_all CHECK (false) NOT VALID");
+    let denied = f.a.world.login(&u.name, &code_at(RFC_SECRET, T0), T0);
+    // The module's log line names it; the user hears "unavailable".
+    denied.assert_denied("the fleet database refused a statement");
+    assert!(denied.said("two-factor service unavailable"), "{denied:#?}");
+    let daemon = f.a.daemon();
+    assert!(
+        daemon.logged().contains("the database refused a statement")
+            && daemon.logged().contains("check the role's privileges")
+            && !daemon.logged().contains("database unavailable"),
+        "{}",
+        daemon.logged()
+    );
+    let scraped = scrape(port);
+    assert_eq!(sample(&scraped, "otpgate_store_up", "{}"), 1.0, "{scraped}");
+    assert_eq!(refused(&scraped, "database"), 1.0);
+    assert_eq!(refused(&scraped, "unavailable"), 0.0);
 }

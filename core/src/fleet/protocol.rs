@@ -159,6 +159,9 @@ pub enum ErrorKind {
     Denied,
     /// The database is down, unreachable or too slow.
     Unavailable,
+    /// The database answered but refused a statement (privileges, a
+    /// broken schema, a full disk): up, but unusable until fixed.
+    Database,
     /// The request or its payload is malformed.
     BadRequest,
     /// What the store holds could not be used (corrupt, undecryptable).

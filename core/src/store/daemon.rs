@@ -175,7 +175,7 @@ impl DaemonStore {
         let response: Response = protocol::decode(&payload).map_err(io)?;
         match response {
             Response::Error { kind, message } => Err(match kind {
-                ErrorKind::Unavailable => self.unavailable(message),
+                ErrorKind::Unavailable | ErrorKind::Database => self.unavailable(message),
                 ErrorKind::Denied => StoreError::Denied(message),
                 ErrorKind::BadRequest | ErrorKind::Corrupt => StoreError::Unavailable(message),
             }),
