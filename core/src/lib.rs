@@ -31,3 +31,31 @@ pub mod policy;
 pub mod store;
 pub mod sys;
 pub mod toml_comments;
+
+#[cfg(test)]
+mod tests {
+    /// Every error type of core is a `std::error::Error`, so the CLI and
+    /// the daemon can carry it with `?` and keep its source.
+    #[test]
+    fn every_error_type_is_an_error() {
+        fn is_error<E: std::error::Error + 'static>() {}
+        is_error::<crate::admin::Error>();
+        is_error::<crate::config::ConfigError>();
+        is_error::<crate::config::pamfile::PamFileError>();
+        is_error::<crate::enrollment::devices::DeviceError>();
+        is_error::<crate::enrollment::DeviceNameError>();
+        is_error::<crate::enrollment::FormatError>();
+        is_error::<crate::fleet::freshness::Stale>();
+        is_error::<crate::fleet::protocol::FrameError>();
+        is_error::<crate::otp::OtpError>();
+        is_error::<crate::otp::secret::SecretError>();
+        is_error::<crate::policy::GroupError>();
+        is_error::<crate::store::StoreError>();
+        is_error::<crate::store::statedir::StateError>();
+        is_error::<crate::sys::account::LookupError>();
+        is_error::<crate::sys::fs::FsError>();
+        is_error::<crate::sys::paths::PathError>();
+        is_error::<crate::sys::paths::UserNameError>();
+        is_error::<crate::sys::send::SendError>();
+    }
+}

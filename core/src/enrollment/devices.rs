@@ -188,8 +188,11 @@ pub fn send_confirmation(
                 "To: {}\nSubject: otpgate confirmation code\nContent-Type: text/plain; charset=UTF-8\n\n{body}",
                 to.as_str()
             ),
-        )?,
-        DeviceKind::Sms(to) => crate::sys::send::sms(&config.sms_command, &to, &body)?,
+        )
+        .map_err(|e| e.to_string())?,
+        DeviceKind::Sms(to) => {
+            crate::sys::send::sms(&config.sms_command, &to, &body).map_err(|e| e.to_string())?
+        }
         _ => return Err("codes are only sent to e-mail and SMS devices".into()),
     }
     Ok(code)

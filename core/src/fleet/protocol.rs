@@ -256,6 +256,15 @@ impl std::fmt::Display for FrameError {
     }
 }
 
+impl std::error::Error for FrameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            Self::Closed | Self::Malformed(_) => None,
+        }
+    }
+}
+
 /// Whether an I/O error is a read or write deadline passing.
 pub fn is_timeout(e: &std::io::Error) -> bool {
     matches!(

@@ -60,6 +60,15 @@ impl std::fmt::Display for StateError {
     }
 }
 
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Fs(e) => Some(e),
+            Self::Corrupt { .. } | Self::TooLarge { .. } => None,
+        }
+    }
+}
+
 impl From<FsError> for StateError {
     fn from(e: FsError) -> Self {
         Self::Fs(e)

@@ -41,11 +41,7 @@ impl std::fmt::Display for SendError {
     }
 }
 
-impl From<SendError> for String {
-    fn from(e: SendError) -> Self {
-        e.to_string()
-    }
-}
+impl std::error::Error for SendError {}
 
 /// Whether the local MTA behind the default sendmail interface is down.
 /// Only postfix needs asking: its `sendmail` reports success while postfix
