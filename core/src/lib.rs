@@ -7,16 +7,17 @@
 //!
 //! | module | one job |
 //! |---|---|
-//! | [`auth`] | the login flow: ports (outcome, request, conversation, log), the gate before the prompt, verifying a reply, what the user is told |
+//! | [`auth`] | the login flow: ports (outcome, request, conversation, log), the gate before the prompt, verifying a reply, codes sent by e-mail or SMS, what the user is told, split mode |
 //! | [`policy`] | who must use a second factor, who is exempt |
 //! | [`lockout`] | failure counting, the lock, the trust window, clock clamps |
-//! | [`config`] | the config file, module arguments, PAM service files as libpam reads them |
-//! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, what users type |
+//! | [`config`] | the config file, module arguments, PAM service files as libpam reads them, the database connection string |
+//! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, YubiKey OTPs, sent codes, what users type |
 //! | [`enrollment`] | the enrollment model, its versioned file format, devices, imports |
 //! | [`store`] | the seam where enrollments and login state live, and its engines |
 //! | [`fleet`] | fleet mode: otpgated's wire protocol, who may ask it what, sealing, freshness, the login history's types |
 //! | [`sys`] | the OS boundary: link-free file access, atomic writes, locks, fs identity, accounts, clock |
-//! | [`admin`] | decisions behind the CLI's commands: who may change what, enrolling, reports |
+//! | [`admin`] | decisions behind the CLI's commands: who may change what, unlocking, imports, migration, reports |
+//! | [`toml_comments`] | blanks comment lines before the config parser |
 
 #![forbid(unsafe_code)]
 
