@@ -310,3 +310,29 @@ fn a_failover_to_the_synchronous_standby_loses_no_accepted_code_nor_a_lockout() 
     });
     assert!(written, "{rows:#?}");
 }
+
+/// A database restart (a minor upgrade, a config change) while the
+/// daemons hold pooled connections: the next logins are decided, not
+/// refused on a connection the restart broke.
+#[test]
+fn a_database_restart_refuses_no_login_after_it() {
+    let f = Fleet::new("");
+    let u = f.user();
+    f.a.world.enroll(&u.name, RFC_SECRET);
+    for (k, server) in [&f.a, &f.b].into_iter().enumerate() {
+        let t = T0 + 30 * k as u64;
+        server
+            .world
+            .login(&u.name, &code_at(RFC_SECRET, t), t)
+            .assert_ok();
+    }
+    f.pg.stop_server();
+    f.pg.start_server();
+    for (k, server) in [&f.a, &f.b].into_iter().enumerate() {
+        let t = T0 + 60 + 30 * k as u64;
+        server
+            .world
+            .login(&u.name, &code_at(RFC_SECRET, t), t)
+            .assert_ok();
+    }
+}
