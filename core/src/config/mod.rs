@@ -141,7 +141,7 @@ pub struct Config {
     /// not writable by group or others), run as `COMMAND NUMBER` with the
     /// message on stdin, as nobody, with an empty environment, killed after
     /// 10 s. "": no SMS.
-    pub sms_command: String,
+    pub sms_command: PathBuf,
     /// Codes sent to one user within 15 minutes, at most.
     pub send_limit: u32,
 }
@@ -188,7 +188,7 @@ impl Default for Config {
             metrics_listen: String::new(),
             methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
             mail_command: PathBuf::from("/usr/sbin/sendmail"),
-            sms_command: String::new(),
+            sms_command: PathBuf::new(),
             send_limit: 3,
         }
     }
@@ -490,8 +490,8 @@ impl Config {
         self.validate_store(source)?;
         paths::check_plain_absolute(&self.mail_command)
             .map_err(|e| value(source, "mail_command", e.to_string()))?;
-        if !self.sms_command.is_empty() {
-            paths::check_plain_absolute(Path::new(&self.sms_command))
+        if !self.sms_command.as_os_str().is_empty() {
+            paths::check_plain_absolute(&self.sms_command)
                 .map_err(|e| value(source, "sms_command", e.to_string()))?;
         }
         if !(1..=20).contains(&self.send_limit) {

@@ -130,21 +130,22 @@ pub fn email(mail_command: &Path, to: &Target, message: &str) -> Result<(), Send
 /// Sends `message` to `to` through the SMS gateway `command NUMBER`, after
 /// checking the program is root's and only root's to change; it runs as
 /// nobody with an empty environment.
-pub fn sms(command: &str, to: &Target, message: &str) -> Result<(), SendError> {
+pub fn sms(command: &Path, to: &Target, message: &str) -> Result<(), SendError> {
     sms_checked(command, to, message).map_err(SendError::Failed)
 }
 
 /// What can be known about the SMS gateway before anything is sent: one
 /// is configured, and it is root's file, not writable by others.
-pub fn sms_ready(command: &str) -> Result<(), SendError> {
+pub fn sms_ready(command: &Path) -> Result<(), SendError> {
     sms_gateway_checked(command).map_err(SendError::Failed)
 }
 
-fn sms_gateway_checked(command: &str) -> Result<(), String> {
-    if command.is_empty() {
+fn sms_gateway_checked(path: &Path) -> Result<(), String> {
+    if path.as_os_str().is_empty() {
         return Err("no SMS gateway is configured (sms_command)".into());
     }
-    let meta = std::fs::metadata(command).map_err(|e| format!("the SMS gateway {command}: {e}"))?;
+    let command = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("the SMS gateway {command}: {e}"))?;
     if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(format!(
             "the SMS gateway {command} must be a file owned by root and not writable by group or others (chown root: {command}; chmod go-w {command})"
@@ -153,9 +154,9 @@ fn sms_gateway_checked(command: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn sms_checked(command: &str, to: &Target, message: &str) -> Result<(), String> {
-    sms_gateway_checked(command)?;
-    let path = Path::new(command);
+fn sms_checked(path: &Path, to: &Target, message: &str) -> Result<(), String> {
+    sms_gateway_checked(path)?;
+    let command = path.display();
     // setpriv (util-linux) drops to nobody *and* clears the supplementary
     // groups, which std cannot do without `unsafe` (core forbids it).
     let (reuid, regid) = (format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"));
@@ -321,7 +322,7 @@ mod tests {
     fn a_gateway_that_is_not_roots_alone_is_refused_before_it_runs() {
         let to = Target::phone("+4915112345678").unwrap();
         assert!(
-            sms("", &to, "x")
+            sms(Path::new(""), &to, "x")
                 .unwrap_err()
                 .to_string()
                 .contains("sms_command")
@@ -331,7 +332,7 @@ mod tests {
         let gw = dir.join("gw");
         std::fs::write(&gw, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::set_permissions(&gw, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let e = sms(gw.to_str().unwrap(), &to, "x").unwrap_err().to_string();
+        let e = sms(&gw, &to, "x").unwrap_err().to_string();
         assert!(e.contains("not writable by group or others"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
