@@ -41,6 +41,8 @@ mod tests {
     fn every_error_type_is_an_error() {
         fn is_error<E: std::error::Error + 'static>() {}
         is_error::<crate::admin::Error>();
+        is_error::<crate::auth::ConversationError>();
+        is_error::<crate::auth::HandoffError>();
         is_error::<crate::config::ConfigError>();
         is_error::<crate::config::pamfile::PamFileError>();
         is_error::<crate::enrollment::devices::DeviceError>();

@@ -19,7 +19,9 @@
 #[allow(unsafe_code)]
 mod ffi;
 
-use otpgate_core::auth::{Conversation, Handoff, Kept, Level, Log, Outcome, Request};
+use otpgate_core::auth::{
+    Conversation, ConversationError, Handoff, HandoffError, Kept, Level, Log, Outcome, Request,
+};
 use otpgate_core::sys::clock::SystemClock;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
@@ -59,14 +61,19 @@ struct PamConversation<'h> {
 }
 
 impl Conversation for PamConversation<'_> {
-    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+    fn ask_hidden(
+        &mut self,
+        prompt: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
         let Some(conv) = &self.conv else {
-            return Err("the application set no conversation function".into());
+            return Err(ConversationError(
+                "the application set no conversation function".into(),
+            ));
         };
         match conv.send(PAM_PROMPT_ECHO_OFF, prompt) {
             Ok(Some(reply)) => Ok(Some(Zeroizing::new(reply.as_bytes().to_vec()))),
             Ok(None) => Ok(None),
-            Err(code) => Err(format!("{code:?}")),
+            Err(code) => Err(ConversationError(format!("{code:?}"))),
         }
     }
 
@@ -98,9 +105,9 @@ struct PamHandoff<'h> {
 }
 
 impl Handoff for PamHandoff<'_> {
-    fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), String> {
+    fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), HandoffError> {
         if password.contains(&0) {
-            return Err("the password contains a NUL byte".into());
+            return Err(HandoffError("the password contains a NUL byte".into()));
         }
         self.pending = Some((Zeroizing::new(password.to_vec()), kept));
         Ok(())
@@ -274,7 +281,10 @@ mod tests {
         // And through the whole flow: a denial before any prompt.
         struct NoConv;
         impl Conversation for NoConv {
-            fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+            fn ask_hidden(
+                &mut self,
+                _: &str,
+            ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
                 panic!("no prompt for a broken argument list")
             }
             fn info(&mut self, _: &str) {}

@@ -17,7 +17,10 @@
 
 use super::gate::{self, Gate, Pass, Prompted};
 use super::split::{self, Shapes};
-use super::{Conversation, Ctx, Level, Line, Log, Outcome, Source, ask, deny_line, messages};
+use super::{
+    Conversation, ConversationError, Ctx, Level, Line, Log, Outcome, Source, ask, deny_line,
+    messages,
+};
 use zeroize::Zeroizing;
 
 /// What the first line keeps for the second (in PAM data, wiped when the
@@ -33,9 +36,22 @@ pub enum Kept {
 }
 
 /// What split mode's two lines hand each other through libpam.
+/// Why the password could not be handed on (for the log; the login is
+/// denied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffError(pub String);
+
+impl std::fmt::Display for HandoffError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HandoffError {}
+
 pub trait Handoff {
     /// Sets PAM_AUTHTOK for the password module and keeps `kept`.
-    fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), String>;
+    fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), HandoffError>;
     /// Takes what the first line kept (so it is used once).
     fn take_kept(&mut self) -> Option<Kept>;
 }
@@ -44,8 +60,8 @@ pub trait Handoff {
 pub struct NoHandoff;
 
 impl Handoff for NoHandoff {
-    fn pass_on(&mut self, _: &[u8], _: Kept) -> Result<(), String> {
-        Err("this caller cannot hand a password on".into())
+    fn pass_on(&mut self, _: &[u8], _: Kept) -> Result<(), HandoffError> {
+        Err(HandoffError("this caller cannot hand a password on".into()))
     }
     fn take_kept(&mut self) -> Option<Kept> {
         None
@@ -57,8 +73,8 @@ impl Handoff for NoHandoff {
 struct Mute;
 
 impl Conversation for Mute {
-    fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
-        Err("no prompts while peeking".into())
+    fn ask_hidden(&mut self, _: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+        Err(ConversationError("no prompts while peeking".into()))
     }
     fn info(&mut self, _: &str) {}
     fn error(&mut self, _: &str) {}

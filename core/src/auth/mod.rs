@@ -15,7 +15,7 @@ mod send;
 pub mod split;
 pub mod verify;
 
-pub use forward::{Handoff, Kept, NoHandoff};
+pub use forward::{Handoff, HandoffError, Kept, NoHandoff};
 pub use messages::{
     CODE_USED, FORWARD_NOT_ASKED, FORWARD_REFUSED, NO_METHOD, NOT_A_CODE, NOT_ENROLLED,
     RECOVERY_USED, SENT_EXPIRED, SERVICE_UNAVAILABLE, WRONG_CODE,
@@ -65,10 +65,24 @@ pub trait Log {
 }
 
 /// Talking to the user through the application.
+/// Why the application's conversation function could not ask (for the
+/// log; the login is denied).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationError(pub String);
+
+impl std::fmt::Display for ConversationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConversationError {}
+
 pub trait Conversation {
     /// Asks with echo off. `Ok(None)` means the application returned no
     /// reply at all (a NULL response), which must deny.
-    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String>;
+    fn ask_hidden(&mut self, prompt: &str)
+    -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError>;
     /// Shows an informational line (PAM_TEXT_INFO).
     fn info(&mut self, text: &str);
     /// Shows an error line (PAM_ERROR_MSG).
@@ -266,7 +280,10 @@ struct Talking<'a, 'c> {
 }
 
 impl Conversation for Talking<'_, '_> {
-    fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+    fn ask_hidden(
+        &mut self,
+        prompt: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
         self.store.before_talking();
         self.conv.ask_hidden(prompt)
     }
@@ -504,13 +521,19 @@ mod tests {
     }
 
     impl Conversation for Script {
-        fn ask_hidden(&mut self, prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        fn ask_hidden(
+            &mut self,
+            prompt: &str,
+        ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
             self.asked += 1;
             self.prompts.push(prompt.into());
             if let Some(r) = self.first.pop_front() {
                 return Ok(Some(Zeroizing::new(r)));
             }
-            self.reply.clone().map(|r| r.map(Zeroizing::new))
+            self.reply
+                .clone()
+                .map(|r| r.map(Zeroizing::new))
+                .map_err(ConversationError)
         }
         fn info(&mut self, text: &str) {
             self.infos.push(text.into());
@@ -647,7 +670,7 @@ mod tests {
     }
 
     impl Handoff for Pam {
-        fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), String> {
+        fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), HandoffError> {
             self.authtok = Some(password.to_vec());
             self.kept = Some(kept);
             Ok(())

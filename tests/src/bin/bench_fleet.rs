@@ -12,7 +12,9 @@
 //! server t mod N), counts every outcome instead of requiring success, and
 //! then races 32 logins with one right code over the servers.
 
-use otpgate_core::auth::{self, Conversation, Level, Log, NoHandoff, Outcome, Request};
+use otpgate_core::auth::{
+    self, Conversation, ConversationError, Level, Log, NoHandoff, Outcome, Request,
+};
 use otpgate_core::config::args::Mode;
 use otpgate_core::config::{Config, Source};
 use otpgate_core::otp::secret::Secret;
@@ -25,7 +27,10 @@ const SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 struct Typed(String);
 
 impl Conversation for Typed {
-    fn ask_hidden(&mut self, _prompt: &str) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+    fn ask_hidden(
+        &mut self,
+        _prompt: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
         Ok(Some(Zeroizing::new(self.0.clone().into_bytes())))
     }
     fn info(&mut self, _text: &str) {}
