@@ -58,7 +58,7 @@ clean_up() {
 services_installed_here=""
 note_missing_services() {
     local pkg unit pkg_unit
-    for pkg_unit in postgresql:postgresql postfix:postfix openssh-server:ssh openvpn:openvpn; do
+    for pkg_unit in postgresql:postgresql postfix:postfix openssh-server:ssh openvpn:openvpn prometheus:prometheus; do
         pkg=${pkg_unit%%:*}
         unit=${pkg_unit#*:}
         if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
