@@ -763,7 +763,18 @@ async fn write_state(
         // Read before a newer state this daemon has seen: decide again.
         return Ok(false);
     }
-    let next = version.saturating_add(1);
+    put_state(service, user, version, version.saturating_add(1), state).await
+}
+
+/// Compare-and-set of `user`'s state from `current` to `next`, MACed with
+/// the key; what was written is remembered. Whether it was written.
+async fn put_state(
+    service: &Service,
+    user: &str,
+    current: u64,
+    next: u64,
+    state: String,
+) -> Result<bool, Response> {
     let mac = service.key.state_mac(user, next, &state);
     let row = StateRow {
         version: next,
@@ -772,7 +783,7 @@ async fn write_state(
     };
     let written = service
         .db
-        .write_state(user, version, row)
+        .write_state(user, current, row)
         .await
         .map_err(|e| unavailable(service, &e))?;
     if written {
@@ -808,30 +819,7 @@ async fn forget_state(service: &Service, user: &str) -> Result<bool, Response> {
         }
         let current = row.as_ref().map_or(0, |r| r.version);
         let next = current.max(seen.state).saturating_add(1);
-        let mac = service.key.state_mac(user, next, &empty);
-        let written = service
-            .db
-            .write_state(
-                user,
-                current,
-                StateRow {
-                    version: next,
-                    state: empty.clone(),
-                    mac: Some(mac),
-                },
-            )
-            .await
-            .map_err(|e| unavailable(service, &e))?;
-        if written {
-            remember(
-                service,
-                user,
-                Seen {
-                    enrollment: 0,
-                    state: next,
-                },
-            )
-            .await?;
+        if put_state(service, user, current, next, empty.clone()).await? {
             return Ok(row.is_some());
         }
     }

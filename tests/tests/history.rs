@@ -6,18 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use otpgate_tests::fleet::{self, Fleet, Postgres, Server};
+use otpgate_tests::sshd::free_port;
 use otpgate_tests::*;
 use std::io::Write as _;
 use std::time::Duration;
-
-/// A free TCP port on 127.0.0.1 for a daemon's metrics.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A long store_timeout (test binaries share the machine) unless `extra`
 /// sets one.
@@ -85,14 +77,9 @@ fn scrape(port: u16) -> String {
          \x20   for s in family.samples:\n\
          \x20       print(s.name, json.dumps(s.labels, sort_keys=True), s.value)\n"
     );
-    let out = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the metrics did not parse: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        std::process::Command::new("/usr/bin/python3").args(["-c", &script]),
+        "reading and parsing the metrics",
     );
     String::from_utf8(out.stdout).unwrap()
 }
