@@ -21,6 +21,25 @@
 
 #![forbid(unsafe_code)]
 
+/// Declares an error type that carries one finished message — what is
+/// wrong and what to do — for failures that wrap no other error. The type
+/// says which layer failed; the message is what a person reads.
+macro_rules! message_error {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub String);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::error::Error for $name {}
+    };
+}
+
 pub mod admin;
 pub mod auth;
 pub mod config;
@@ -41,21 +60,32 @@ mod tests {
     fn every_error_type_is_an_error() {
         fn is_error<E: std::error::Error + 'static>() {}
         is_error::<crate::admin::Error>();
+        is_error::<crate::admin::report::AccountsError>();
         is_error::<crate::auth::ConversationError>();
         is_error::<crate::auth::HandoffError>();
         is_error::<crate::config::ConfigError>();
+        is_error::<crate::config::MetricsAddressError>();
+        is_error::<crate::config::conninfo::ConnInfoError>();
         is_error::<crate::config::pamfile::PamFileError>();
         is_error::<crate::enrollment::devices::DeviceError>();
+        is_error::<crate::enrollment::devices::SetupError>();
         is_error::<crate::enrollment::DeviceNameError>();
         is_error::<crate::enrollment::FormatError>();
+        is_error::<crate::enrollment::gauth::GaFileError>();
         is_error::<crate::fleet::freshness::Stale>();
+        is_error::<crate::fleet::history::DurationError>();
         is_error::<crate::fleet::protocol::FrameError>();
+        is_error::<crate::fleet::seal::KeyError>();
+        is_error::<crate::fleet::seal::SealError>();
         is_error::<crate::otp::OtpError>();
         is_error::<crate::otp::secret::SecretError>();
+        is_error::<crate::otp::sent::TargetError>();
         is_error::<crate::policy::GroupError>();
         is_error::<crate::store::StoreError>();
+        is_error::<crate::store::state::StateParseError>();
         is_error::<crate::store::statedir::StateError>();
         is_error::<crate::sys::account::LookupError>();
+        is_error::<crate::sys::fs::CreateError>();
         is_error::<crate::sys::fs::FsError>();
         is_error::<crate::sys::paths::PathError>();
         is_error::<crate::sys::paths::UserNameError>();

@@ -49,16 +49,72 @@ struct Setup {
     key: seal::Key,
 }
 
-fn setup(path: &Path) -> Result<Setup, String> {
-    let config = Config::load(&Source::Explicit(path.to_path_buf())).map_err(|e| e.to_string())?;
+/// Why otpgated cannot start, or what `--check` found wrong.
+#[derive(Debug)]
+enum StartError {
+    Config(otpgate_core::config::ConfigError),
+    Key(seal::KeyError),
+    Db(db::DbError),
+    /// Anything else, said in full.
+    Other(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(e) => e.fmt(f),
+            Self::Key(e) => e.fmt(f),
+            Self::Db(e) => e.fmt(f),
+            Self::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Config(e) => Some(e),
+            Self::Key(e) => Some(e),
+            Self::Db(e) => Some(e),
+            Self::Other(_) => None,
+        }
+    }
+}
+
+impl From<otpgate_core::config::ConfigError> for StartError {
+    fn from(e: otpgate_core::config::ConfigError) -> Self {
+        Self::Config(e)
+    }
+}
+
+impl From<seal::KeyError> for StartError {
+    fn from(e: seal::KeyError) -> Self {
+        Self::Key(e)
+    }
+}
+
+impl From<db::DbError> for StartError {
+    fn from(e: db::DbError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<String> for StartError {
+    fn from(why: String) -> Self {
+        Self::Other(why)
+    }
+}
+
+fn setup(path: &Path) -> Result<Setup, StartError> {
+    let config = Config::load(&Source::Explicit(path.to_path_buf()))?;
     // `store` says what the module and the CLI of this server use; the
     // daemon serves as soon as the fleet keys are there, so it can run
     // (and `otpgate migrate` fill the store) while logins still read files.
     if config.database.trim().is_empty() {
-        return Err(format!(
+        return Err(StartError::Other(format!(
             "{}: `database` is not set; otpgated serves fleet mode: set `database`, `database_password_file` and `secret_key_file` (README \"Fleet mode\")",
             path.display()
-        ));
+        )));
     }
     let info = ConnInfo::parse(&config.database)
         .map_err(|e| format!("{}: key `database`: {e}", path.display()))?;
@@ -71,7 +127,7 @@ fn setup(path: &Path) -> Result<Setup, String> {
             4096,
         )?;
         let text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| "database_password_file: is not UTF-8 text".to_string())?;
+            .map_err(|_| StartError::Other("database_password_file: is not UTF-8 text".into()))?;
         Some(zeroize::Zeroizing::new(
             text.trim_end_matches(['\n', '\r']).to_string(),
         ))
@@ -146,30 +202,30 @@ async fn check(setup: &Setup, log: &Log) -> ExitCode {
     }
 }
 
-async fn check_all(setup: &Setup) -> Result<Vec<String>, String> {
+async fn check_all(setup: &Setup) -> Result<Vec<String>, StartError> {
     let db = &setup.db;
-    let version = db.schema_version().await.map_err(|e| e.to_string())?;
+    let version = db.schema_version().await?;
     let mut lines = vec![format!("database: connected ({})", db.target)];
     let latest = db::latest();
     if version > latest {
-        return Err(format!(
+        return Err(StartError::Other(format!(
             "the database has schema version {version}, newer than this otpgated knows ({latest}); upgrade otpgate on this host"
-        ));
+        )));
     }
     if version < latest {
-        let can_create = db.can_create().await.map_err(|e| e.to_string())?;
+        let can_create = db.can_create().await?;
         if !can_create {
-            return Err(format!(
+            return Err(StartError::Other(format!(
                 "the database has schema version {version} and this otpgated needs {latest}, but the role may not create tables in schema public; \
                  GRANT CREATE ON SCHEMA public TO the otpgate role (README \"Fleet mode\")"
-            ));
+            )));
         }
         lines.push(format!(
             "schema: version {version}; otpgated will migrate it to {latest} when it starts"
         ));
     } else {
         lines.push(format!("schema: version {version} (current)"));
-        match db.sample().await.map_err(|e| e.to_string())? {
+        match db.sample().await? {
             Some((user, row)) => {
                 let binding = seal::Binding {
                     user: &user,

@@ -627,7 +627,7 @@ async fn write_enrollment(
             counter,
             removed: enrollment.is_none(),
         };
-        let (nonce, sealed) = service.key.seal_row(binding, plain).map_err(bad)?;
+        let (nonce, sealed) = service.key.seal_row(binding, plain).map_err(|e| bad(e.0))?;
         let row = SealedRow {
             id,
             nonce,

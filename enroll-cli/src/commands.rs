@@ -9,17 +9,14 @@ use otpgate_core::admin::{self, Caller, import, unlock};
 use otpgate_core::config::Source;
 use otpgate_core::fleet::history;
 use otpgate_core::otp::recovery;
+use otpgate_core::store;
 use otpgate_core::store::daemon::DaemonStore;
-use otpgate_core::store::{self, StoreExt};
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
 /// Prints `value` as pretty JSON (`--json`).
 fn print_json(value: &impl serde::Serialize) -> fail::Result<()> {
-    outln!(
-        "{}",
-        serde_json::to_string_pretty(value).map_err(|e| e.to_string())?
-    );
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -36,10 +33,7 @@ pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fai
     let mut r = report::user_report(store.as_ref(), &account, at);
     r.apply_methods(&config);
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?
-        );
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         out!("{}", r.to_text());
     }
@@ -65,7 +59,7 @@ pub fn recovery_codes(
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "make recovery codes")?;
     let store = store::open(&config);
-    let mut enrollment = store.load_enrolled(&account)?;
+    let mut enrollment = admin::load_enrolled(store.as_ref(), &account)?;
     require_code_or_root(
         &caller,
         &config,
@@ -76,9 +70,7 @@ pub fn recovery_codes(
     let n = count.unwrap_or(config.recovery_codes);
     let (codes, set) = recovery::generate_set(n, now()?)?;
     let revoked = enrollment.recovery.replace(set).map(|old| old.salt);
-    store
-        .save(&account, &enrollment)
-        .map_err(|e| e.to_string())?;
+    store.save(&account, &enrollment)?;
     if let (true, Some(salt)) = (caller.is_root(), revoked) {
         // The used codes of the revoked set can never matter again. (A user
         // cannot write the state; logins keep at most a few sets.)
@@ -105,10 +97,10 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<(
     let config = admin::load_config(config_path)?;
     let account = admin::target_account(&caller, user, "disable 2FA")?;
     let store = store::open(&config);
-    let location = store.location(&account).map_err(|e| e.to_string())?;
+    let location = store.location(&account)?;
     // A broken file can still be removed (often the very reason to disable),
     // so only its existence is required here.
-    if !store.exists(&account).map_err(|e| e.to_string())? {
+    if !store.exists(&account)? {
         return Err(format!(
             "{} is not enrolled ({location} does not exist); nothing to disable",
             account.name
@@ -116,9 +108,9 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<(
         .into());
     }
     require_code_or_root(&caller, &config, store.as_ref(), &account, "disabling 2FA")?;
-    store.remove(&account).map_err(|e| e.to_string())?;
+    store.remove(&account)?;
     if caller.is_root() {
-        store.remove_state(&account).map_err(|e| e.to_string())?;
+        store.remove_state(&account)?;
     }
     outln!(
         "2FA disabled for {}: {} removed.",
@@ -163,8 +155,8 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> fail::Resu
         }
         return Ok(());
     }
-    let had_file = store.remove(&account).map_err(|e| e.to_string())?;
-    let had_state = store.remove_state(&account).map_err(|e| e.to_string())?;
+    let had_file = store.remove(&account)?;
+    let had_state = store.remove_state(&account)?;
     if !had_file && !had_state {
         return Err(
             format!("{user} is not enrolled and has no login state; nothing to reset").into(),
@@ -191,7 +183,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     let store = store::open(&config);
     if let Some(fleet) = store.as_fleet() {
         // Fleet mode: also every account the store has an enrollment for.
-        let names = fleet.list().map_err(|e| e.to_string())?;
+        let names = fleet.list()?;
         report::add_store_accounts(&mut accounts, &names);
     }
     let mut rows: Vec<UserReport> = report::audit(&config, &accounts, now()?);
@@ -307,9 +299,7 @@ pub fn audit_logins(
     };
     let since = since.map(history::parse_duration).transpose()?.unwrap_or(0);
     let fleet = fleet_only(&config, "the login history")?;
-    let (entries, more) = fleet
-        .history(user.as_deref(), since)
-        .map_err(|e| e.to_string())?;
+    let (entries, more) = fleet.history(user.as_deref(), since)?;
     if json {
         return print_json(&entries);
     }
@@ -354,7 +344,7 @@ pub fn audit_servers(config_path: Option<&Path>, json: bool) -> fail::Result<()>
     require_root(&caller, "audit --servers")?;
     let config = admin::load_config(config_path)?;
     let fleet = fleet_only(&config, "the list of servers")?;
-    let servers = fleet.servers().map_err(|e| e.to_string())?;
+    let servers = fleet.servers()?;
     if json {
         #[derive(serde::Serialize)]
         struct Row<'a> {
@@ -369,10 +359,7 @@ pub fn audit_servers(config_path: Option<&Path>, json: bool) -> fail::Result<()>
                 status: server.status(),
             })
             .collect();
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
-        );
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     use std::fmt::Write as _;
@@ -530,10 +517,8 @@ pub fn import_google(
     let store = store::open(&config);
     authorize_replace(&caller, &config, store.as_ref(), &account, force)?;
     let enrollment = import::enrollment(&google, now()?)?;
-    store
-        .save(&account, &enrollment)
-        .map_err(|e| e.to_string())?;
-    let location = store.location(&account).map_err(|e| e.to_string())?;
+    store.save(&account, &enrollment)?;
+    let location = store.location(&account)?;
     let shown = path.display().to_string();
     outln!(
         "Imported {} into {} for {}: the app's existing entry keeps working.",
@@ -577,7 +562,7 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
     }
     let daemon = otpgate_core::store::daemon::DaemonStore::new(&fleet_config);
     let fleet = &daemon;
-    fleet.ping().map_err(|e| e.to_string())?;
+    fleet.ping()?;
     let accounts = report::audit_accounts(&config.enforce_groups)?;
     let moved = admin::migrate::migrate(&config, &accounts, fleet, dry_run);
     let (mut added, mut there, mut removed, mut conflicts, mut failed) = (0, 0, 0, 0, 0);
@@ -642,7 +627,7 @@ pub fn accept_restore(config_path: Option<&Path>, user: Option<&str>) -> fail::R
                 .into(),
         );
     };
-    let accounts = fleet.accept_restore(user).map_err(|e| e.to_string())?;
+    let accounts = fleet.accept_restore(user)?;
     let whom = match user {
         Some(u) => for_terminal(u).into_owned(),
         None => format!("{accounts} account(s)"),

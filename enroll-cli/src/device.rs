@@ -98,16 +98,13 @@ pub struct AddArgs {
 }
 
 fn enrolled(store: &dyn Store, account: &Account) -> fail::Result<Enrollment> {
-    store
-        .load(account)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "{} is not enrolled; run `otpgate enroll` first, then add more devices",
-                account.name
-            )
-            .into()
-        })
+    store.load(account)?.ok_or_else(|| {
+        format!(
+            "{} is not enrolled; run `otpgate enroll` first, then add more devices",
+            account.name
+        )
+        .into()
+    })
 }
 
 pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> {
@@ -122,10 +119,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
             let mut r = report::user_report(store.as_ref(), &account, at);
             r.apply_methods(&config);
             if *json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&r.devices).map_err(|e| e.to_string())?
-                );
+                outln!("{}", serde_json::to_string_pretty(&r.devices)?);
             } else {
                 outln!(
                     "{:<16} {:<5} {:<7} {:<7} {:<8} ADDED",
@@ -167,9 +161,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
                 &account,
                 "removing a device",
             )?;
-            store
-                .save(&account, &enrollment)
-                .map_err(|e| e.to_string())?;
+            store.save(&account, &enrollment)?;
             outln!(
                 "Removed device \"{name}\" of {}; its codes no longer work.",
                 account.name
@@ -229,7 +221,7 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
         let params = TotpParams::new(algorithm, digits, args.period.unwrap_or(config.period))?;
         let secret = match args.secret.as_deref() {
             Some(s) => read_secret(s)?,
-            None => Secret::generate().map_err(|e| e.to_string())?,
+            None => Secret::generate()?,
         };
         let issuer = config.effective_issuer();
         let key_uri = uri::totp_uri(&issuer, &account.name, &secret, &params);
@@ -252,9 +244,7 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
         }
     };
     devices::add(&mut enrollment, device)?;
-    store
-        .save(&account, &enrollment)
-        .map_err(|e| e.to_string())?;
+    store.save(&account, &enrollment)?;
     outln!(
         "Added device \"{}\" for {}: its codes now work at login.",
         args.name,
@@ -302,7 +292,7 @@ fn sent_device(
     }
     Ok(Device {
         name: args.name.clone(),
-        secret: Secret::generate().map_err(|e| e.to_string())?,
+        secret: Secret::generate()?,
         kind,
         created: now,
     })
@@ -339,7 +329,7 @@ fn yubikey(args: &AddArgs, now: u64) -> fail::Result<Device> {
             |otp| {
                 Ok(match devices::confirm_yubico(kind, &secret, otp) {
                     Ok(k) => term::Try::Accepted(k),
-                    Err(why) => term::Try::Refused(why),
+                    Err(why) => term::Try::Refused(why.to_string()),
                 })
             },
         )?;

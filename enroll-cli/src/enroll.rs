@@ -147,7 +147,7 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
         "run `otpgate enroll` without it and type a code from your app",
     )?;
     let store = store::open(&config);
-    store.check_writable(&account).map_err(|e| e.to_string())?;
+    store.check_writable(&account)?;
     authorize_replace(&caller, &config, store.as_ref(), &account, args.force)?;
     let secret = args.secret.as_deref().map(read_secret).transpose()?;
     let opts = EnrollOptions {
@@ -179,10 +179,8 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
         confirm_totp(new.secret(), &new.params, config.window, "not enrolled")?;
     }
 
-    store
-        .save(&account, &new.enrollment)
-        .map_err(|e| e.to_string())?;
-    let location = store.location(&account).map_err(|e| e.to_string())?;
+    store.save(&account, &new.enrollment)?;
+    let location = store.location(&account)?;
     if args.json {
         let codes: Vec<String> = new
             .recovery_codes

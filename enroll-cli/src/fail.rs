@@ -44,6 +44,32 @@ impl From<&str> for Fail {
     }
 }
 
+/// Failures that are neither a refusal nor bad usage: exit 1, their
+/// message as it is.
+macro_rules! failures {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for Fail {
+            fn from(e: $error) -> Self {
+                Self {
+                    code: FAILURE,
+                    message: e.to_string(),
+                }
+            }
+        })*
+    };
+}
+
+failures!(
+    otpgate_core::admin::report::AccountsError,
+    otpgate_core::enrollment::devices::SetupError,
+    otpgate_core::enrollment::gauth::GaFileError,
+    otpgate_core::fleet::history::DurationError,
+    otpgate_core::fleet::seal::KeyError,
+    otpgate_core::otp::secret::SecretError,
+    otpgate_core::sys::fs::CreateError,
+    serde_json::Error,
+);
+
 impl From<otpgate_core::store::StoreError> for Fail {
     fn from(e: otpgate_core::store::StoreError) -> Self {
         Error::from(e).into()

@@ -123,7 +123,10 @@ pub fn parse_target(s: &str) -> Result<QrTarget, String> {
 
 /// Writes an image holding the secret: created new (never through a link or
 /// over another file), mode 0600.
-pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+pub fn write_private(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<(), otpgate_core::sys::fs::CreateError> {
     otpgate_core::sys::fs::create_private_file(path, bytes)
 }
 

@@ -159,6 +159,14 @@ pub fn check_replace(store: &dyn Store, account: &Account, force: bool) -> Resul
     Ok(exists)
 }
 
+/// The enrollment, or an error saying how to enroll.
+pub fn load_enrolled(store: &dyn Store, account: &Account) -> Result<Enrollment, Error> {
+    store.load(account)?.ok_or_else(|| Error::NotEnrolled {
+        user: account.name.clone(),
+        location: store.location(account).unwrap_or_default(),
+    })
+}
+
 /// Who may skip proving that a new app or token works (`--no-confirm`):
 /// root alone, for provisioning. `instead` says what a user does instead.
 pub fn check_no_confirm(caller: &Caller, no_confirm: bool, instead: &str) -> Result<(), Error> {

@@ -461,18 +461,25 @@ pub fn add_store_accounts(accounts: &mut Vec<Account>, names: &[String]) {
     }
 }
 
+message_error! {
+    /// Why the accounts or groups a report covers could not be read.
+    AccountsError
+}
+
 /// The accounts `otpgate audit` reports on: every local account that can log
 /// in, plus every member (primary or supplementary) of `groups` (the
 /// config's `enforce_groups`), each once.
-pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, String> {
+pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, AccountsError> {
     let passwd = std::fs::read_to_string("/etc/passwd")
-        .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
+        .map_err(|e| AccountsError(format!("reading /etc/passwd failed: {e}")))?;
     let all = parse_passwd(&passwd);
     let mut out = with_login_shell(all.clone());
     for name in groups {
         let group = nix::unistd::Group::from_name(name)
-            .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
-            .ok_or_else(|| format!("enforce_groups: group \"{name}\" does not exist"))?;
+            .map_err(|e| AccountsError(format!("looking up group {name} failed: {}", e.desc())))?
+            .ok_or_else(|| {
+                AccountsError(format!("enforce_groups: group \"{name}\" does not exist"))
+            })?;
         for a in &all {
             let member = a.gid == group.gid || group.mem.contains(&a.name);
             if member && !out.iter().any(|o| o.name == a.name) {
@@ -497,13 +504,15 @@ impl GroupMembers {
 }
 
 /// Looks the named groups up (the system's part of [`audit_scope`]).
-pub fn group_members(names: &[String]) -> Result<Vec<GroupMembers>, String> {
+pub fn group_members(names: &[String]) -> Result<Vec<GroupMembers>, AccountsError> {
     names
         .iter()
         .map(|name| {
             let g = nix::unistd::Group::from_name(name)
-                .map_err(|e| format!("looking up group {name} failed: {}", e.desc()))?
-                .ok_or_else(|| format!("group \"{name}\" does not exist"))?;
+                .map_err(|e| {
+                    AccountsError(format!("looking up group {name} failed: {}", e.desc()))
+                })?
+                .ok_or_else(|| AccountsError(format!("group \"{name}\" does not exist")))?;
             Ok(GroupMembers {
                 gid: Gid::from_raw(g.gid.as_raw()),
                 members: g.mem,
@@ -538,9 +547,9 @@ pub fn audit_scope(
 }
 
 /// Local accounts that can log in: a shell listed in /etc/shells.
-pub fn login_accounts() -> Result<Vec<Account>, String> {
+pub fn login_accounts() -> Result<Vec<Account>, AccountsError> {
     let passwd = std::fs::read_to_string("/etc/passwd")
-        .map_err(|e| format!("reading /etc/passwd failed: {e}"))?;
+        .map_err(|e| AccountsError(format!("reading /etc/passwd failed: {e}")))?;
     Ok(with_login_shell(parse_passwd(&passwd)))
 }
 

@@ -35,20 +35,13 @@ pub enum Kept {
     NotAsked,
 }
 
-/// What split mode's two lines hand each other through libpam.
-/// Why the password could not be handed on (for the log; the login is
-/// denied).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HandoffError(pub String);
-
-impl std::fmt::Display for HandoffError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+message_error! {
+    /// Why the password could not be handed on (for the log; the login is
+    /// denied).
+    HandoffError
 }
 
-impl std::error::Error for HandoffError {}
-
+/// What split mode's two lines hand each other through libpam.
 pub trait Handoff {
     /// Sets PAM_AUTHTOK for the password module and keeps `kept`.
     fn pass_on(&mut self, password: &[u8], kept: Kept) -> Result<(), HandoffError>;

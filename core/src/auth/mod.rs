@@ -64,20 +64,13 @@ pub trait Log {
     fn log(&mut self, level: Level, line: &str);
 }
 
-/// Talking to the user through the application.
-/// Why the application's conversation function could not ask (for the
-/// log; the login is denied).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversationError(pub String);
-
-impl std::fmt::Display for ConversationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+message_error! {
+    /// Why the application's conversation function could not ask (for the
+    /// log; the login is denied).
+    ConversationError
 }
 
-impl std::error::Error for ConversationError {}
-
+/// Talking to the user through the application.
 pub trait Conversation {
     /// Asks with echo off. `Ok(None)` means the application returned no
     /// reply at all (a NULL response), which must deny.

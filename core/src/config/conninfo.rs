@@ -37,26 +37,33 @@ pub struct ConnInfo {
     pub params: Vec<(String, String)>,
 }
 
+message_error! {
+    /// Why the `database` connection string is refused, and what to write.
+    ConnInfoError
+}
+
 impl ConnInfo {
     /// Parses `text` (keyword/value or URL form) and checks every keyword
     /// and the values otpgated interprets itself.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ConnInfoError> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("is empty; give a libpq connection string such as \
+            return Err(ConnInfoError(
+                "is empty; give a libpq connection string such as \
                  \"host=db1.example.com dbname=otpgate user=otpgate sslmode=verify-full\""
-                .into());
+                    .into(),
+            ));
         }
         let params = if let Some(rest) = text
             .strip_prefix("postgresql://")
             .or_else(|| text.strip_prefix("postgres://"))
         {
-            parse_url(rest)?
+            parse_url(rest).map_err(ConnInfoError)?
         } else {
-            parse_pairs(text)?
+            parse_pairs(text).map_err(ConnInfoError)?
         };
         let info = Self { params };
-        info.check()?;
+        info.check().map_err(ConnInfoError)?;
         Ok(info)
     }
 
@@ -285,9 +292,9 @@ mod tests {
             "host=db dbname=o passfile=/root/.pgpass",
         ] {
             let e = ConnInfo::parse(text).unwrap_err();
-            assert!(e.contains("database_password_file"), "{text}: {e}");
+            assert!(e.0.contains("database_password_file"), "{text}: {e}");
             assert!(
-                !e.contains("hunter2"),
+                !e.0.contains("hunter2"),
                 "the password is never repeated: {e}"
             );
         }
@@ -314,7 +321,7 @@ mod tests {
             ("postgresql://db/o%zz", "%-escape"),
         ] {
             let e = ConnInfo::parse(text).unwrap_err();
-            assert!(e.contains(want), "{text}: {e}");
+            assert!(e.0.contains(want), "{text}: {e}");
         }
     }
 

@@ -294,29 +294,34 @@ impl Source {
     }
 }
 
+message_error! {
+    /// A `metrics_listen` that otpgated may not serve on, and what to write.
+    MetricsAddressError
+}
+
 impl Config {
     /// Where otpgated serves its metrics (`None`: off). Only a loopback or
     /// private address: the metrics name no user, but say how many logins
     /// fail, which is nobody else's business.
-    pub fn metrics_address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+    pub fn metrics_address(&self) -> Result<Option<std::net::SocketAddr>, MetricsAddressError> {
         if self.metrics_listen.is_empty() {
             return Ok(None);
         }
         let addr: std::net::SocketAddr = self.metrics_listen.parse().map_err(|_| {
-            format!(
+            MetricsAddressError(format!(
                 "{:?} is not ADDRESS:PORT; write e.g. \"127.0.0.1:9813\" or \"[::1]:9813\"",
                 self.metrics_listen
-            )
+            ))
         })?;
         let private = match addr.ip() {
             std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_private(),
             std::net::IpAddr::V6(ip) => ip.is_loopback() || (ip.segments()[0] & 0xfe00) == 0xfc00,
         };
         if !private {
-            return Err(format!(
+            return Err(MetricsAddressError(format!(
                 "{addr}: metrics are served on a loopback or private address only \
                  (127.0.0.1, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, ::1, fc00::/7)"
-            ));
+            )));
         }
         Ok(Some(addr))
     }
@@ -602,7 +607,7 @@ impl Config {
             ));
         }
         self.metrics_address()
-            .map_err(|why| value(source, "metrics_listen", why))?;
+            .map_err(|why| value(source, "metrics_listen", why.0))?;
         if self.store == StoreKind::Postgresql && self.database.trim().is_empty() {
             return Err(value(
                 source,
@@ -612,7 +617,8 @@ impl Config {
             ));
         }
         if !self.database.trim().is_empty() {
-            conninfo::ConnInfo::parse(&self.database).map_err(|e| value(source, "database", e))?;
+            conninfo::ConnInfo::parse(&self.database)
+                .map_err(|e| value(source, "database", e.0))?;
         }
         if !self.database_password_file.is_empty() {
             paths::check_plain_absolute(Path::new(&self.database_password_file))

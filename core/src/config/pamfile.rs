@@ -133,17 +133,10 @@ pub fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// Why a stack could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PamFileError(pub String);
-
-impl std::fmt::Display for PamFileError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+message_error! {
+    /// Why a stack could not be read.
+    PamFileError
 }
-
-impl std::error::Error for PamFileError {}
 
 /// Reads the lines of type `kind` of service `service` in `dir`, following
 /// includes and substacks.

@@ -133,6 +133,48 @@ pub fn hotp_counter(
         .find(|c| otp::codes_equal(&code, &hotp.code(*c)))
 }
 
+/// Why a new device could not be set up or confirmed.
+#[derive(Debug)]
+pub enum SetupError {
+    /// What was given does not describe a usable device, or the touch or
+    /// code typed back does not confirm it; the message says what to do.
+    Invalid(String),
+    /// The key given is not a usable secret.
+    Key(crate::otp::secret::SecretError),
+    /// No confirmation code could be made.
+    Random(crate::otp::OtpError),
+    /// The confirmation code could not be sent.
+    Send(crate::sys::send::SendError),
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(why) => f.write_str(why),
+            Self::Key(e) => e.fmt(f),
+            Self::Random(e) => e.fmt(f),
+            Self::Send(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(_) => None,
+            Self::Key(e) => Some(e),
+            Self::Random(e) => Some(e),
+            Self::Send(e) => Some(e),
+        }
+    }
+}
+
+impl From<&str> for SetupError {
+    fn from(why: &str) -> Self {
+        Self::Invalid(why.to_string())
+    }
+}
+
 /// A YubiKey slot as `otpgate device add --yubico-otp` is given it: the
 /// public id (modhex), the private id and the AES key (hex). Each refusal
 /// says what to pass instead.
@@ -141,7 +183,7 @@ pub fn yubico_kind(
     private_id: &str,
     aes_key_hex: &str,
     counter: u32,
-) -> Result<(DeviceKind, Secret), String> {
+) -> Result<(DeviceKind, Secret), SetupError> {
     let public = crate::otp::yubico::modhex_decode(public_id.trim())
         .and_then(|b| <[u8; 6]>::try_from(b).ok())
         .ok_or("--public-id: give the key's 12-character public id in modhex (the first 12 characters it types, letters cbdefghijklnrtuv)")?;
@@ -156,7 +198,7 @@ pub fn yubico_kind(
     if counter >= 1 << 15 {
         return Err("--counter: a YubiKey's usage counter is below 32768".into());
     }
-    let secret = Secret::from_bytes(key.to_vec()).map_err(|e| e.to_string())?;
+    let secret = Secret::from_bytes(key.to_vec()).map_err(SetupError::Key)?;
     // OTPs before usage counter `counter` (session 0) are refused.
     let initial = (counter << 8).saturating_sub(1);
     Ok((
@@ -174,8 +216,8 @@ pub fn yubico_kind(
 pub fn send_confirmation(
     config: &crate::config::Config,
     kind: DeviceKind,
-) -> Result<zeroize::Zeroizing<String>, String> {
-    let code = crate::otp::sent::new_code()?;
+) -> Result<zeroize::Zeroizing<String>, SetupError> {
+    let code = crate::otp::sent::new_code().map_err(SetupError::Random)?;
     let body = format!(
         "Your otpgate confirmation code is {}.\nType it where `otpgate device add` asks for it. If you did not add this address or number, ignore this message.\n",
         code.as_str()
@@ -189,9 +231,9 @@ pub fn send_confirmation(
                 to.as_str()
             ),
         )
-        .map_err(|e| e.to_string())?,
+        .map_err(SetupError::Send)?,
         DeviceKind::Sms(to) => {
-            crate::sys::send::sms(&config.sms_command, &to, &body).map_err(|e| e.to_string())?
+            crate::sys::send::sms(&config.sms_command, &to, &body).map_err(SetupError::Send)?
         }
         _ => return Err("codes are only sent to e-mail and SMS devices".into()),
     }
@@ -200,7 +242,11 @@ pub fn send_confirmation(
 
 /// Checks a touch typed to confirm a new YubiKey; the device with its
 /// starting counter set past that touch (so it cannot be used again).
-pub fn confirm_yubico(kind: DeviceKind, secret: &Secret, otp: &str) -> Result<DeviceKind, String> {
+pub fn confirm_yubico(
+    kind: DeviceKind,
+    secret: &Secret,
+    otp: &str,
+) -> Result<DeviceKind, SetupError> {
     use crate::otp::yubico;
     let DeviceKind::YubicoOtp {
         public_id,
@@ -216,9 +262,9 @@ pub fn confirm_yubico(kind: DeviceKind, secret: &Secret, otp: &str) -> Result<De
     }
     let key = <[u8; 16]>::try_from(secret.as_bytes())
         .map(zeroize::Zeroizing::new)
-        .map_err(|_| "the AES key is not 16 bytes".to_string())?;
+        .map_err(|_| SetupError::from("the AES key is not 16 bytes"))?;
     let touch = yubico::open(&otp, &key, &private_id)
-        .map_err(|e| format!("{e}; check the AES key and --private-id"))?;
+        .map_err(|e| SetupError::Invalid(format!("{e}; check the AES key and --private-id")))?;
     if touch.order() <= initial {
         return Err("that OTP is older than --counter allows; touch the key again".into());
     }

@@ -8,6 +8,11 @@
 
 use crate::otp::secret::Secret;
 
+message_error! {
+    /// Why a `~/.google_authenticator` file cannot be imported, and where.
+    GaFileError
+}
+
 /// What an imported file holds.
 #[derive(Debug)]
 pub struct GoogleFile {
@@ -53,7 +58,11 @@ impl GoogleFile {
     }
 
     /// Parses the file text.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, GaFileError> {
+        Self::parse_text(text).map_err(GaFileError)
+    }
+
+    fn parse_text(text: &str) -> Result<Self, String> {
         let mut lines = text.lines();
         let first = lines.next().ok_or("the file is empty")?.trim();
         let secret = Secret::from_base32(first).map_err(|e| format!("line 1 (the secret): {e}"))?;
@@ -139,18 +148,20 @@ mod tests {
     #[test]
     fn reports_what_it_cannot_import() {
         let hotp = "WCLS5ATZDMJEYUVZK3PSDWOIJE\n\" WINDOW_SIZE 3\n\" HOTP_COUNTER 1\n";
-        assert!(GoogleFile::parse(hotp).unwrap_err().contains("HOTP"));
+        assert!(GoogleFile::parse(hotp).unwrap_err().0.contains("HOTP"));
         assert!(GoogleFile::parse("").is_err());
-        assert!(GoogleFile::parse("!!!\n").unwrap_err().contains("line 1"));
+        assert!(GoogleFile::parse("!!!\n").unwrap_err().0.contains("line 1"));
         assert!(
             GoogleFile::parse("ZTGPK7SJODVJ2VDNKAD5AFM6XE\n\" TOTP_AUTH\n\" FROB\n")
                 .unwrap_err()
+                .0
                 .contains("FROB")
         );
         assert!(GoogleFile::parse("ZTGPK7SJODVJ2VDNKAD5AFM6XE\n123\n").is_err());
         assert!(
             GoogleFile::parse("ZTGPK7SJODVJ2VDNKAD5AFM6XE\n")
                 .unwrap_err()
+                .0
                 .contains("TOTP_AUTH")
         );
     }

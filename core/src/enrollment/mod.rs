@@ -528,9 +528,13 @@ impl Enrollment {
             {
                 let address = d.address.as_deref().unwrap_or_default();
                 if kind == "email" {
-                    DeviceKind::Email(crate::otp::sent::Target::email(address).map_err(shape)?)
+                    DeviceKind::Email(
+                        crate::otp::sent::Target::email(address).map_err(|e| shape(e.0))?,
+                    )
                 } else {
-                    DeviceKind::Sms(crate::otp::sent::Target::phone(address).map_err(shape)?)
+                    DeviceKind::Sms(
+                        crate::otp::sent::Target::phone(address).map_err(|e| shape(e.0))?,
+                    )
                 }
             }
             (kind @ ("email" | "sms"), _, _) => {

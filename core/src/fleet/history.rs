@@ -203,13 +203,18 @@ impl ServerEntry {
     }
 }
 
+message_error! {
+    /// A `--since` that is not a duration, and the form it needs.
+    DurationError
+}
+
 /// "90s", "15m", "24h", "7d", "2w" or plain seconds, as `--since` takes it.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
+pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let text = text.trim();
     let bad = || {
-        format!(
+        DurationError(format!(
             "--since {text:?} is not a duration; use a number with s, m, h, d or w (e.g. 24h, 7d)"
-        )
+        ))
     };
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
@@ -250,7 +255,7 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
         for bad in ["", "h", "7 days", "-1d", "1.5h", "99999999999999999999w"] {
             let e = parse_duration(bad).unwrap_err();
-            assert!(e.contains("e.g. 24h"), "{bad}: {e}");
+            assert!(e.0.contains("e.g. 24h"), "{bad}: {e}");
         }
     }
 

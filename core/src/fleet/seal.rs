@@ -50,87 +50,104 @@ impl std::fmt::Debug for Key {
     }
 }
 
+message_error! {
+    /// Why `secret_key_file` (or another root-only file) cannot be used,
+    /// and what to do.
+    KeyError
+}
+
+message_error! {
+    /// Why a row could not be sealed, or why a sealed row does not open
+    /// (refused, never used).
+    SealError
+}
+
 /// Reads a small root-only file: no link, owned by root, no access for
 /// group or others. `what` names the config key in errors.
-pub fn read_root_only(path: &Path, what: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn read_root_only(path: &Path, what: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC).bits())
         .open(path)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        .map_err(|e| KeyError(format!("{what} {}: {e}", path.display())))?;
     let meta = file
         .metadata()
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        .map_err(|e| KeyError(format!("{what} {}: {e}", path.display())))?;
     if !meta.is_file() {
-        return Err(format!("{what} {}: is not a regular file", path.display()));
+        return Err(KeyError(format!(
+            "{what} {}: is not a regular file",
+            path.display()
+        )));
     }
     if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(format!(
+        return Err(KeyError(format!(
             "{what} {}: must be owned by root and readable by root alone; run `chown root:root {p} && chmod 600 {p}`",
             path.display(),
             p = path.display()
-        ));
+        )));
     }
     if meta.len() > max {
-        return Err(format!(
+        return Err(KeyError(format!(
             "{what} {}: is larger than {max} bytes",
             path.display()
-        ));
+        )));
     }
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(max)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        .map_err(|e| KeyError(format!("{what} {}: {e}", path.display())))?;
     Ok(bytes)
 }
 
 impl Key {
     /// Loads `secret_key_file`: 32 bytes, base64 on one line.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
         let bytes = read_root_only(path, "secret_key_file", 1024)?;
         let text = std::str::from_utf8(&bytes)
-            .map_err(|_| format!("secret_key_file {}: is not text", path.display()))?;
+            .map_err(|_| KeyError(format!("secret_key_file {}: is not text", path.display())))?;
         Self::from_base64(text.trim())
-            .map_err(|why| format!("secret_key_file {}: {why}", path.display()))
+            .map_err(|why| KeyError(format!("secret_key_file {}: {why}", path.display())))
     }
 
     /// The key from its base64 text.
-    pub fn from_base64(text: &str) -> Result<Self, String> {
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
         let raw = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|_| {
-                    "is not base64; make one with `head -c 32 /dev/urandom | base64`".to_string()
+                    KeyError(
+                        "is not base64; make one with `head -c 32 /dev/urandom | base64`".into(),
+                    )
                 })?,
         );
         if raw.len() != KEY_LEN {
-            return Err(format!(
+            return Err(KeyError(format!(
                 "holds {} bytes, not {KEY_LEN}; make one with `head -c 32 /dev/urandom | base64` and copy it to every host",
                 raw.len()
-            ));
+            )));
         }
         let aead = XChaCha20Poly1305::new_from_slice(&raw)
-            .map_err(|_| "is not a usable key".to_string())?;
+            .map_err(|_| KeyError("is not a usable key".into()))?;
         // A separate key for state MACs, so one key never serves two
         // constructions.
         use hmac::{KeyInit as _, Mac as _};
         let mut derive = hmac::Hmac::<sha2::Sha256>::new_from_slice(&raw)
-            .map_err(|_| "is not a usable key".to_string())?;
+            .map_err(|_| KeyError("is not a usable key".into()))?;
         derive.update(b"otpgate/state-mac/v1");
         let derived = Zeroizing::new(derive.finalize().into_bytes().to_vec());
         let mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&derived)
-            .map_err(|_| "is not a usable key".to_string())?;
+            .map_err(|_| KeyError("is not a usable key".into()))?;
         Ok(Self { aead, mac })
     }
 
-    fn seal_with(&self, aad: &[u8], plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    fn seal_with(&self, aad: &[u8], plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         crate::sys::random::fill(&mut nonce)
-            .map_err(|_| "the system's random source failed".to_string())?;
+            .map_err(|_| SealError("the system's random source failed".into()))?;
         let sealed = self
             .aead
             .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
-            .map_err(|_| "sealing failed".to_string())?;
+            .map_err(|_| SealError("sealing failed".into()))?;
         Ok((nonce.to_vec(), sealed))
     }
 
@@ -139,21 +156,26 @@ impl Key {
         aad: &[u8],
         nonce: &[u8],
         sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         if nonce.len() != NONCE_LEN {
-            return Err("the nonce has the wrong length".into());
+            return Err(SealError("the nonce has the wrong length".into()));
         }
         self.aead
             .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad })
             .map(Zeroizing::new)
             .map_err(|_| {
-                "it does not open with this host's secret_key_file (another key, a row moved from another account, or fields edited without the key)".to_string()
+                SealError("it does not open with this host's secret_key_file (another key, a row moved from another account, or fields edited without the key)".into())
             })
     }
 
     /// Seals `plain` for `user`'s enrollment `id` in the format of schema
     /// version 1 (no counter). Only tests and the migration's tests use it.
-    pub fn seal(&self, user: &str, id: &str, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    pub fn seal(
+        &self,
+        user: &str,
+        id: &str,
+        plain: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), SealError> {
         self.seal_with(&associated(user, id), plain)
     }
 
@@ -165,13 +187,13 @@ impl Key {
         id: &str,
         nonce: &[u8],
         sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         self.open_with(&associated(user, id), nonce, sealed)
     }
 
     /// Seals an enrollment row (or, `removed`, a removal record with an
     /// empty `plain`): (nonce, ciphertext).
-    pub fn seal_row(&self, b: Binding<'_>, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    pub fn seal_row(&self, b: Binding<'_>, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SealError> {
         self.seal_with(&associated_row(b), plain)
     }
 
@@ -181,7 +203,7 @@ impl Key {
         b: Binding<'_>,
         nonce: &[u8],
         sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         self.open_with(&associated_row(b), nonce, sealed)
     }
 
@@ -274,7 +296,7 @@ mod tests {
     fn keys_of_the_wrong_shape_are_refused_with_the_way_to_make_one() {
         for (text, want) in [("not base64!", "not base64"), ("AAAA", "holds 3 bytes")] {
             let e = Key::from_base64(text).unwrap_err();
-            assert!(e.contains(want) && e.contains("/dev/urandom"), "{e}");
+            assert!(e.0.contains(want) && e.0.contains("/dev/urandom"), "{e}");
         }
     }
 
@@ -291,7 +313,7 @@ mod tests {
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .unwrap();
         let e = Key::load(&path).unwrap_err();
-        assert!(e.contains("chmod 600"), "{e}");
+        assert!(e.0.contains("chmod 600"), "{e}");
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         assert!(

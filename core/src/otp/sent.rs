@@ -7,6 +7,7 @@
 //! code is weak when the mailbox lives on the same server: these methods
 //! are off unless `methods` names them.
 
+use super::OtpError;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -30,6 +31,12 @@ pub struct Target {
     len: u8,
 }
 
+message_error! {
+    /// An e-mail address or phone number that cannot be sent to, and the
+    /// form it needs.
+    TargetError
+}
+
 impl Target {
     fn new(text: &str) -> Self {
         let mut bytes = [0u8; MAX_TARGET];
@@ -42,9 +49,13 @@ impl Target {
 
     /// An e-mail address: `local@domain`, printable ASCII without spaces,
     /// quotes, angle brackets or a leading `-`, at most 254 characters.
-    pub fn email(text: &str) -> Result<Self, String> {
+    pub fn email(text: &str) -> Result<Self, TargetError> {
         let t = text.trim();
-        let bad = |why: &str| Err(format!("{t:?} is not a usable e-mail address: {why}"));
+        let bad = |why: &str| {
+            Err(TargetError(format!(
+                "{t:?} is not a usable e-mail address: {why}"
+            )))
+        };
         if t.is_empty() || t.len() > MAX_TARGET {
             return bad("1 to 254 characters");
         }
@@ -73,15 +84,15 @@ impl Target {
     }
 
     /// A phone number in E.164: `+`, then 8 to 15 digits.
-    pub fn phone(text: &str) -> Result<Self, String> {
+    pub fn phone(text: &str) -> Result<Self, TargetError> {
         let t = text.trim();
         let digits = t.strip_prefix('+').unwrap_or("");
         if (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self::new(t))
         } else {
-            Err(format!(
+            Err(TargetError(format!(
                 "{t:?} is not a phone number in E.164 form: a '+', the country code and the number, 8 to 15 digits (e.g. +4915112345678)"
-            ))
+            )))
         }
     }
 
@@ -125,12 +136,11 @@ pub struct Pending {
 }
 
 /// A fresh code: `SENT_DIGITS` digits, uniformly from the OS's CSPRNG.
-pub fn new_code() -> Result<Zeroizing<String>, String> {
+pub fn new_code() -> Result<Zeroizing<String>, OtpError> {
     let mut out = Zeroizing::new(String::with_capacity(SENT_DIGITS));
     while out.len() < SENT_DIGITS {
         let mut b = [0u8; 1];
-        crate::sys::random::fill(&mut b)
-            .map_err(|_| "the system's random number source failed".to_string())?;
+        crate::sys::random::fill(&mut b).map_err(|_| OtpError::Randomness)?;
         // 250 = 25 × 10: rejecting 250..255 keeps the digits uniform.
         if b[0] < 250 {
             out.push(char::from(b'0' + b[0] % 10));
@@ -140,10 +150,9 @@ pub fn new_code() -> Result<Zeroizing<String>, String> {
 }
 
 /// A fresh request id (128 bits, hex) binding a sent code to one login.
-pub fn new_request() -> Result<String, String> {
+pub fn new_request() -> Result<String, OtpError> {
     let mut b = [0u8; 16];
-    crate::sys::random::fill(&mut b)
-        .map_err(|_| "the system's random number source failed".to_string())?;
+    crate::sys::random::fill(&mut b).map_err(|_| OtpError::Randomness)?;
     Ok(crate::otp::secret::hex(&b))
 }
 

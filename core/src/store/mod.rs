@@ -182,19 +182,6 @@ pub trait StoreExt: Store {
             StoreError::Unavailable("the store ran no update; nothing was changed".into())
         })
     }
-
-    /// The enrollment, or an error saying how to enroll.
-    fn load_enrolled(&self, account: &Account) -> Result<Enrollment, String> {
-        match self.load(account) {
-            Ok(Some(e)) => Ok(e),
-            Ok(None) => Err(format!(
-                "{} is not enrolled ({} does not exist); run `otpgate enroll` first",
-                account.name,
-                self.location(account).unwrap_or_default()
-            )),
-            Err(e) => Err(e.to_string()),
-        }
-    }
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}

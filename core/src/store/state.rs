@@ -146,6 +146,12 @@ impl LegacyDevice {
     }
 }
 
+message_error! {
+    /// Why a login state's text is refused (the login is denied until an
+    /// administrator looks).
+    StateParseError
+}
+
 /// Everything otpgate remembers about one uid between logins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,14 +394,18 @@ impl UserState {
     }
 
     /// Parses a state file strictly; version 1 is converted.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, StateParseError> {
         Self::parse_versioned(bytes).map(|(state, _)| state)
     }
 
     /// [`Self::parse`], also saying which format version the bytes were in
     /// (the state directory tells a version-1 file from a current one by
     /// this, never by its name alone).
-    pub fn parse_versioned(bytes: &[u8]) -> Result<(Self, u32), String> {
+    pub fn parse_versioned(bytes: &[u8]) -> Result<(Self, u32), StateParseError> {
+        Self::parse_text(bytes).map_err(StateParseError)
+    }
+
+    fn parse_text(bytes: &[u8]) -> Result<(Self, u32), String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_string())?;
         // One strict parse on the login path: the current format first;
         // the version probe runs only for an old file or to explain a failure.

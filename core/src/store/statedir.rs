@@ -204,8 +204,11 @@ impl StateDir {
                 if let Some(found) = self.memo.recall(name, &bytes) {
                     return Ok(Some(found));
                 }
-                let (state, format) = UserState::parse_versioned(&bytes)
-                    .map_err(|why| StateError::Corrupt { path: path(), why })?;
+                let (state, format) =
+                    UserState::parse_versioned(&bytes).map_err(|why| StateError::Corrupt {
+                        path: path(),
+                        why: why.0,
+                    })?;
                 self.memo.keep(name, &bytes, &state, format);
                 Ok(Some((state, format)))
             }

@@ -177,7 +177,7 @@ pub fn grant_read(fd: &OwnedFd, uid: u32, path: &Path) -> Result<(), FsError> {
 /// Creates a new private file (mode 0600) at `path` and writes `bytes`:
 /// never through a link, never over an existing file, synced to disk. For
 /// files the user asks for (a QR code image holding the secret).
-pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), CreateError> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -185,15 +185,55 @@ pub fn create_private_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .mode(0o600)
         .custom_flags(libc_o_nofollow())
         .open(path)
-        .map_err(|e| {
-            format!(
-                "cannot create {}: {e} (it must not exist yet)",
-                path.display()
-            )
+        .map_err(|source| CreateError::Create {
+            path: path.to_path_buf(),
+            source,
         })?;
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("writing {} failed: {e}", path.display()))
+        .map_err(|source| CreateError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Why [`create_private_file`] did not create the file.
+#[derive(Debug)]
+pub enum CreateError {
+    /// It could not be created (it exists, is a link, or the directory
+    /// refuses).
+    Create {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// It was created but not written and synced whole.
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Create { path, source } => write!(
+                f,
+                "cannot create {}: {source} (it must not exist yet)",
+                path.display()
+            ),
+            Self::Write { path, source } => {
+                write!(f, "writing {} failed: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CreateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Create { source, .. } | Self::Write { source, .. } => Some(source),
+        }
+    }
 }
 
 fn libc_o_nofollow() -> i32 {

@@ -34,7 +34,7 @@ mod atomic;
 mod dir;
 mod lock;
 
-pub use atomic::{create_private_file, grant_read};
+pub use atomic::{CreateError, create_private_file, grant_read};
 pub use dir::{SafeDir, read_private_file, show, split};
 
 /// What went wrong with a file or directory, phrased for the administrator:
