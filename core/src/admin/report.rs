@@ -21,6 +21,20 @@ pub enum DeviceType {
     Sms,
 }
 
+impl DeviceType {
+    /// The method `methods` allows or forbids this kind by.
+    pub fn method(self) -> crate::config::Method {
+        use crate::config::Method;
+        match self {
+            Self::Totp => Method::Totp,
+            Self::Hotp => Method::Hotp,
+            Self::YubicoOtp => Method::YubicoOtp,
+            Self::Email => Method::Email,
+            Self::Sms => Method::Sms,
+        }
+    }
+}
+
 impl std::fmt::Display for DeviceType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad(match self {
@@ -138,9 +152,9 @@ impl UserReport {
     /// Marks what `config`'s `methods` leaves out as disabled by policy.
     pub fn apply_methods(&mut self, config: &crate::config::Config) {
         for d in &mut self.devices {
-            d.enabled = config.allows(&d.kind.to_string());
+            d.enabled = config.allows(d.kind.method());
         }
-        if self.recovery_codes_total.is_some() && !config.allows("recovery") {
+        if self.recovery_codes_total.is_some() && !config.allows(crate::config::Method::Recovery) {
             self.note = Some(match self.note.take() {
                 Some(n) => format!("{n}; recovery codes disabled by policy (methods)"),
                 None => "recovery codes disabled by policy (methods)".into(),

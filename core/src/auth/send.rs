@@ -149,7 +149,7 @@ pub(super) fn offer(
         Level::Notice,
         &format!("code sent {how} (device {})", quote(&device.name)),
     );
-    let method = crate::fleet::history::Method::of_kind(device.kind.method());
+    let method = Some(crate::fleet::history::Method::from(device.kind.method()));
     ctx.event(crate::fleet::history::LoginResult::Sent, method);
     Offer::Prompt(format!("Code sent {how}: "))
 }

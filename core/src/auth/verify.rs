@@ -60,7 +60,7 @@ impl Verdict {
                 .devices
                 .iter()
                 .find(|d| d.name == device)
-                .and_then(|d| history::Method::of_kind(d.kind.method()))
+                .map(|d| history::Method::from(d.kind.method()))
         };
         match self {
             Self::Device { name, .. } => (LoginResult::Accepted, kind(name)),
@@ -432,13 +432,14 @@ pub fn allowed<'a>(
         .devices
         .iter()
         .all(|d| config.allows(d.kind.method()));
-    let recovery_ok = enrollment.recovery.is_none() || config.allows("recovery");
+    let recovery_ok =
+        enrollment.recovery.is_none() || config.allows(crate::config::Method::Recovery);
     if devices_ok && recovery_ok {
         return std::borrow::Cow::Borrowed(enrollment);
     }
     let mut only = enrollment.clone();
     only.devices.retain(|d| config.allows(d.kind.method()));
-    if !config.allows("recovery") {
+    if !config.allows(crate::config::Method::Recovery) {
         only.recovery = None;
     }
     std::borrow::Cow::Owned(only)
@@ -475,7 +476,7 @@ fn check_reply(
             v => v,
         },
         Input::Recovery(_) => recovery(st),
-        Input::YubicoOtp(_) if !config.allows("yubico-otp") => {
+        Input::YubicoOtp(_) if !config.allows(crate::config::Method::YubicoOtp) => {
             Verdict::WrongOtp("YubiKey OTPs are not allowed here (`methods`)")
         }
         Input::YubicoOtp(otp) => decide_yubico(enrollment, st, otp, now),
@@ -907,7 +908,7 @@ mod yubico_tests {
             allowed(&config, &e),
             std::borrow::Cow::Borrowed(_)
         ));
-        config.methods = vec!["totp".into()];
+        config.methods = vec![crate::config::Method::Totp];
         let only = allowed(&config, &e);
         assert_eq!(only.devices.len(), 1);
         let mut st = UserState::default();
@@ -917,7 +918,7 @@ mod yubico_tests {
             check_reply(&config, &only, &mut st, &input, "r", 10),
             Verdict::WrongOtp(_)
         ));
-        config.methods = vec!["recovery".into()];
+        config.methods = vec![crate::config::Method::Recovery];
         let none = allowed(&config, &e);
         assert!(matches!(
             check_reply(&config, &none, &mut st, &input, "r", 10),

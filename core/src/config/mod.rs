@@ -3,6 +3,9 @@
 
 pub mod args;
 pub mod conninfo;
+mod method;
+
+pub use method::Method;
 pub mod pamfile;
 
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
@@ -20,10 +23,6 @@ pub const MAX_CONFIG_SIZE: u64 = 256 * 1024;
 pub const PROMPTS_RANGE: std::ops::RangeInclusive<u8> = 1..=5;
 /// Largest accepted `window` (steps on each side of now).
 pub const MAX_WINDOW: u32 = 10;
-/// Methods allowed unless the config says otherwise (`methods`).
-pub const DEFAULT_METHODS: &[&str] = &["totp", "hotp", "yubico-otp", "recovery"];
-/// Every method `methods` may name.
-pub const KNOWN_METHODS: &[&str] = &["totp", "hotp", "yubico-otp", "recovery", "email", "sms"];
 
 /// Seconds a login may wait for the daemon and the database (`store_timeout`).
 pub const STORE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=30;
@@ -133,7 +132,7 @@ pub struct Config {
     /// The kinds of authenticator accepted (a per-service module argument:
     /// `methods=totp,recovery`). A device of another kind is neither asked
     /// for nor accepted.
-    pub methods: Vec<String>,
+    pub methods: Vec<Method>,
     /// E-mail codes: the local MTA's sendmail interface, run as
     /// `COMMAND -i -- ADDRESS` with the message on stdin (never a shell).
     pub mail_command: PathBuf,
@@ -186,7 +185,7 @@ impl Default for Config {
             server_name: String::new(),
             login_history_days: 90,
             metrics_listen: String::new(),
-            methods: DEFAULT_METHODS.iter().map(|m| m.to_string()).collect(),
+            methods: Method::DEFAULT.to_vec(),
             mail_command: PathBuf::from("/usr/sbin/sendmail"),
             sms_command: PathBuf::new(),
             send_limit: 3,
@@ -516,20 +515,6 @@ impl Config {
                 "allows nothing, so nobody could log in; name at least one of totp, hotp, yubico-otp, recovery",
             ));
         }
-        if let Some(bad) = self
-            .methods
-            .iter()
-            .find(|m| !KNOWN_METHODS.contains(&m.as_str()))
-        {
-            return Err(value(
-                source,
-                "methods",
-                format!(
-                    "\"{bad}\" is not a method; known: {}",
-                    KNOWN_METHODS.join(", ")
-                ),
-            ));
-        }
         if !PROMPTS_RANGE.contains(&self.prompts) {
             return Err(value(
                 source,
@@ -648,9 +633,9 @@ impl Config {
         crate::policy::check_groups("audit_exclude_groups", &self.audit_exclude_groups)
     }
 
-    /// Whether `methods` allows `method` ("totp", "recovery"…).
-    pub fn allows(&self, method: &str) -> bool {
-        self.methods.iter().any(|m| m == method)
+    /// Whether `methods` allows `method`.
+    pub fn allows(&self, method: Method) -> bool {
+        self.methods.contains(&method)
     }
 
     /// The parameters new enrollments get.
@@ -701,6 +686,26 @@ fn tidy_toml_error(e: &toml::de::Error, text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_method_typo_is_refused_in_the_file_and_in_module_arguments() {
+        let e = Config::parse("methods = [\"totp\", \"yubikey\"]\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"yubikey\" is not a method; known: totp, hotp"),
+            "{e}"
+        );
+        let o = Config::default()
+            .with_overrides(&[("methods".into(), "totp,yubikey".into())], "pam")
+            .unwrap_err()
+            .to_string();
+        assert!(o.contains("\"yubikey\" is not a method"), "{o}");
+        let ok = Config::default()
+            .with_overrides(&[("methods".into(), "totp,recovery".into())], "pam")
+            .unwrap();
+        assert_eq!(ok.methods, [Method::Totp, Method::Recovery]);
+    }
 
     #[test]
     fn empty_text_gives_safe_defaults() {

@@ -23,6 +23,7 @@
 pub mod devices;
 pub mod gauth;
 
+use crate::config::Method;
 use crate::otp::secret::Secret;
 use crate::otp::{Algorithm, TotpParams};
 use serde::{Deserialize, Serialize};
@@ -103,14 +104,14 @@ impl DeviceKind {
         }
     }
 
-    /// The name `methods` knows this kind by.
-    pub fn method(&self) -> &'static str {
+    /// The method `methods` allows or forbids this kind by.
+    pub fn method(&self) -> Method {
         match self {
-            Self::Totp(_) => "totp",
-            Self::Hotp { .. } => "hotp",
-            Self::YubicoOtp { .. } => "yubico-otp",
-            Self::Email(_) => "email",
-            Self::Sms(_) => "sms",
+            Self::Totp(_) => Method::Totp,
+            Self::Hotp { .. } => Method::Hotp,
+            Self::YubicoOtp { .. } => Method::YubicoOtp,
+            Self::Email(_) => Method::Email,
+            Self::Sms(_) => Method::Sms,
         }
     }
 }
@@ -593,7 +594,7 @@ impl Enrollment {
                 .map(|d| {
                     let mut raw = RawDevice {
                         name: d.name.clone(),
-                        kind: d.kind.method().into(),
+                        kind: d.kind.method().as_str().into(),
                         secret: d.secret.to_base32(),
                         algorithm: None,
                         digits: None,

@@ -45,10 +45,19 @@ impl Method {
             Self::Exempt => "exempt",
         }
     }
+}
 
-    /// The method of a device kind as `methods` names it.
-    pub fn of_kind(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.as_str() == kind)
+impl From<crate::config::Method> for Method {
+    fn from(m: crate::config::Method) -> Self {
+        use crate::config::Method as M;
+        match m {
+            M::Totp => Self::Totp,
+            M::Hotp => Self::Hotp,
+            M::YubicoOtp => Self::YubicoOtp,
+            M::Recovery => Self::Recovery,
+            M::Email => Self::Email,
+            M::Sms => Self::Sms,
+        }
     }
 }
 
@@ -288,8 +297,8 @@ mod tests {
         .bounded();
         assert!(e.user.len() <= MAX_FIELD && e.user.chars().all(|c| c == 'é'));
         assert_eq!(e.rhost.as_deref().map(str::len), Some(MAX_FIELD));
-        for m in Method::ALL {
-            assert_eq!(Method::of_kind(m.as_str()), Some(m));
+        for m in crate::config::Method::ALL {
+            assert_eq!(Method::from(m).as_str(), m.as_str());
         }
         for r in LoginResult::ALL {
             assert_eq!(LoginResult::parse(r.as_str()), Some(r));
