@@ -21,13 +21,13 @@
 //! two parsers that disagreed).
 
 pub mod devices;
+mod format;
 pub mod gauth;
 
 use crate::config::Method;
 use crate::otp::secret::Secret;
 use crate::otp::{Algorithm, TotpParams};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 /// The format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -235,56 +235,6 @@ impl std::fmt::Display for FormatError {
 
 impl std::error::Error for FormatError {}
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    version: u32,
-    enrollment_id: String,
-    created: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    device_name: Option<String>,
-    secret: Zeroizing<String>,
-    algorithm: Algorithm,
-    digits: u8,
-    period: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    recovery: Option<RecoverySet>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    devices: Vec<RawDevice>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDevice {
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-    secret: Zeroizing<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    algorithm: Option<Algorithm>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    digits: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    period: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    counter: Option<u64>,
-    /// yubico-otp: the key's public id, modhex (12 characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    public_id: Option<String>,
-    /// yubico-otp: the slot's private id, hex (12 characters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    private_id: Option<String>,
-    /// email, sms: where codes are sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    address: Option<String>,
-    created: u64,
-}
-
-#[derive(Deserialize)]
-struct VersionProbe {
-    version: Option<toml::Value>,
-}
-
 /// Hex digits to bytes (`None`: odd length or not hex).
 pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
@@ -318,83 +268,7 @@ pub fn check_device_name(name: &str) -> Result<(), DeviceNameError> {
     }
 }
 
-fn check_enrollment_id(id: &str) -> Result<(), FormatError> {
-    if (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(FormatError::EnrollmentId)
-    }
-}
-
-fn parse_secret(text: &str, what: &str) -> Result<Secret, FormatError> {
-    Secret::from_base32(text).map_err(|e| FormatError::Secret {
-        what: what.to_string(),
-        why: e.to_string(),
-    })
-}
-
 impl Enrollment {
-    /// Parses file bytes: UTF-8, known version, no unknown or duplicate keys,
-    /// every value in range.
-    pub fn parse(bytes: &[u8]) -> Result<Self, FormatError> {
-        let text = std::str::from_utf8(bytes).map_err(|_| FormatError::NotUtf8)?;
-        if text.trim().is_empty() {
-            return Err(FormatError::Empty);
-        }
-        // One strict parse on the login path; the version probe only runs to
-        // explain a failure (a newer format fails with unknown keys first).
-        let text = crate::toml_comments::blank_comment_lines(text);
-        let raw: RawFile = match toml::from_str(&text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                Self::check_version(&text)?;
-                return Err(toml_error(&e, &text));
-            }
-        };
-        if raw.version != FORMAT_VERSION {
-            return Err(unsupported_version(i64::from(raw.version)));
-        }
-        check_enrollment_id(&raw.enrollment_id)?;
-        let params = TotpParams::new(raw.algorithm, raw.digits, raw.period).map_err(|error| {
-            FormatError::Otp {
-                what: String::new(),
-                error,
-            }
-        })?;
-        let primary_name = raw
-            .device_name
-            .clone()
-            .unwrap_or_else(|| PRIMARY_DEVICE.into());
-        check_device_name(&primary_name).map_err(FormatError::DeviceName)?;
-        let mut devices = vec![Device {
-            name: primary_name,
-            secret: parse_secret(&raw.secret, "`secret`")?,
-            kind: DeviceKind::Totp(params),
-            created: raw.created,
-        }];
-        for d in raw.devices {
-            let device = Self::parse_device(d)?;
-            if devices.iter().any(|e| e.name == device.name) {
-                return Err(FormatError::DuplicateName(device.name));
-            }
-            devices.push(device);
-        }
-        if let Some(r) = &raw.recovery {
-            crate::otp::recovery::check_set(r).map_err(|error| FormatError::Otp {
-                what: String::new(),
-                error,
-            })?;
-        }
-        let enrollment = Self {
-            id: raw.enrollment_id,
-            created: raw.created,
-            devices,
-            recovery: raw.recovery,
-        };
-        enrollment.check_distinct_secrets()?;
-        Ok(enrollment)
-    }
-
     /// Refuses two devices with one secret: their codes are the same codes,
     /// and one code must never count twice (once per device).
     pub fn check_distinct_secrets(&self) -> Result<(), FormatError> {
@@ -431,220 +305,6 @@ impl Enrollment {
         crate::otp::secret::digest_hex(text.as_bytes())
     }
 
-    fn check_version(text: &str) -> Result<(), FormatError> {
-        let probe: VersionProbe = toml::from_str(text).map_err(|e| toml_error(&e, text))?;
-        match probe.version {
-            Some(toml::Value::Integer(v)) if v == i64::from(FORMAT_VERSION) => Ok(()),
-            Some(toml::Value::Integer(v)) => Err(unsupported_version(v)),
-            Some(_) => Err(FormatError::VersionNotInteger),
-            None => Err(FormatError::VersionMissing),
-        }
-    }
-
-    fn parse_device(d: RawDevice) -> Result<Device, FormatError> {
-        check_device_name(&d.name).map_err(FormatError::DeviceName)?;
-        let what = format!("device \"{}\"", d.name);
-        let otp = |error| FormatError::Otp {
-            what: what.clone(),
-            error,
-        };
-        let shape = |why: String| FormatError::DeviceShape {
-            device: d.name.clone(),
-            why,
-        };
-        let digit_params = |what: &str| match (d.algorithm, d.digits, &d.public_id, &d.private_id) {
-            (Some(a), Some(n), None, None) => Ok((a, n)),
-            _ => Err(shape(format!(
-                "a {what} device needs `algorithm` and `digits`, and no `public_id` or `private_id`"
-            ))),
-        };
-        let kind = match (d.kind.as_str(), d.period, d.counter) {
-            ("totp", Some(period), None) => {
-                let (a, n) = digit_params("totp")?;
-                DeviceKind::Totp(TotpParams::new(a, n, period).map_err(otp)?)
-            }
-            ("hotp", None, Some(counter)) if counter > MAX_HOTP_COUNTER => {
-                return Err(FormatError::Counter {
-                    device: d.name,
-                    counter,
-                });
-            }
-            ("hotp", None, Some(counter)) => {
-                let (a, n) = digit_params("hotp")?;
-                TotpParams::new(a, n, 30).map_err(otp)?;
-                DeviceKind::Hotp {
-                    algorithm: a,
-                    digits: n,
-                    initial: counter,
-                }
-            }
-            ("totp", _, _) => {
-                return Err(shape(
-                    "a totp device needs `period` and no `counter`".into(),
-                ));
-            }
-            ("hotp", _, _) => {
-                return Err(shape(
-                    "a hotp device needs `counter` and no `period`".into(),
-                ));
-            }
-            ("yubico-otp", None, counter) => {
-                if d.algorithm.is_some() || d.digits.is_some() {
-                    return Err(shape(
-                        "a yubico-otp device has no `algorithm` or `digits`".into(),
-                    ));
-                }
-                let public = d
-                    .public_id
-                    .as_deref()
-                    .and_then(crate::otp::yubico::modhex_decode)
-                    .and_then(|b| <[u8; 6]>::try_from(b).ok())
-                    .ok_or_else(|| {
-                        shape("`public_id` must be 12 modhex characters (cbdefghijklnrtuv)".into())
-                    })?;
-                let private = d
-                    .private_id
-                    .as_deref()
-                    .and_then(decode_hex)
-                    .and_then(|b| <[u8; 6]>::try_from(b).ok())
-                    .ok_or_else(|| shape("`private_id` must be 12 hexadecimal digits".into()))?;
-                let initial = u32::try_from(counter.unwrap_or(0))
-                    .ok()
-                    .filter(|c| *c < 1 << 23)
-                    .ok_or_else(|| shape("`counter` is beyond what a YubiKey counts".into()))?;
-                DeviceKind::YubicoOtp {
-                    public_id: public,
-                    private_id: private,
-                    initial,
-                }
-            }
-            ("yubico-otp", _, _) => {
-                return Err(shape("a yubico-otp device has no `period`".into()));
-            }
-            (kind @ ("email" | "sms"), None, None)
-                if d.algorithm.is_none()
-                    && d.digits.is_none()
-                    && d.public_id.is_none()
-                    && d.private_id.is_none() =>
-            {
-                let address = d.address.as_deref().unwrap_or_default();
-                if kind == "email" {
-                    DeviceKind::Email(
-                        crate::otp::sent::Target::email(address).map_err(|e| shape(e.0))?,
-                    )
-                } else {
-                    DeviceKind::Sms(
-                        crate::otp::sent::Target::phone(address).map_err(|e| shape(e.0))?,
-                    )
-                }
-            }
-            (kind @ ("email" | "sms"), _, _) => {
-                return Err(shape(format!(
-                    "an {kind} device has only `address`, `secret` and `created`"
-                )));
-            }
-            (other, _, _) => {
-                return Err(shape(format!(
-                    "type \"{other}\" is not \"totp\", \"hotp\", \"yubico-otp\", \"email\" or \"sms\""
-                )));
-            }
-        };
-        if let DeviceKind::YubicoOtp { .. } = kind {
-            let secret = parse_secret(&d.secret, &format!("{what} `secret`"))?;
-            if secret.len() != 16 {
-                return Err(shape(
-                    "the AES key of a yubico-otp device is 16 bytes (32 hex digits when added)"
-                        .into(),
-                ));
-            }
-            return Ok(Device {
-                secret,
-                name: d.name,
-                kind,
-                created: d.created,
-            });
-        }
-        Ok(Device {
-            secret: parse_secret(&d.secret, &format!("{what} `secret`"))?,
-            name: d.name,
-            kind,
-            created: d.created,
-        })
-    }
-
-    /// Serializes to the file format (the result holds secrets: it is wiped on drop).
-    pub fn to_toml(&self) -> Result<Zeroizing<String>, FormatError> {
-        self.check_distinct_secrets()?;
-        let (primary, others) = self.devices.split_first().ok_or(FormatError::NoDevice)?;
-        let DeviceKind::Totp(params) = primary.kind else {
-            return Err(FormatError::PrimaryNotTotp);
-        };
-        let raw = RawFile {
-            version: FORMAT_VERSION,
-            enrollment_id: self.id.clone(),
-            created: self.created,
-            device_name: (primary.name != PRIMARY_DEVICE).then(|| primary.name.clone()),
-            secret: primary.secret.to_base32(),
-            algorithm: params.algorithm(),
-            digits: params.digits(),
-            period: params.period(),
-            recovery: self.recovery.clone(),
-            devices: others
-                .iter()
-                .map(|d| {
-                    let mut raw = RawDevice {
-                        name: d.name.clone(),
-                        kind: d.kind.method().as_str().into(),
-                        secret: d.secret.to_base32(),
-                        algorithm: None,
-                        digits: None,
-                        period: None,
-                        counter: None,
-                        public_id: None,
-                        private_id: None,
-                        address: d.kind.target().map(|t| t.as_str().to_string()),
-                        created: d.created,
-                    };
-                    match d.kind {
-                        DeviceKind::Totp(p) => {
-                            raw.algorithm = Some(p.algorithm());
-                            raw.digits = Some(p.digits());
-                            raw.period = Some(p.period());
-                        }
-                        DeviceKind::Hotp {
-                            algorithm,
-                            digits,
-                            initial,
-                        } => {
-                            raw.algorithm = Some(algorithm);
-                            raw.digits = Some(digits);
-                            raw.counter = Some(initial);
-                        }
-                        DeviceKind::YubicoOtp {
-                            public_id,
-                            private_id,
-                            initial,
-                        } => {
-                            raw.public_id = Some(crate::otp::yubico::modhex_encode(&public_id));
-                            raw.private_id = Some(encode_hex(&private_id));
-                            raw.counter = Some(u64::from(initial));
-                        }
-                        DeviceKind::Email(_) | DeviceKind::Sms(_) => {}
-                    }
-                    raw
-                })
-                .collect(),
-        };
-        let body = toml::to_string(&raw).map_err(|e| FormatError::Serialize(e.to_string()))?;
-        let mut out = Zeroizing::new(String::with_capacity(body.len() + 200));
-        out.push_str(
-            "# otpgate secret file (format version 1). It holds your 2FA secret:\n\
-             # keep it private (mode 0600). Manage it with `otpgate`, not by hand.\n",
-        );
-        out.push_str(&body);
-        Ok(out)
-    }
-
     /// A fresh random enrollment id (128 bits, hex).
     pub fn new_id() -> Result<String, FormatError> {
         let mut bytes = [0u8; 16];
@@ -674,24 +334,6 @@ impl Enrollment {
             _ => None,
         }
     }
-}
-
-fn unsupported_version(v: i64) -> FormatError {
-    FormatError::UnsupportedVersion(v)
-}
-
-/// The parser's message and the line it points at (`text` is what the
-/// parser read: comment lines blanked, line numbers unchanged).
-fn toml_error(e: &toml::de::Error, text: &str) -> FormatError {
-    let mut msg = e.message().trim().replace('\n', " ");
-    if let Some(span) = e.span() {
-        let line = text
-            .get(..span.start)
-            .map_or(0, |before| before.matches('\n').count())
-            + 1;
-        msg = format!("{msg} (line {line})");
-    }
-    FormatError::Syntax(msg)
 }
 
 #[cfg(test)]
@@ -779,7 +421,7 @@ mod tests {
         let a = Enrollment::new_id().unwrap();
         assert_eq!(a.len(), 32);
         assert_ne!(a, Enrollment::new_id().unwrap());
-        assert!(check_enrollment_id(&a).is_ok());
+        assert!(format::check_enrollment_id(&a).is_ok());
     }
 
     #[test]
