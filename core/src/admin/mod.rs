@@ -1,6 +1,7 @@
 //! Decisions behind the `otpgate` commands: who may act on whose enrollment,
 //! and how a new enrollment is put together. The CLI only does the terminal.
 
+mod accounts;
 mod error;
 pub mod escape;
 pub mod import;

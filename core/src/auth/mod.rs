@@ -13,6 +13,7 @@ mod gate;
 mod messages;
 mod send;
 pub mod split;
+mod verdict;
 pub mod verify;
 
 pub use forward::{Handoff, HandoffError, Kept, NoHandoff};

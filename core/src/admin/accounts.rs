@@ -1,0 +1,153 @@
+//! Which accounts `otpgate audit` and `migrate` cover: local accounts that
+//! can log in, group members, and the store's own.
+
+use crate::sys::account::{Account, Gid, Uid};
+use std::path::Path;
+
+/// Fleet mode: adds an entry for each account the store has an
+/// enrollment for but `accounts` lacks (an account of this host without a
+/// login shell, or one that exists only on other hosts of the fleet).
+pub fn add_store_accounts(accounts: &mut Vec<Account>, names: &[String]) {
+    for name in names {
+        if accounts.iter().any(|a| &a.name == name) {
+            continue;
+        }
+        let local = crate::sys::paths::check_user_name(name)
+            .ok()
+            .and_then(|()| crate::sys::account::by_name(name).ok().flatten());
+        accounts.push(local.unwrap_or_else(|| Account {
+            name: name.clone(),
+            // No account here: the fleet store needs only the name.
+            uid: crate::sys::account::Uid::from_raw(u32::MAX),
+            gid: crate::sys::account::Gid::from_raw(u32::MAX),
+            home: std::path::PathBuf::from("/nonexistent"),
+            shell: std::path::PathBuf::from("/usr/sbin/nologin"),
+        }));
+    }
+}
+
+message_error! {
+    /// Why the accounts or groups a report covers could not be read.
+    AccountsError
+}
+
+/// The accounts `otpgate audit` reports on: every local account that can log
+/// in, plus every member (primary or supplementary) of `groups` (the
+/// config's `enforce_groups`), each once.
+pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, AccountsError> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| AccountsError(format!("reading /etc/passwd failed: {e}")))?;
+    let all = parse_passwd(&passwd);
+    let mut out = with_login_shell(all.clone());
+    for name in groups {
+        let group = nix::unistd::Group::from_name(name)
+            .map_err(|e| AccountsError(format!("looking up group {name} failed: {}", e.desc())))?
+            .ok_or_else(|| {
+                AccountsError(format!("enforce_groups: group \"{name}\" does not exist"))
+            })?;
+        for a in &all {
+            let member = a.gid == group.gid || group.mem.contains(&a.name);
+            if member && !out.iter().any(|o| o.name == a.name) {
+                out.push(a.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A group as `audit_scope` needs it: its gid and its listed members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMembers {
+    pub gid: Gid,
+    pub members: Vec<String>,
+}
+
+impl GroupMembers {
+    fn has(&self, a: &Account) -> bool {
+        a.gid == self.gid || self.members.contains(&a.name)
+    }
+}
+
+/// Looks the named groups up (the system's part of [`audit_scope`]).
+pub fn group_members(names: &[String]) -> Result<Vec<GroupMembers>, AccountsError> {
+    names
+        .iter()
+        .map(|name| {
+            let g = nix::unistd::Group::from_name(name)
+                .map_err(|e| {
+                    AccountsError(format!("looking up group {name} failed: {}", e.desc()))
+                })?
+                .ok_or_else(|| AccountsError(format!("group \"{name}\" does not exist")))?;
+            Ok(GroupMembers {
+                gid: Gid::from_raw(g.gid.as_raw()),
+                members: g.mem,
+            })
+        })
+        .collect()
+}
+
+/// Which of `accounts` `otpgate audit` lists: root, every account whose
+/// uid is at least `min_uid`, and every member of `enforced` (the config's
+/// `enforce_groups`: they must use a second factor whatever their uid);
+/// never a member of `excluded` (`audit_exclude_groups`). The names left
+/// out come back too, so the report can say how many and why.
+pub fn audit_scope(
+    accounts: Vec<Account>,
+    min_uid: u32,
+    enforced: &[GroupMembers],
+    excluded: &[GroupMembers],
+) -> (Vec<Account>, Vec<String>) {
+    let (mut kept, mut left) = (Vec::new(), Vec::new());
+    for a in accounts {
+        let uid = a.uid.as_raw();
+        let listed = !excluded.iter().any(|g| g.has(&a))
+            && (uid == 0 || uid >= min_uid || enforced.iter().any(|g| g.has(&a)));
+        if listed {
+            kept.push(a);
+        } else {
+            left.push(a.name);
+        }
+    }
+    (kept, left)
+}
+
+/// Local accounts that can log in: a shell listed in /etc/shells.
+pub fn login_accounts() -> Result<Vec<Account>, AccountsError> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| AccountsError(format!("reading /etc/passwd failed: {e}")))?;
+    Ok(with_login_shell(parse_passwd(&passwd)))
+}
+
+/// The accounts whose shell is listed in /etc/shells.
+fn with_login_shell(accounts: Vec<Account>) -> Vec<Account> {
+    let shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
+    let shells: Vec<&Path> = shells
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('/'))
+        .map(Path::new)
+        .collect();
+    accounts
+        .into_iter()
+        .filter(|a| shells.contains(&a.shell.as_path()))
+        .collect()
+}
+
+/// Parses passwd(5) lines.
+pub fn parse_passwd(text: &str) -> Vec<Account> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(Account {
+                name: f[0].to_string(),
+                uid: Uid::from_raw(f[2].parse().ok()?),
+                gid: Gid::from_raw(f[3].parse().ok()?),
+                home: f[5].into(),
+                shell: f[6].into(),
+            })
+        })
+        .collect()
+}
