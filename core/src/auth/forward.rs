@@ -15,12 +15,10 @@
 //! count failures (google-authenticator's `forward_pass` checks the code
 //! first).
 
-use super::gate::{self, Gate, Pass, Prompted};
+use super::gate::{Gate, Pass, Prompted};
+use super::login::Login;
 use super::split::{self, Shapes};
-use super::{
-    Conversation, ConversationError, Ctx, Level, Line, Log, Outcome, Source, ask, deny_line,
-    messages,
-};
+use super::{Conversation, ConversationError, Level, Log, Outcome, Source, messages};
 use zeroize::Zeroizing;
 
 /// What the first line keeps for the second (in PAM data, wiped when the
@@ -82,109 +80,84 @@ impl Log for Quiet {
 /// The first line: ask once, split, hand the password on. Returns
 /// PAM_IGNORE when it handed on (the decision belongs to the password
 /// module and the second line), a denial only for a reply it cannot hand on.
-pub(super) fn forward_pass(
-    line: &Line,
-    conv: &mut dyn Conversation,
-    handoff: &mut dyn Handoff,
-    ctx: &mut Ctx,
-) -> Outcome {
-    let shapes = {
-        let mut quiet = Quiet;
-        let mut peek_ctx = Ctx::new(&mut quiet, line.req, false);
-        match gate::before_prompt(
-            line.config,
-            line.store,
-            line.req,
-            line.now,
-            Pass::Peek,
-            &mut Mute,
-            &mut peek_ctx,
-        ) {
-            Gate::Decided(Outcome::Ignore) => None,
-            Gate::Prompt(Prompted::Enrolled { enrollment, .. }) => Some(Shapes::of(&enrollment)),
-            // Every other case (unknown, not enrolled, locked, broken) is
-            // asked the same way; the second line decides and says why.
-            Gate::Decided(_) | Gate::Prompt(_) => Some(Shapes::default_shapes()),
+impl Login<'_> {
+    pub(super) fn forward_pass(&mut self, handoff: &mut dyn Handoff) -> Outcome {
+        let shapes = {
+            let (mut mute, mut quiet) = (Mute, Quiet);
+            match self.quiet(&mut mute, &mut quiet).before_prompt(Pass::Peek) {
+                Gate::Decided(Outcome::Ignore) => None,
+                Gate::Prompt(Prompted::Enrolled { enrollment, .. }) => {
+                    Some(Shapes::of(&enrollment))
+                }
+                // Every other case (unknown, not enrolled, locked, broken) is
+                // asked the same way; the second line decides and says why.
+                Gate::Decided(_) | Gate::Prompt(_) => Some(Shapes::default_shapes()),
+            }
+        };
+        let reply = match self.ask(&self.config.forward_pass_prompt) {
+            Ok(r) => r,
+            Err(outcome) => return outcome,
+        };
+        let (password, kept) = match shapes {
+            None => (reply, Kept::NotAsked),
+            Some(shapes) => match split::split(&reply, &shapes) {
+                Ok(parts) => {
+                    let kept = parts.code.map_or(Kept::NoCode, Kept::Code);
+                    (parts.password, kept)
+                }
+                Err(refused) => {
+                    self.error(messages::FORWARD_REFUSED);
+                    self.deny(
+                        Level::Notice,
+                        &format!("split mode: {refused}; nothing was checked or counted"),
+                    );
+                    return Outcome::AuthErr;
+                }
+            },
+        };
+        let what = match kept {
+            Kept::Code(_) => "a code kept for the forwarded_code line",
+            Kept::NoCode => "no code after the password",
+            Kept::NotAsked => "not asked by policy: the whole reply handed on",
+        };
+        if let Err(e) = handoff.pass_on(&password, kept) {
+            self.deny(
+                Level::Err,
+                &format!("split mode: could not hand the password on: {e}"),
+            );
+            return Outcome::AuthInfoUnavail;
         }
-    };
-    let reply = match ask(conv, &line.config.forward_pass_prompt, ctx) {
-        Ok(r) => r,
-        Err(outcome) => return outcome,
-    };
-    let (password, kept) = match shapes {
-        None => (reply, Kept::NotAsked),
-        Some(shapes) => match split::split(&reply, &shapes) {
-            Ok(parts) => {
-                let kept = parts.code.map_or(Kept::NoCode, Kept::Code);
-                (parts.password, kept)
-            }
-            Err(refused) => {
-                conv.error(messages::FORWARD_REFUSED);
-                deny_line(
-                    ctx,
-                    Level::Notice,
-                    &format!("split mode: {refused}; nothing was checked or counted"),
-                );
-                return Outcome::AuthErr;
-            }
-        },
-    };
-    let what = match kept {
-        Kept::Code(_) => "a code kept for the forwarded_code line",
-        Kept::NoCode => "no code after the password",
-        Kept::NotAsked => "not asked by policy: the whole reply handed on",
-    };
-    if let Err(e) = handoff.pass_on(&password, kept) {
-        deny_line(
-            ctx,
-            Level::Err,
-            &format!("split mode: could not hand the password on: {e}"),
-        );
-        return Outcome::AuthInfoUnavail;
+        self.debug(|| format!("split mode: {what}"));
+        Outcome::Ignore
     }
-    ctx.debug(|| format!("split mode: {what}"));
-    Outcome::Ignore
-}
 
-/// The second line: verify what the first line kept, without prompting.
-pub(super) fn forwarded_code(
-    line: &Line,
-    conv: &mut dyn Conversation,
-    handoff: &mut dyn Handoff,
-    ctx: &mut Ctx,
-) -> Outcome {
-    let Some(kept) = handoff.take_kept() else {
-        deny_line(
-            ctx,
-            Level::Err,
+    /// The second line: verify what the first line kept, without prompting.
+    pub(super) fn forwarded_code(&mut self, handoff: &mut dyn Handoff) -> Outcome {
+        let Some(kept) = handoff.take_kept() else {
+            self.deny(Level::Err,
             "forwarded_code: no `pam_otpgate.so forward_pass` line ran before this one in this PAM call; \
              put it before the password module (see pam_otpgate(8))",
         );
-        return Outcome::AuthInfoUnavail;
-    };
-    line.check(Source::Kept(kept), conv, ctx)
-}
+            return Outcome::AuthInfoUnavail;
+        };
+        self.check(Source::Kept(kept))
+    }
 
-/// The reply the second line checks: the kept code, or nothing (which is
-/// refused and counted like an empty reply). A user the first line did not
-/// ask, whom policy asks now (a remembered address expired in between), is
-/// refused without counting: they never had the chance to type a code.
-pub(super) fn kept_reply(
-    kept: &Kept,
-    conv: &mut dyn Conversation,
-    ctx: &mut Ctx,
-) -> Result<Zeroizing<Vec<u8>>, Outcome> {
-    match kept {
-        Kept::Code(code) => Ok(Zeroizing::new(code.as_bytes().to_vec())),
-        Kept::NoCode => Ok(Zeroizing::new(Vec::new())),
-        Kept::NotAsked => {
-            conv.error(messages::FORWARD_NOT_ASKED);
-            deny_line(
-                ctx,
-                Level::Notice,
+    /// The reply the second line checks: the kept code, or nothing (which is
+    /// refused and counted like an empty reply). A user the first line did not
+    /// ask, whom policy asks now (a remembered address expired in between), is
+    /// refused without counting: they never had the chance to type a code.
+    pub(super) fn kept_reply(&mut self, kept: &Kept) -> Result<Zeroizing<Vec<u8>>, Outcome> {
+        match kept {
+            Kept::Code(code) => Ok(Zeroizing::new(code.as_bytes().to_vec())),
+            Kept::NoCode => Ok(Zeroizing::new(Vec::new())),
+            Kept::NotAsked => {
+                self.error(messages::FORWARD_NOT_ASKED);
+                self.deny(Level::Notice,
                 "split mode: no code was kept because policy did not ask for one when the password was typed, but it does now",
             );
-            Err(Outcome::AuthErr)
+                Err(Outcome::AuthErr)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod forward;
 mod gate;
+mod login;
 mod messages;
 mod send;
 pub mod split;
@@ -25,10 +26,9 @@ pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
 use crate::config::Config;
 use crate::config::args::{Mode, ModuleArgs};
-use crate::fleet::history::{LoginEvent, LoginResult, MAX_EVENTS, Method};
 use crate::store::{self, Store};
 use crate::sys::clock::Clock;
-use gate::{Gate, Pass, Prompted};
+use login::Login;
 use zeroize::Zeroizing;
 
 /// The result, as PAM will see it.
@@ -91,98 +91,8 @@ pub struct Request<'a> {
     pub rhost: Option<&'a str>,
 }
 
-/// Log lines with the request's context, quoting anything user-controlled so
-/// a crafted user or host name cannot forge a log line.
-pub(crate) struct Ctx<'l> {
-    log: &'l mut dyn Log,
-    prefix: String,
-    debug: bool,
-    /// This PAM call's random id: a code sent by e-mail or SMS is bound to
-    /// it, so it works for this login only ("" if the OS had no randomness:
-    /// then nothing is sent). Made when first needed: most logins send
-    /// nothing and check no sent code.
-    request: std::cell::OnceCell<String>,
-    /// What was decided, for the fleet's login history.
-    events: Vec<(LoginResult, Option<Method>)>,
-    /// Time spent waiting for the user's replies (not decision time).
-    waited: std::time::Duration,
-}
-
 pub(crate) fn quote(s: &str) -> String {
     format!("\"{}\"", s.escape_debug())
-}
-
-impl<'l> Ctx<'l> {
-    fn new(log: &'l mut dyn Log, req: &Request, debug: bool) -> Self {
-        Self {
-            log,
-            prefix: format!(
-                "service={} user={} rhost={}",
-                quote(req.service),
-                quote(req.user),
-                req.rhost.map_or_else(|| "-".to_string(), quote)
-            ),
-            debug,
-            request: std::cell::OnceCell::new(),
-            events: Vec::new(),
-            waited: std::time::Duration::ZERO,
-        }
-    }
-
-    /// Notes a decision for the fleet's login history.
-    pub(crate) fn event(&mut self, result: LoginResult, method: Option<Method>) {
-        if self.events.len() < MAX_EVENTS {
-            self.events.push((result, method));
-        }
-    }
-
-    /// The call's decisions: those noted, and — when none decided (or the
-    /// last only sent a code) — the one the outcome says.
-    fn decisions(&self, outcome: Outcome) -> Vec<(LoginResult, Option<Method>)> {
-        let mut events = self.events.clone();
-        let decided = events.last().is_some_and(|(r, _)| *r != LoginResult::Sent);
-        if !decided && events.len() < MAX_EVENTS {
-            let result = match outcome {
-                Outcome::Success => Some(LoginResult::Accepted),
-                Outcome::Ignore => Some(LoginResult::NotEnrolled),
-                Outcome::AuthErr | Outcome::UserUnknown => Some(LoginResult::Denied),
-                Outcome::AuthInfoUnavail => Some(LoginResult::Unavailable),
-                Outcome::MaxTries => Some(LoginResult::Locked),
-                // The application or the user gave up: nothing was decided.
-                Outcome::ConvErr => None,
-            };
-            events.extend(result.map(|r| (r, None)));
-        }
-        events
-    }
-
-    /// This PAM call's request id (see the field).
-    pub(crate) fn request(&self) -> &str {
-        self.request
-            .get_or_init(|| crate::otp::sent::new_request().unwrap_or_default())
-    }
-
-    /// A debug line, formatted only when `debug` is on (every login passes
-    /// here; most with debug off).
-    pub(crate) fn debug(&mut self, msg: impl FnOnce() -> String) {
-        if self.debug {
-            self.line(Level::Debug, &msg());
-        }
-    }
-
-    pub(crate) fn line(&mut self, level: Level, msg: &str) {
-        if level != Level::Debug || self.debug {
-            let line = format!("{} {msg}", self.prefix);
-            self.log.log(level, &line);
-        }
-    }
-}
-
-pub(crate) fn deny_line(ctx: &mut Ctx, level: Level, why: &str) {
-    ctx.line(
-        level,
-        &format!("result=denied reason=\"{}\"", why.escape_debug()),
-    );
 }
 
 /// The full decision for one `pam_sm_authenticate` call. `handoff` carries
@@ -195,100 +105,36 @@ pub fn authenticate(
     log: &mut dyn Log,
     clock: &dyn Clock,
 ) -> Outcome {
-    let mut ctx = Ctx::new(log, req, args.contains(&"debug"));
     let loaded = ModuleArgs::parse(args).and_then(|a| Ok((a.mode, a.load_checked()?)));
     let (mode, config) = match loaded {
         Ok(c) => c,
         Err(e) => {
-            deny_line(&mut ctx, Level::Err, &format!("configuration error: {e}"));
+            let why = login::denied(&format!("configuration error: {e}"));
+            log.log(Level::Err, &format!("{} {why}", login::prefix(req)));
             return Outcome::AuthInfoUnavail;
         }
     };
-    ctx.debug = config.debug;
     let Some(now) = clock.now() else {
-        deny_line(&mut ctx, Level::Err, "the system clock is set before 1970");
+        let why = login::denied("the system clock is set before 1970");
+        log.log(Level::Err, &format!("{} {why}", login::prefix(req)));
         return Outcome::AuthInfoUnavail;
     };
     let store = store::open_for_login(&config);
-    let line = Line {
-        config: &config,
-        store: store.as_ref(),
-        req,
-        now,
-        clock: Some(clock),
-    };
-    line.run(mode, conv, handoff, &mut ctx)
+    Login::new(&config, store.as_ref(), req, (now, Some(clock)), conv, log).run(mode, handoff)
 }
 
-/// The flow against any store and a given time (core's unit tests drive it
-/// with the in-memory engine).
-#[allow(clippy::too_many_arguments)]
+/// The flow against any store, in a given mode at a given time (core's
+/// unit tests drive it with the in-memory engine).
 pub fn authenticate_with(
     config: &Config,
     store: &dyn Store,
     req: &Request,
-    mode: Mode,
+    (mode, now): (Mode, u64),
     conv: &mut dyn Conversation,
     handoff: &mut dyn Handoff,
     log: &mut dyn Log,
-    now: u64,
 ) -> Outcome {
-    let mut ctx = Ctx::new(log, req, config.debug);
-    let line = Line {
-        config,
-        store,
-        req,
-        now,
-        clock: None,
-    };
-    line.run(mode, conv, handoff, &mut ctx)
-}
-
-/// One `pam_otpgate.so` line at work: its config, its store, the request.
-pub(crate) struct Line<'a> {
-    pub config: &'a Config,
-    pub store: &'a dyn Store,
-    pub req: &'a Request<'a>,
-    /// The time the call started (policy, the gate, what is sent).
-    pub now: u64,
-    /// The clock, read again when a reply is checked: a person may take a
-    /// while to type, and a sent code's 300 s count until it is typed.
-    /// `None` in core's unit tests (time stays `now`).
-    pub clock: Option<&'a dyn Clock>,
-}
-
-impl Line<'_> {
-    /// The time a reply is checked at (never before the call started).
-    fn now_again(&self) -> u64 {
-        self.clock
-            .and_then(|c| c.now())
-            .map_or(self.now, |t| t.max(self.now))
-    }
-}
-
-/// The application's conversation, telling the store before each word to
-/// the user (who may take minutes) so it holds nothing meanwhile.
-struct Talking<'a, 'c> {
-    conv: &'c mut dyn Conversation,
-    store: &'a dyn Store,
-}
-
-impl Conversation for Talking<'_, '_> {
-    fn ask_hidden(
-        &mut self,
-        prompt: &str,
-    ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
-        self.store.before_talking();
-        self.conv.ask_hidden(prompt)
-    }
-    fn info(&mut self, text: &str) {
-        self.store.before_talking();
-        self.conv.info(text);
-    }
-    fn error(&mut self, text: &str) {
-        self.store.before_talking();
-        self.conv.error(text);
-    }
+    Login::new(config, store, req, (now, None), conv, log).run(mode, handoff)
 }
 
 /// Where the code comes from.
@@ -297,193 +143,6 @@ pub(crate) enum Source {
     Ask,
     /// Split mode: what the first line kept; one try, no prompt.
     Kept(Kept),
-}
-
-/// Asks with echo off; a NULL reply or a failed conversation is a denial.
-pub(crate) fn ask(
-    conv: &mut dyn Conversation,
-    prompt: &str,
-    ctx: &mut Ctx,
-) -> Result<Zeroizing<Vec<u8>>, Outcome> {
-    let asked = std::time::Instant::now();
-    let reply = conv.ask_hidden(prompt);
-    ctx.waited += asked.elapsed();
-    match reply {
-        Ok(Some(r)) => Ok(r),
-        Ok(None) => {
-            deny_line(
-                ctx,
-                Level::Notice,
-                "the application returned no reply (NULL response)",
-            );
-            Err(Outcome::AuthErr)
-        }
-        Err(e) => {
-            deny_line(ctx, Level::Err, &format!("conversation failed: {e}"));
-            Err(Outcome::ConvErr)
-        }
-    }
-}
-
-impl Line<'_> {
-    fn run(
-        &self,
-        mode: Mode,
-        conv: &mut dyn Conversation,
-        handoff: &mut dyn Handoff,
-        ctx: &mut Ctx,
-    ) -> Outcome {
-        let started = std::time::Instant::now();
-        let conv = &mut Talking {
-            conv,
-            store: self.store,
-        };
-        let outcome = match mode {
-            Mode::Prompt => self.check(Source::Ask, conv, ctx),
-            // The first of split mode's lines decides nothing about codes.
-            Mode::ForwardPass => return forward::forward_pass(self, conv, handoff, ctx),
-            Mode::ForwardedCode => forward::forwarded_code(self, conv, handoff, ctx),
-        };
-        if let Some(fleet) = self.store.as_fleet() {
-            let took = started.elapsed().saturating_sub(ctx.waited);
-            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-            let events = ctx
-                .decisions(outcome)
-                .into_iter()
-                .map(|(result, method)| LoginEvent {
-                    user: self.req.user.to_string(),
-                    service: self.req.service.to_string(),
-                    rhost: self.req.rhost.map(str::to_string),
-                    method,
-                    result,
-                })
-                .collect();
-            if let Err(e) = fleet.record(events, micros) {
-                ctx.debug(|| format!("the decision was not reported to otpgated: {e}"));
-            }
-        }
-        outcome
-    }
-
-    /// The gate, then the code (asked or kept), verified.
-    pub(crate) fn check(
-        &self,
-        source: Source,
-        conv: &mut dyn Conversation,
-        ctx: &mut Ctx,
-    ) -> Outcome {
-        let Line {
-            config,
-            store,
-            req,
-            now,
-            ..
-        } = *self;
-        let prompted = match gate::before_prompt(config, store, req, now, Pass::Decide, conv, ctx) {
-            Gate::Decided(outcome) => return outcome,
-            Gate::Prompt(p) => p,
-        };
-        let tries = match source {
-            Source::Ask => config.prompts,
-            Source::Kept(_) => 1,
-        };
-        let mut tried = 0;
-        loop {
-            tried += 1;
-            let reply = match &source {
-                Source::Ask => match ask(conv, &config.prompt, ctx) {
-                    Ok(r) => r,
-                    Err(outcome) => return outcome,
-                },
-                Source::Kept(kept) => match forward::kept_reply(kept, conv, ctx) {
-                    Ok(r) => r,
-                    Err(outcome) => return outcome,
-                },
-            };
-            // An empty answer from a user with an e-mail or SMS device
-            // asks for a code to be sent there; the next answer is checked.
-            let reply = match (&source, &prompted) {
-                (
-                    Source::Ask,
-                    Prompted::Enrolled {
-                        account,
-                        enrollment,
-                    },
-                ) if crate::otp::input::compact(&String::from_utf8_lossy(&reply)).is_empty() => {
-                    match send::offer(self, account, enrollment, conv, ctx) {
-                        send::Offer::Nothing => reply,
-                        send::Offer::Prompt(prompt) => match ask(conv, &prompt, ctx) {
-                            Ok(r) => r,
-                            Err(outcome) => return outcome,
-                        },
-                        send::Offer::Denied(outcome) => return outcome,
-                    }
-                }
-                _ => reply,
-            };
-            let again = tried < tries;
-            match self.decide(&prompted, &reply, conv, ctx, again) {
-                Some(outcome) => return outcome,
-                None => continue,
-            }
-        }
-    }
-
-    /// Decides on one reply; `None` means "ask again" (only when `again`).
-    fn decide(
-        &self,
-        prompted: &Prompted,
-        reply: &[u8],
-        conv: &mut dyn Conversation,
-        ctx: &mut Ctx,
-        again: bool,
-    ) -> Option<Outcome> {
-        match prompted {
-            Prompted::Unknown(why) => {
-                messages::tell_unknown(reply, conv);
-                if again {
-                    return None;
-                }
-                deny_line(ctx, Level::Notice, &format!("unknown user: {why}"));
-                Some(Outcome::UserUnknown)
-            }
-            Prompted::NotEnrolled { location, why } => {
-                conv.error(NOT_ENROLLED);
-                deny_line(
-                    ctx,
-                    Level::Notice,
-                    &format!(
-                        "not enrolled: {location} does not exist and 2FA is required ({why}); the user must run `otpgate enroll`"
-                    ),
-                );
-                Some(Outcome::AuthErr)
-            }
-            Prompted::Broken(why) => {
-                deny_line(ctx, Level::Err, why);
-                Some(Outcome::AuthInfoUnavail)
-            }
-            Prompted::Enrolled {
-                account,
-                enrollment,
-            } => {
-                let checked = verify::verify(
-                    self.config,
-                    self.store,
-                    account,
-                    enrollment,
-                    reply,
-                    self.req,
-                    self.now_again(),
-                    conv,
-                    ctx,
-                );
-                if checked.may_retry && again {
-                    return None;
-                }
-                Some(checked.outcome)
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -566,11 +225,10 @@ mod tests {
                 &Config::default(),
                 &store,
                 &req,
-                Mode::Prompt,
+                (Mode::Prompt, NOW),
                 &mut conv,
                 &mut NoHandoff,
                 &mut log,
-                NOW,
             )
         } else {
             authenticate(
@@ -703,11 +361,10 @@ mod tests {
                 &self.config,
                 self.store,
                 &req,
-                mode,
+                (mode, now),
                 conv,
                 handoff,
                 &mut Lines::default(),
-                now,
             )
         }
 
@@ -896,11 +553,10 @@ mod tests {
             &l.config,
             &store,
             &req,
-            Mode::Prompt,
+            (Mode::Prompt, NOW),
             &mut conv,
             &mut NoHandoff,
             &mut Lines::default(),
-            NOW,
         );
         assert_eq!((out, conv.asked), (Outcome::UserUnknown, 3));
         assert_eq!(conv.infos, [WRONG_CODE; 3]);

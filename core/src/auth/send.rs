@@ -6,8 +6,8 @@
 //! that cannot be started changes nothing, one that runs and fails keeps
 //! its send counted and leaves no code waiting.
 
-use super::messages::{deny_locked, store_failed};
-use super::{Conversation, Ctx, Level, Line, Outcome, deny_line, quote};
+use super::login::Login;
+use super::{Level, Outcome, quote};
 use crate::enrollment::{DeviceKind, Enrollment};
 use crate::otp::sent::{self, Pending};
 use crate::store::StoreExt;
@@ -24,136 +24,6 @@ pub(super) enum Offer {
     Denied(Outcome),
 }
 
-pub(super) fn offer(
-    line: &Line,
-    account: &Account,
-    enrollment: &Enrollment,
-    conv: &mut dyn Conversation,
-    ctx: &mut Ctx,
-) -> Offer {
-    let config = line.config;
-    let now = line.now;
-    let usable = super::verify::allowed(config, enrollment);
-    let Some(device) = usable.devices.iter().find(|d| d.kind.target().is_some()) else {
-        return Offer::Nothing;
-    };
-    if ctx.request().is_empty() {
-        deny_line(
-            ctx,
-            Level::Err,
-            "no code sent: the system's random source failed",
-        );
-        return Offer::Denied(Outcome::AuthInfoUnavail);
-    }
-    // What can be checked without sending is checked before anything is
-    // recorded: a stopped mail system or an unsafe gateway changes nothing.
-    let ready = match &device.kind {
-        DeviceKind::Email(_) => crate::sys::send::email_ready(&config.mail_command),
-        DeviceKind::Sms(_) => crate::sys::send::sms_ready(&config.sms_command),
-        _ => return Offer::Nothing,
-    };
-    if let Err(why) = ready {
-        return Offer::Denied(send_failed(&why, &device.name, conv, ctx));
-    }
-    let code = match sent::new_code() {
-        Ok(c) => c,
-        Err(why) => {
-            deny_line(ctx, Level::Err, &format!("no code sent: {why}"));
-            return Offer::Denied(Outcome::AuthInfoUnavail);
-        }
-    };
-    let pending = Pending {
-        device: device.secret.fingerprint(),
-        request: ctx.request().to_string(),
-        hash: sent::code_hash(&device.secret, ctx.request(), &code),
-        expires: now.saturating_add(sent::LIFETIME),
-        tries_left: sent::TRIES,
-    };
-    // The lock and `send_limit` are checked and the send recorded in one
-    // update (under the state lock, or one compare-and-set in the fleet)
-    // before the mailer runs: of any number of parallel logins, at most
-    // `send_limit` within the window get past here. A newer send replaces
-    // the code an earlier, still waiting login was sent.
-    let reserved = line.store.update(account, |st| {
-        if let Some(until) = st.locked_at(now) {
-            return Reserved::Locked(until);
-        }
-        if let Some(at) = sent::next_send_allowed(&st.sends, config.send_limit, now) {
-            return Reserved::OverLimit(at);
-        }
-        st.sends
-            .retain(|t| t.saturating_add(sent::SEND_WINDOW) > now);
-        st.sends.push(now);
-        st.pending = Some(pending.clone());
-        Reserved::Go
-    });
-    match reserved {
-        Err(e) => return Offer::Denied(store_failed(&e, conv, ctx)),
-        Ok(Reserved::Locked(until)) => return Offer::Denied(deny_locked(until, conv, ctx)),
-        Ok(Reserved::OverLimit(at)) => {
-            conv.error(&format!(
-                "Too many codes were sent: wait until {}, or use another authenticator.",
-                format_utc(at)
-            ));
-            deny_line(
-                ctx,
-                Level::Notice,
-                &format!(
-                    "no code sent: {} sent within 15 minutes (send_limit)",
-                    config.send_limit
-                ),
-            );
-            return Offer::Denied(Outcome::AuthErr);
-        }
-        Ok(Reserved::Go) => {}
-    }
-    let host = crate::sys::hostname().unwrap_or_else(|| "this server".into());
-    let body = format!(
-        "Your verification code for {} on {host} is {}.\n\
-         It works once, for the login that asked for it, within {} minutes.\n\
-         If you did not just try to log in, tell an administrator: someone knows your password.\n",
-        line.req.service,
-        code.as_str(),
-        sent::LIFETIME / 60
-    );
-    let (how, result) = match device.kind {
-        DeviceKind::Email(to) => {
-            let message = format!(
-                "To: {}\nSubject: Verification code for {host}\nContent-Type: text/plain; charset=UTF-8\n\n{body}",
-                to.as_str()
-            );
-            (
-                format!("by e-mail to {}", to.masked()),
-                crate::sys::send::email(&config.mail_command, &to, &message),
-            )
-        }
-        DeviceKind::Sms(to) => (
-            format!("by SMS to {}", to.masked()),
-            crate::sys::send::sms(&config.sms_command, &to, &body),
-        ),
-        _ => return Offer::Nothing,
-    };
-    drop(body);
-    if let Err(why) = result {
-        // The send stays counted (the program ran and may have delivered);
-        // the code it was to carry is forgotten, so nothing waits for it.
-        let request = ctx.request().to_string();
-        let _ = line.store.update(account, |st| {
-            if st.pending.as_ref().is_some_and(|p| p.request == request) {
-                st.pending = None;
-            }
-        });
-        return Offer::Denied(send_failed(&why, &device.name, conv, ctx));
-    }
-    ctx.line(
-        Level::Notice,
-        &format!("code sent {how} (device {})", quote(&device.name)),
-    );
-    let method = Some(crate::fleet::history::Method::from(device.kind.method()));
-    ctx.event(crate::fleet::history::LoginResult::Sent, method);
-    Offer::Prompt(format!("Code sent {how}: "))
-}
-
 /// What the reserving update found.
 enum Reserved {
     Go,
@@ -161,14 +31,132 @@ enum Reserved {
     OverLimit(u64),
 }
 
-/// Tells the user and the log that a code could not be sent.
-fn send_failed(
-    why: &crate::sys::send::SendError,
-    device: &str,
-    conv: &mut dyn Conversation,
-    ctx: &mut Ctx,
-) -> Outcome {
-    conv.error(match why {
+impl Login<'_> {
+    /// Sends a code to the user's e-mail or SMS device, if they have one.
+    pub(super) fn offer(&mut self, account: &Account, enrollment: &Enrollment) -> Offer {
+        let (config, now) = (self.config, self.now);
+        let usable = super::verify::allowed(config, enrollment);
+        let Some(device) = usable.devices.iter().find(|d| d.kind.target().is_some()) else {
+            return Offer::Nothing;
+        };
+        if self.request().is_empty() {
+            self.deny(
+                Level::Err,
+                "no code sent: the system's random source failed",
+            );
+            return Offer::Denied(Outcome::AuthInfoUnavail);
+        }
+        // What can be checked without sending is checked before anything is
+        // recorded: a stopped mail system or an unsafe gateway changes nothing.
+        let ready = match &device.kind {
+            DeviceKind::Email(_) => crate::sys::send::email_ready(&config.mail_command),
+            DeviceKind::Sms(_) => crate::sys::send::sms_ready(&config.sms_command),
+            _ => return Offer::Nothing,
+        };
+        if let Err(why) = ready {
+            return Offer::Denied(self.send_failed(&why, &device.name));
+        }
+        let code = match sent::new_code() {
+            Ok(c) => c,
+            Err(why) => {
+                self.deny(Level::Err, &format!("no code sent: {why}"));
+                return Offer::Denied(Outcome::AuthInfoUnavail);
+            }
+        };
+        let pending = Pending {
+            device: device.secret.fingerprint(),
+            request: self.request().to_string(),
+            hash: sent::code_hash(&device.secret, self.request(), &code),
+            expires: now.saturating_add(sent::LIFETIME),
+            tries_left: sent::TRIES,
+        };
+        // The lock and `send_limit` are checked and the send recorded in one
+        // update (under the state lock, or one compare-and-set in the fleet)
+        // before the mailer runs: of any number of parallel logins, at most
+        // `send_limit` within the window get past here. A newer send replaces
+        // the code an earlier, still waiting login was sent.
+        let request = self.request().to_string();
+        let reserved = self.store.update(account, |st| {
+            if let Some(until) = st.locked_at(now) {
+                return Reserved::Locked(until);
+            }
+            if let Some(at) = sent::next_send_allowed(&st.sends, config.send_limit, now) {
+                return Reserved::OverLimit(at);
+            }
+            st.sends
+                .retain(|t| t.saturating_add(sent::SEND_WINDOW) > now);
+            st.sends.push(now);
+            st.pending = Some(pending.clone());
+            Reserved::Go
+        });
+        match reserved {
+            Err(e) => return Offer::Denied(self.store_failed(&e)),
+            Ok(Reserved::Locked(until)) => return Offer::Denied(self.deny_locked(until)),
+            Ok(Reserved::OverLimit(at)) => {
+                self.error(&format!(
+                    "Too many codes were sent: wait until {}, or use another authenticator.",
+                    format_utc(at)
+                ));
+                self.deny(
+                    Level::Notice,
+                    &format!(
+                        "no code sent: {} sent within 15 minutes (send_limit)",
+                        config.send_limit
+                    ),
+                );
+                return Offer::Denied(Outcome::AuthErr);
+            }
+            Ok(Reserved::Go) => {}
+        }
+        let host = crate::sys::hostname().unwrap_or_else(|| "this server".into());
+        let body = format!(
+            "Your verification code for {} on {host} is {}.\n\
+         It works once, for the login that asked for it, within {} minutes.\n\
+         If you did not just try to log in, tell an administrator: someone knows your password.\n",
+            self.req.service,
+            code.as_str(),
+            sent::LIFETIME / 60
+        );
+        let (how, result) = match device.kind {
+            DeviceKind::Email(to) => {
+                let message = format!(
+                    "To: {}\nSubject: Verification code for {host}\nContent-Type: text/plain; charset=UTF-8\n\n{body}",
+                    to.as_str()
+                );
+                (
+                    format!("by e-mail to {}", to.masked()),
+                    crate::sys::send::email(&config.mail_command, &to, &message),
+                )
+            }
+            DeviceKind::Sms(to) => (
+                format!("by SMS to {}", to.masked()),
+                crate::sys::send::sms(&config.sms_command, &to, &body),
+            ),
+            _ => return Offer::Nothing,
+        };
+        drop(body);
+        if let Err(why) = result {
+            // The send stays counted (the program ran and may have delivered);
+            // the code it was to carry is forgotten, so nothing waits for it.
+            let _ = self.store.update(account, |st| {
+                if st.pending.as_ref().is_some_and(|p| p.request == request) {
+                    st.pending = None;
+                }
+            });
+            return Offer::Denied(self.send_failed(&why, &device.name));
+        }
+        self.line(
+            Level::Notice,
+            &format!("code sent {how} (device {})", quote(&device.name)),
+        );
+        let method = Some(crate::fleet::history::Method::from(device.kind.method()));
+        self.event(crate::fleet::history::LoginResult::Sent, method);
+        Offer::Prompt(format!("Code sent {how}: "))
+    }
+
+    /// Tells the user and the log that a code could not be sent.
+    fn send_failed(&mut self, why: &crate::sys::send::SendError, device: &str) -> Outcome {
+        self.error(match why {
         crate::sys::send::SendError::MailSystemDown(_) => {
             "The code could not be sent: the mail system on this server is not running. Tell an administrator, or use another authenticator."
         }
@@ -176,10 +164,10 @@ fn send_failed(
             "The code could not be sent: try again in a few minutes, or use another authenticator."
         }
     });
-    deny_line(
-        ctx,
-        Level::Err,
-        &format!("sending a code to device {} failed: {why}", quote(device)),
-    );
-    Outcome::AuthInfoUnavail
+        self.deny(
+            Level::Err,
+            &format!("sending a code to device {} failed: {why}", quote(device)),
+        );
+        Outcome::AuthInfoUnavail
+    }
 }

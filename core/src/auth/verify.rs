@@ -1,8 +1,9 @@
 //! Verifying a reply: the pure decision (is this code valid and fresh, is
 //! this recovery code unused) and the locked read–decide–write around it.
 
-use super::messages::{locked_message, report};
-use super::{Conversation, Ctx, Level, Outcome, Request};
+use super::login::Login;
+use super::messages::locked_message;
+use super::{Level, Outcome};
 use crate::config::Config;
 use crate::enrollment::{DeviceKind, Enrollment};
 
@@ -11,8 +12,8 @@ use crate::otp;
 use crate::otp::input::{self, Input};
 use crate::otp::recovery::{self, RecoveryCode};
 use crate::policy;
+use crate::store::StoreExt;
 use crate::store::state::{Method, UserState};
-use crate::store::{Store, StoreExt};
 use crate::sys::account::Account;
 use crate::sys::clock::format_utc;
 
@@ -394,74 +395,74 @@ pub(super) struct Checked {
 
 /// Checks the reply under the store's exclusivity, counts a failure or
 /// remembers the address, and reports the verdict.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn verify(
-    config: &Config,
-    store: &dyn Store,
-    account: &Account,
-    enrollment: &Enrollment,
-    reply: &[u8],
-    req: &Request,
-    now: u64,
-    conv: &mut dyn Conversation,
-    ctx: &mut Ctx,
-) -> Checked {
-    let input = input::classify(reply);
-    let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
-    // Only needed to remember an address (a hash of every device's secret).
-    let credentials = remember_ip.map(|_| enrollment.credentials_fingerprint());
-    let mut lock_started = None;
-    let usable = allowed(config, enrollment);
-    let verdict = store.update(account, |st| {
-        st.clamp(now, Limits::of(config));
-        adopt_legacy(enrollment, st);
-        let request = if st.pending.is_some() {
-            ctx.request()
-        } else {
-            ""
-        };
-        let verdict = check_reply(config, &usable, st, &input, request, now);
-        if verdict.accepted() {
-            st.clear_failures();
-            if let (Some(ip), Some(credentials)) = (remember_ip, &credentials) {
-                st.remember(req.service, &ip.to_string(), credentials, now);
+impl Login<'_> {
+    /// (`now`: the time the reply is checked at.)
+    pub(super) fn verify(
+        &mut self,
+        account: &Account,
+        enrollment: &Enrollment,
+        reply: &[u8],
+        now: u64,
+    ) -> Checked {
+        let (config, store, req) = (self.config, self.store, self.req);
+        let input = input::classify(reply);
+        let remember_ip = policy::rhost_ip(req.rhost).filter(|_| config.remember_minutes > 0);
+        // Only needed to remember an address (a hash of every device's secret).
+        let credentials = remember_ip.map(|_| enrollment.credentials_fingerprint());
+        let mut lock_started = None;
+        let usable = allowed(config, enrollment);
+        let this = &*self;
+        let verdict = store.update(account, |st| {
+            st.clamp(now, Limits::of(config));
+            adopt_legacy(enrollment, st);
+            let request = if st.pending.is_some() {
+                this.request()
+            } else {
+                ""
+            };
+            let verdict = check_reply(config, &usable, st, &input, request, now);
+            if verdict.accepted() {
+                st.clear_failures();
+                if let (Some(ip), Some(credentials)) = (remember_ip, &credentials) {
+                    st.remember(req.service, &ip.to_string(), credentials, now);
+                }
+            } else if verdict.counts_as_failure() {
+                lock_started = st.record_failure(
+                    now,
+                    config.max_failures,
+                    config.failure_window,
+                    config.lockout_seconds,
+                );
             }
-        } else if verdict.counts_as_failure() {
-            lock_started = st.record_failure(
-                now,
-                config.max_failures,
-                config.failure_window,
-                config.lockout_seconds,
+            verdict
+        });
+        let verdict = match verdict {
+            Ok(v) => v,
+            Err(e) => {
+                return Checked {
+                    outcome: self.store_failed(&e),
+                    may_retry: false,
+                };
+            }
+        };
+        let (result, method) = verdict.history(&input, enrollment);
+        self.event(result, method);
+        let may_retry = verdict.may_retry() && lock_started.is_none();
+        let outcome = self.report(verdict, &input);
+        if let Some(until) = lock_started {
+            self.error(&locked_message(until));
+            self.line(
+                Level::Warning,
+                &format!(
+                    "lockout: {} wrong codes within {} s; locked until {}",
+                    config.max_failures,
+                    config.failure_window,
+                    format_utc(until)
+                ),
             );
         }
-        verdict
-    });
-    let verdict = match verdict {
-        Ok(v) => v,
-        Err(e) => {
-            return Checked {
-                outcome: super::messages::store_failed(&e, conv, ctx),
-                may_retry: false,
-            };
-        }
-    };
-    let (result, method) = verdict.history(&input, enrollment);
-    ctx.event(result, method);
-    let may_retry = verdict.may_retry() && lock_started.is_none();
-    let outcome = report(verdict, &input, conv, ctx);
-    if let Some(until) = lock_started {
-        conv.error(&locked_message(until));
-        ctx.line(
-            Level::Warning,
-            &format!(
-                "lockout: {} wrong codes within {} s; locked until {}",
-                config.max_failures,
-                config.failure_window,
-                format_utc(until)
-            ),
-        );
+        Checked { outcome, may_retry }
     }
-    Checked { outcome, may_retry }
 }
 
 #[cfg(test)]

@@ -66,11 +66,10 @@ fn login_with(config: &Config, user: &str, code: &str, now: u64) -> (Outcome, f6
         config,
         store.as_ref(),
         &req,
-        Mode::Prompt,
+        (Mode::Prompt, now),
         &mut Typed(code.to_string()),
         &mut NoHandoff,
         &mut Quiet,
-        now,
     );
     (out, t0.elapsed().as_secs_f64() * 1000.0)
 }
