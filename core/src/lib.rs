@@ -10,6 +10,8 @@
 //! | [`auth`] | the login flow: ports (outcome, request, conversation, log), the gate before the prompt, verifying a reply, codes sent by e-mail or SMS, what the user is told, split mode |
 //! | [`policy`] | who must use a second factor, who is exempt |
 //! | [`lockout`] | failure counting, the lock, the trust window, clock clamps |
+//! | [`directory`] | where accounts and groups come from (NSS on a server, a table in tests) |
+//! | [`sender`] | how codes leave the server (the mailer, the SMS gateway), passed in |
 //! | [`config`] | the config file, module arguments, PAM service files as libpam reads them, the database connection string |
 //! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, YubiKey OTPs, sent codes, what users type |
 //! | [`enrollment`] | the enrollment model, its versioned file format, devices, imports |
@@ -43,11 +45,13 @@ macro_rules! message_error {
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod directory;
 pub mod enrollment;
 pub mod fleet;
 pub mod lockout;
 pub mod otp;
 pub mod policy;
+pub mod sender;
 pub mod store;
 pub mod sys;
 pub mod toml_comments;

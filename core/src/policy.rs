@@ -1,9 +1,10 @@
 //! Who must use a second factor, and who is exempt: enforcement mode and
 //! groups, exempt groups and networks (CIDRs matched against PAM_RHOST).
 
+use crate::directory::Directory;
 use crate::sys::account::{Account, LookupError};
 use serde::{Deserialize, Serialize};
-use std::ffi::CString;
+
 use std::net::IpAddr;
 
 /// `enforce` in the config.
@@ -162,12 +163,13 @@ impl std::error::Error for GroupError {}
 /// (a lookup failure must deny, so it is not done for nothing).
 pub fn groups_if_needed(
     config: &crate::config::Config,
+    directory: &dyn Directory,
     account: &Account,
 ) -> Result<Vec<String>, LookupError> {
     if config.exempt_groups.is_empty() && config.enforce_groups.is_empty() {
         Ok(Vec::new())
     } else {
-        group_names(account)
+        directory.groups_of(account)
     }
 }
 
@@ -197,47 +199,23 @@ pub fn exempt_group<'c>(
     config.exempt_groups.iter().find(|g| groups.contains(g))
 }
 
-/// The names of the groups `account` belongs to (primary and supplementary).
-pub fn group_names(account: &Account) -> Result<Vec<String>, LookupError> {
-    let what = || format!("the groups of {}", account.name);
-    let user = CString::new(account.name.as_bytes()).map_err(|_| LookupError {
-        what: what(),
-        errno: nix::errno::Errno::EINVAL,
-    })?;
-    let gids = nix::unistd::getgrouplist(&user, account.gid).map_err(|errno| LookupError {
-        what: what(),
-        errno,
-    })?;
-    let mut names = Vec::with_capacity(gids.len());
-    for gid in gids {
-        if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {
-            names.push(g.name);
-        }
-    }
-    Ok(names)
-}
-
 /// Checks that every configured group exists (a typo must not silently
 /// change who is asked).
-pub fn check_groups(key: &'static str, groups: &[String]) -> Result<(), GroupError> {
+pub fn check_groups(
+    directory: &dyn Directory,
+    key: &'static str,
+    groups: &[String],
+) -> Result<(), GroupError> {
     for g in groups {
-        match nix::unistd::Group::from_name(g) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
+        match directory.group_exists(g) {
+            Ok(true) => {}
+            Ok(false) => {
                 return Err(GroupError::Missing {
                     key,
                     group: g.clone(),
                 });
             }
-            Err(errno) => {
-                return Err(GroupError::Lookup {
-                    key,
-                    error: LookupError {
-                        what: format!("group \"{g}\""),
-                        errno,
-                    },
-                });
-            }
+            Err(error) => return Err(GroupError::Lookup { key, error }),
         }
     }
     Ok(())
@@ -335,10 +313,33 @@ mod tests {
     }
 
     #[test]
-    fn root_is_in_group_root() {
-        let root = crate::sys::account::by_name("root").unwrap().unwrap();
-        assert!(group_names(&root).unwrap().contains(&"root".to_string()));
-        assert!(check_groups("enforce_groups", &["root".into()]).is_ok());
-        assert!(check_groups("enforce_groups", &["no-such-group-og".into()]).is_err());
+    fn groups_come_from_the_directory_and_a_failed_lookup_denies() {
+        use crate::config::Config;
+        use crate::directory::{Directory, Table};
+        let dir = Table::default()
+            .with_user("alice", 1000)
+            .with_group("alice", 1000, &[])
+            .with_group("admins", 50, &["alice"])
+            .with_group("ops", 51, &[]);
+        let alice = dir.user("alice").unwrap().unwrap();
+        let config = Config {
+            enforce_groups: vec!["admins".into()],
+            ..Config::default()
+        };
+        let groups = groups_if_needed(&config, &dir, &alice).unwrap();
+        assert_eq!(groups, ["alice", "admins"]);
+        assert!(second_factor_required(&config, &groups).required);
+        // No group in the policy: no lookup, so a broken directory costs nothing.
+        let broken = Table::default().broken();
+        assert_eq!(
+            groups_if_needed(&Config::default(), &broken, &alice).unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(groups_if_needed(&config, &broken, &alice).is_err());
+        assert!(check_groups(&dir, "enforce_groups", &["admins".into(), "ops".into()]).is_ok());
+        let missing = check_groups(&dir, "enforce_groups", &["no-such-group-og".into()]);
+        assert!(matches!(missing, Err(GroupError::Missing { .. })));
+        let down = check_groups(&broken, "exempt_groups", &["ops".into()]);
+        assert!(matches!(down, Err(GroupError::Lookup { .. })));
     }
 }

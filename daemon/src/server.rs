@@ -344,7 +344,9 @@ fn unavailable(service: &Service, e: &DbError) -> Response {
 /// The uid `name` has on this host, if any.
 fn owner_of(name: &str) -> Option<u32> {
     otpgate_core::sys::paths::check_user_name(name).ok()?;
-    otpgate_core::sys::account::by_name(name)
+    use otpgate_core::directory::Directory as _;
+    otpgate_core::sys::account::Nss
+        .user(name)
         .ok()
         .flatten()
         .map(|a| a.uid.as_raw())

@@ -11,6 +11,7 @@ use otpgate_core::fleet::history;
 use otpgate_core::otp::recovery;
 use otpgate_core::store;
 use otpgate_core::store::daemon::DaemonStore;
+use otpgate_core::sys::account::Nss;
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
@@ -25,9 +26,9 @@ fn require_root(caller: &Caller, what: &str) -> fail::Result<()> {
 }
 
 pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
-    let account = admin::target_account(&caller, user, "show the status")?;
+    let account = admin::target_account(&Nss, &caller, user, "show the status")?;
     let store = store::open(&config);
     let at = report::ReportTime::of(&config, now()?);
     let mut r = report::user_report(store.as_ref(), &account, at);
@@ -55,9 +56,9 @@ pub fn recovery_codes(
     count: Option<usize>,
     json: bool,
 ) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
-    let account = admin::target_account(&caller, user, "make recovery codes")?;
+    let account = admin::target_account(&Nss, &caller, user, "make recovery codes")?;
     let store = store::open(&config);
     let mut enrollment = admin::load_enrolled(store.as_ref(), &account)?;
     require_code_or_root(
@@ -93,9 +94,9 @@ pub fn recovery_codes(
 }
 
 pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
-    let account = admin::target_account(&caller, user, "disable 2FA")?;
+    let account = admin::target_account(&Nss, &caller, user, "disable 2FA")?;
     let store = store::open(&config);
     let location = store.location(&account)?;
     // A broken file can still be removed (often the very reason to disable),
@@ -117,7 +118,7 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<(
         account.name,
         for_terminal(&location)
     );
-    if let Some(why) = admin::denied_when_unenrolled(&config, &account)? {
+    if let Some(why) = admin::denied_when_unenrolled(&config, &Nss, &account)? {
         eprintln!(
             "Warning: where pam_otpgate is required, {} can no longer log in ({why}) until they run `otpgate enroll` again.",
             account.name
@@ -127,10 +128,10 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<(
 }
 
 pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     require_root(&caller, "reset")?;
     let config = admin::load_config(config_path)?;
-    let account = admin::target_account(&caller, Some(user), "reset")?;
+    let account = admin::target_account(&Nss, &caller, Some(user), "reset")?;
     let store = store::open(&config);
     if unlock {
         // An unreadable enrollment must not stop the unlock: then only the
@@ -171,7 +172,7 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> fail::Resu
 }
 
 pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     require_root(&caller, "audit")?;
     let config = admin::load_config(config_path)?;
     let (mut accounts, left_out) = report::audit_scope(
@@ -184,7 +185,7 @@ pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
     if let Some(fleet) = store.as_fleet() {
         // Fleet mode: also every account the store has an enrollment for.
         let names = fleet.list()?;
-        report::add_store_accounts(&mut accounts, &names);
+        report::add_store_accounts(&Nss, &mut accounts, &names);
     }
     let mut rows: Vec<UserReport> = report::audit(&config, &accounts, now()?);
     for r in &mut rows {
@@ -282,7 +283,7 @@ pub fn audit_logins(
     since: Option<&str>,
     json: bool,
 ) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
     // Root may ask for any name (the history holds refused unknown ones
     // too); anyone else for their own only.
@@ -294,7 +295,7 @@ pub fn audit_logins(
         }
         (true, None) => None,
         (false, name) => {
-            Some(admin::target_account(&caller, name, "read the login history of")?.name)
+            Some(admin::target_account(&Nss, &caller, name, "read the login history of")?.name)
         }
     };
     let since = since.map(history::parse_duration).transpose()?.unwrap_or(0);
@@ -340,7 +341,7 @@ pub fn audit_logins(
 }
 
 pub fn audit_servers(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     require_root(&caller, "audit --servers")?;
     let config = admin::load_config(config_path)?;
     let fleet = fleet_only(&config, "the list of servers")?;
@@ -416,7 +417,7 @@ pub fn check_config(
         Some(name) => Some((name, admin::check_service(pam_dir, name)?)),
         None => None,
     };
-    let effective = match admin::effective_config(path, service.as_ref().map(|(_, s)| s)) {
+    let effective = match admin::effective_config(&Nss, path, service.as_ref().map(|(_, s)| s)) {
         Ok(e) => e,
         // The generic advice ends "then run `otpgate check-config`": from
         // check-config itself, say what to do next instead.
@@ -509,9 +510,9 @@ pub fn import_google(
     file: Option<&Path>,
     force: bool,
 ) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
-    let account = admin::target_account(&caller, user, "import")?;
+    let account = admin::target_account(&Nss, &caller, user, "import")?;
     let path = import::source_path(&account, file);
     let google = import::read(&account, &path)?;
     let store = store::open(&config);
@@ -538,7 +539,7 @@ pub fn import_google(
 
 pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> fail::Result<()> {
     use otpgate_core::fleet::protocol::Imported;
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     require_root(&caller, "migrate")?;
     // Where the files are: this server's config, still in use by the module.
     let config = admin::load_config(config_path)?;
@@ -616,7 +617,7 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
 }
 
 pub fn accept_restore(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     require_root(&caller, "accept-restore")?;
     let config = admin::load_config(config_path)?;
     let store = store::open(&config);

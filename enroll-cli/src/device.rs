@@ -15,6 +15,7 @@ use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
 use otpgate_core::store::{self, Store};
 use otpgate_core::sys::account::Account;
+use otpgate_core::sys::account::Nss;
 use otpgate_core::sys::clock::format_utc;
 use std::path::Path;
 
@@ -108,11 +109,11 @@ fn enrolled(store: &dyn Store, account: &Account) -> fail::Result<Enrollment> {
 }
 
 pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
     match cmd {
         DeviceCommand::List { user, json } => {
-            let account = admin::target_account(&caller, user.as_deref(), "list devices")?;
+            let account = admin::target_account(&Nss, &caller, user.as_deref(), "list devices")?;
             let store = store::open(&config);
             enrolled(store.as_ref(), &account)?;
             let at = report::ReportTime::of(&config, crate::enroll::now()?);
@@ -150,7 +151,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
             Ok(())
         }
         DeviceCommand::Remove { name, user } => {
-            let account = admin::target_account(&caller, user.as_deref(), "remove devices")?;
+            let account = admin::target_account(&Nss, &caller, user.as_deref(), "remove devices")?;
             let store = store::open(&config);
             let mut enrollment = enrolled(store.as_ref(), &account)?;
             devices::remove(&mut enrollment, name)?;
@@ -173,7 +174,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
 }
 
 fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -> fail::Result<()> {
-    let account = admin::target_account(caller, args.user.as_deref(), "add devices")?;
+    let account = admin::target_account(&Nss, caller, args.user.as_deref(), "add devices")?;
     admin::check_no_confirm(
         caller,
         args.no_confirm,
@@ -267,9 +268,10 @@ fn sent_device(
         _ => return Err("--email or --sms is needed".to_string().into()),
     };
     if !args.no_confirm {
-        let code = devices::send_confirmation(config, kind).map_err(|why| {
-            format!("device not added: the confirmation code could not be sent ({why})")
-        })?;
+        let code = devices::send_confirmation(config, &otpgate_core::sys::send::Programs, kind)
+            .map_err(|why| {
+                format!("device not added: the confirmation code could not be sent ({why})")
+            })?;
         let to = kind.target().map(|t| t.masked()).unwrap_or_default();
         let confirmed = term::confirm(
             |attempt, tries| format!("Code sent to {to} ({attempt} of {tries}): "),

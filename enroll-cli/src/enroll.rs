@@ -13,6 +13,7 @@ use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
 use otpgate_core::store::{self, Store};
 use otpgate_core::sys::account::Account;
+use otpgate_core::sys::account::Nss;
 use otpgate_core::sys::clock::{Clock, SystemClock};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -138,9 +139,9 @@ pub fn print_recovery_codes(out: &mut dyn std::io::Write, codes: &[RecoveryCode]
 }
 
 pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
-    let caller = Caller::current()?;
+    let caller = Caller::current(&Nss)?;
     let config = admin::load_config(config_path)?;
-    let account = admin::target_account(&caller, args.user.as_deref(), "enroll")?;
+    let account = admin::target_account(&Nss, &caller, args.user.as_deref(), "enroll")?;
     admin::check_no_confirm(
         &caller,
         args.no_confirm,

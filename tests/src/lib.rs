@@ -814,7 +814,10 @@ impl TestUser {
         let mut args = vec!["--create-home"];
         args.extend_from_slice(extra);
         useradd(&args, &home, &name);
-        let account = otpgate_core::sys::account::by_name(&name).unwrap().unwrap();
+        let account =
+            otpgate_core::directory::Directory::user(&otpgate_core::sys::account::Nss, &name)
+                .unwrap()
+                .unwrap();
         Self {
             name,
             uid: account.uid.as_raw(),

@@ -1,20 +1,25 @@
 //! Which accounts `otpgate audit` and `migrate` cover: local accounts that
 //! can log in, group members, and the store's own.
 
+use crate::directory::Directory;
 use crate::sys::account::{Account, Gid, Uid};
 use std::path::Path;
 
 /// Fleet mode: adds an entry for each account the store has an
 /// enrollment for but `accounts` lacks (an account of this host without a
 /// login shell, or one that exists only on other hosts of the fleet).
-pub fn add_store_accounts(accounts: &mut Vec<Account>, names: &[String]) {
+pub fn add_store_accounts(
+    directory: &dyn Directory,
+    accounts: &mut Vec<Account>,
+    names: &[String],
+) {
     for name in names {
         if accounts.iter().any(|a| &a.name == name) {
             continue;
         }
         let local = crate::sys::paths::check_user_name(name)
             .ok()
-            .and_then(|()| crate::sys::account::by_name(name).ok().flatten());
+            .and_then(|()| directory.user(name).ok().flatten());
         accounts.push(local.unwrap_or_else(|| Account {
             name: name.clone(),
             // No account here: the fleet store needs only the name.

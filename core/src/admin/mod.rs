@@ -12,12 +12,13 @@ pub mod unlock;
 pub use error::{Error, Kind};
 
 use crate::config::{Config, Source};
+use crate::directory::Directory;
 use crate::enrollment::Enrollment;
 use crate::otp::recovery::{self, RecoveryCode};
 use crate::otp::secret::Secret;
 use crate::otp::{self, Algorithm, TotpParams};
 use crate::store::Store;
-use crate::sys::account::{self, Account};
+use crate::sys::account::Account;
 use zeroize::Zeroizing;
 
 /// Who runs the command.
@@ -28,12 +29,14 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The current process's effective user.
-    pub fn current() -> Result<Self, Error> {
+    /// The current process's effective user, its entry from `directory`.
+    pub fn current(directory: &dyn Directory) -> Result<Self, Error> {
         let uid = nix::unistd::geteuid();
         Ok(Self {
             uid,
-            account: account::by_uid(uid).map_err(|e| Error::System(e.to_string()))?,
+            account: directory
+                .user_by_uid(uid)
+                .map_err(|e| Error::System(e.to_string()))?,
         })
     }
 
@@ -55,7 +58,12 @@ impl Caller {
 
 /// Resolves the account a command acts on: `--user NAME`, or the caller.
 /// Only root may name another user.
-pub fn target_account(caller: &Caller, user: Option<&str>, action: &str) -> Result<Account, Error> {
+pub fn target_account(
+    directory: &dyn Directory,
+    caller: &Caller,
+    user: Option<&str>,
+    action: &str,
+) -> Result<Account, Error> {
     let Some(name) = user else {
         return caller.account.clone().ok_or(Error::NoAccountEntry {
             uid: caller.uid.as_raw(),
@@ -63,7 +71,8 @@ pub fn target_account(caller: &Caller, user: Option<&str>, action: &str) -> Resu
     };
     crate::sys::paths::check_user_name(name)
         .map_err(|e| Error::Input(format!("--user {name:?}: {e}")))?;
-    let account = account::by_name(name)
+    let account = directory
+        .user(name)
         .map_err(|e| Error::System(e.to_string()))?
         .ok_or_else(|| Error::NoSuchUser {
             name: name.to_string(),
@@ -260,8 +269,12 @@ fn authorize_with(
 
 /// Why `account`, once not enrolled, would be denied by `config`'s policy
 /// (for the warning `otpgate disable` prints), or `None` if they would pass.
-pub fn denied_when_unenrolled(config: &Config, account: &Account) -> Result<Option<String>, Error> {
-    let groups = crate::policy::groups_if_needed(config, account)
+pub fn denied_when_unenrolled(
+    config: &Config,
+    directory: &dyn Directory,
+    account: &Account,
+) -> Result<Option<String>, Error> {
+    let groups = crate::policy::groups_if_needed(config, directory, account)
         .map_err(|e| Error::System(e.to_string()))?;
     if crate::policy::exempt_group(config, &groups).is_some() {
         return Ok(None);
@@ -299,6 +312,7 @@ pub struct Effective {
 /// the default), then the service's module arguments, then the groups it
 /// names must exist.
 pub fn effective_config(
+    directory: &dyn Directory,
     path: Option<&std::path::Path>,
     service: Option<&ServiceCheck>,
 ) -> Result<Effective, Error> {
@@ -314,7 +328,7 @@ pub fn effective_config(
     if let Some(p) = path {
         args.source = Source::Explicit(p.to_path_buf());
     }
-    let config = args.load_checked()?;
+    let config = args.load_checked(directory)?;
     Ok(Effective {
         config,
         source: args.source,
@@ -396,23 +410,32 @@ mod tests {
 
     #[test]
     fn only_root_names_other_users() {
-        let root = Caller::current().unwrap();
-        assert!(root.is_root(), "this test must run as root (CI does)");
-        assert!(
-            target_account(&root, Some("root"), "x")
-                .unwrap()
-                .uid
-                .is_root()
-        );
-        let err = target_account(&root, Some("no-such-user-og"), "x").unwrap_err();
+        use crate::directory::Table;
+        let dir = Table::default()
+            .with_user("root", 0)
+            .with_user("alice", 1000);
+        let caller = |uid: u32| Caller {
+            uid: uid.into(),
+            account: dir.user_by_uid(uid.into()).unwrap(),
+        };
+        let (root, alice) = (caller(0), caller(1000));
+        assert!(root.is_root());
+        let bob = target_account(&dir, &root, Some("alice"), "x").unwrap();
+        assert_eq!(bob.uid.as_raw(), 1000);
+        let err = target_account(&dir, &root, Some("no-such-user-og"), "x").unwrap_err();
         assert_eq!(err.kind(), Kind::Usage);
         assert!(err.to_string().contains("no such user"));
-        let nobody = Caller {
-            uid: 65534.into(),
-            account: crate::sys::account::by_uid(65534.into()).unwrap(),
-        };
-        let err = target_account(&nobody, Some("root"), "enroll").unwrap_err();
+        let err = target_account(&dir, &alice, Some("root"), "enroll").unwrap_err();
         assert_eq!(err.kind(), Kind::Denied);
         assert!(err.to_string().contains("only root can enroll"));
+        assert_eq!(
+            target_account(&dir, &alice, None, "x").unwrap().name,
+            "alice"
+        );
+        // A directory that cannot answer is a failure, never "no such user".
+        let err =
+            target_account(&Table::default().broken(), &root, Some("alice"), "x").unwrap_err();
+        assert_eq!(err.kind(), Kind::Failure);
+        assert!(err.to_string().contains("check NSS"), "{err}");
     }
 }

@@ -475,7 +475,12 @@ mod tests {
 
     #[test]
     fn audit_reports_every_account_in_order() {
-        let root = crate::sys::account::by_name("root").unwrap().unwrap();
+        let root = crate::directory::Directory::user(
+            &crate::directory::Table::default().with_user("root", 0),
+            "root",
+        )
+        .unwrap()
+        .unwrap();
         let accounts: Vec<Account> = (0..37)
             .map(|i| Account {
                 name: format!("audit-{i}"),
@@ -498,7 +503,12 @@ mod tests {
     #[test]
     fn unenrolled_report_says_how_to_enroll() {
         let store = crate::store::memory::MemoryStore::new();
-        let root = crate::sys::account::by_name("root").unwrap().unwrap();
+        let root = crate::directory::Directory::user(
+            &crate::directory::Table::default().with_user("root", 0),
+            "root",
+        )
+        .unwrap()
+        .unwrap();
         let at = ReportTime {
             now: 1_000,
             failure_window: 300,

@@ -69,7 +69,12 @@ mod tests {
     #[test]
     fn unlock_ends_a_lock_and_keeps_replay_memory() {
         let store = MemoryStore::new();
-        let who = crate::sys::account::by_name("root").unwrap().unwrap();
+        let who = crate::directory::Directory::user(
+            &crate::directory::Table::default().with_user("root", 0),
+            "root",
+        )
+        .unwrap()
+        .unwrap();
         let e = Enrollment::new(
             Secret::from_bytes(vec![5; 20]).unwrap(),
             TotpParams::DEFAULT,

@@ -9,7 +9,7 @@ use crate::fleet::history::{LoginResult, Method};
 use crate::lockout::Limits;
 use crate::policy;
 use crate::store::StoreExt;
-use crate::sys::account::{self, Account};
+use crate::sys::account::Account;
 use crate::sys::clock::format_utc;
 use crate::sys::paths;
 
@@ -57,12 +57,12 @@ impl Login<'_> {
         if let Err(e) = paths::check_user_name(req.user) {
             return Gate::Prompt(Prompted::Unknown(e.to_string()));
         }
-        let account = match account::by_name(req.user) {
+        let account = match self.directory.user(req.user) {
             Ok(Some(a)) => a,
             Ok(None) => return Gate::Prompt(Prompted::Unknown("no such user".into())),
             Err(e) => return Gate::Prompt(Prompted::Broken(e.to_string())),
         };
-        let groups = match policy::groups_if_needed(config, &account) {
+        let groups = match policy::groups_if_needed(config, self.directory, &account) {
             Ok(g) => g,
             Err(e) => return Gate::Prompt(Prompted::Broken(e.to_string())),
         };

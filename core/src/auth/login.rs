@@ -4,10 +4,12 @@
 use super::forward::Handoff;
 use super::gate::{Gate, Pass, Prompted};
 use super::messages::NOT_ENROLLED;
-use super::{Conversation, Level, Log, Outcome, Request, Source, quote, send, verify};
+use super::{Conversation, Level, Log, Outcome, Request, Services, Source, quote, send, verify};
 use crate::config::Config;
 use crate::config::args::Mode;
+use crate::directory::Directory;
 use crate::fleet::history::{LoginEvent, LoginResult, MAX_EVENTS, Method};
+use crate::sender::Sender;
 use crate::store::Store;
 use crate::sys::clock::Clock;
 use zeroize::Zeroizing;
@@ -21,6 +23,8 @@ use zeroize::Zeroizing;
 pub(crate) struct Login<'a> {
     pub config: &'a Config,
     pub store: &'a dyn Store,
+    pub directory: &'a dyn Directory,
+    pub sender: &'a dyn Sender,
     pub req: &'a Request<'a>,
     /// The time the call started (policy, the gate, what is sent).
     pub now: u64,
@@ -61,7 +65,7 @@ pub(super) fn denied(why: &str) -> String {
 impl<'a> Login<'a> {
     pub(super) fn new(
         config: &'a Config,
-        store: &'a dyn Store,
+        services: Services<'a>,
         req: &'a Request<'a>,
         (now, clock): (u64, Option<&'a dyn Clock>),
         conv: &'a mut dyn Conversation,
@@ -69,7 +73,9 @@ impl<'a> Login<'a> {
     ) -> Self {
         Self {
             config,
-            store,
+            store: services.store,
+            directory: services.directory,
+            sender: services.sender,
             req,
             now,
             clock,
@@ -93,14 +99,12 @@ impl<'a> Login<'a> {
     where
         'a: 'q,
     {
-        let mut quiet = Login::new(
-            self.config,
-            self.store,
-            self.req,
-            (self.now, None),
-            conv,
-            log,
-        );
+        let services = Services {
+            store: self.store,
+            directory: self.directory,
+            sender: self.sender,
+        };
+        let mut quiet = Login::new(self.config, services, self.req, (self.now, None), conv, log);
         quiet.debug = false;
         quiet
     }

@@ -26,6 +26,8 @@ pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
 use crate::config::Config;
 use crate::config::args::{Mode, ModuleArgs};
+use crate::directory::Directory;
+use crate::sender::Sender;
 use crate::store::{self, Store};
 use crate::sys::clock::Clock;
 use login::Login;
@@ -95,6 +97,15 @@ pub(crate) fn quote(s: &str) -> String {
     format!("\"{}\"", s.escape_debug())
 }
 
+/// What a login reaches outside itself, all passed in: where enrollments
+/// and state live, where accounts and groups come from, how codes are sent.
+#[derive(Clone, Copy)]
+pub struct Services<'a> {
+    pub store: &'a dyn Store,
+    pub directory: &'a dyn Directory,
+    pub sender: &'a dyn Sender,
+}
+
 /// The full decision for one `pam_sm_authenticate` call. `handoff` carries
 /// what split mode's two lines hand each other (unused by the usual line).
 pub fn authenticate(
@@ -105,7 +116,8 @@ pub fn authenticate(
     log: &mut dyn Log,
     clock: &dyn Clock,
 ) -> Outcome {
-    let loaded = ModuleArgs::parse(args).and_then(|a| Ok((a.mode, a.load_checked()?)));
+    let directory = crate::sys::account::Nss;
+    let loaded = ModuleArgs::parse(args).and_then(|a| Ok((a.mode, a.load_checked(&directory)?)));
     let (mode, config) = match loaded {
         Ok(c) => c,
         Err(e) => {
@@ -120,21 +132,26 @@ pub fn authenticate(
         return Outcome::AuthInfoUnavail;
     };
     let store = store::open_for_login(&config);
-    Login::new(&config, store.as_ref(), req, (now, Some(clock)), conv, log).run(mode, handoff)
+    let services = Services {
+        store: store.as_ref(),
+        directory: &directory,
+        sender: &crate::sys::send::Programs,
+    };
+    Login::new(&config, services, req, (now, Some(clock)), conv, log).run(mode, handoff)
 }
 
-/// The flow against any store, in a given mode at a given time (core's
-/// unit tests drive it with the in-memory engine).
+/// The flow against any services, in a given mode at a given time (core's
+/// unit tests drive it with the in-memory engine and a table of accounts).
 pub fn authenticate_with(
     config: &Config,
-    store: &dyn Store,
+    services: Services,
     req: &Request,
     (mode, now): (Mode, u64),
     conv: &mut dyn Conversation,
     handoff: &mut dyn Handoff,
     log: &mut dyn Log,
 ) -> Outcome {
-    Login::new(config, store, req, (now, None), conv, log).run(mode, handoff)
+    Login::new(config, services, req, (now, None), conv, log).run(mode, handoff)
 }
 
 /// Where the code comes from.
@@ -223,7 +240,7 @@ mod tests {
             let store = crate::store::memory::MemoryStore::new();
             authenticate_with(
                 &Config::default(),
-                &store,
+                services(&store),
                 &req,
                 (Mode::Prompt, NOW),
                 &mut conv,
@@ -270,6 +287,64 @@ mod tests {
         }
     }
 
+    /// The gate asks the directory it is given: an exempt group passes
+    /// without a prompt, a directory that cannot answer denies (after the
+    /// same prompt everyone gets), an unenrolled user whom policy asks is
+    /// told to enroll. No real account is involved.
+    #[test]
+    fn the_gate_asks_the_directory_it_is_given() {
+        let store = MemoryStore::new();
+        let dir = Table::default()
+            .with_user("alice", 1000)
+            .with_group("alice", 1000, &[])
+            .with_group("wheel", 10, &["alice"]);
+        let req = Request {
+            user: "alice",
+            service: "sshd",
+            rhost: None,
+        };
+        let decide = |config: &Config, directory: &dyn Directory| {
+            let mut conv = Script::new(Ok(Some(b"123456".to_vec())));
+            let mut log = Lines::default();
+            let services = Services {
+                store: &store,
+                directory,
+                sender: &NoMailer,
+            };
+            let out = authenticate_with(
+                config,
+                services,
+                &req,
+                (Mode::Prompt, NOW),
+                &mut conv,
+                &mut NoHandoff,
+                &mut log,
+            );
+            (out, conv.asked, conv.infos, log.0)
+        };
+        let exempt = Config {
+            exempt_groups: vec!["wheel".into()],
+            ..Config::default()
+        };
+        let (out, asked, _, log) = decide(&exempt, &dir);
+        assert_eq!((out, asked), (Outcome::Ignore, 0));
+        assert!(
+            log.iter()
+                .any(|(_, l)| l.contains("exempt group \\\"wheel\\\"")),
+            "{log:?}"
+        );
+        let (out, asked, _, log) = decide(&exempt, &Table::default().broken());
+        assert_eq!((out, asked), (Outcome::AuthInfoUnavail, 1));
+        assert!(log.iter().any(|(_, l)| l.contains("check NSS")), "{log:?}");
+        let all = Config {
+            enforce: crate::policy::Enforce::All,
+            ..Config::default()
+        };
+        let (out, asked, told, _) = decide(&all, &dir);
+        assert_eq!((out, asked), (Outcome::AuthErr, 1));
+        assert_eq!(told, [NOT_ENROLLED]);
+    }
+
     #[test]
     fn a_panic_free_denial_for_conversation_errors() {
         let (out, _, log) = run(&[], "no-such-user-otpgate", Err("boom".into()));
@@ -281,15 +356,63 @@ mod tests {
 
     // The login flow against the in-memory engine: the seam at work.
 
+    use crate::directory::{Directory, Table};
     use crate::enrollment::Enrollment;
     use crate::otp::secret::Secret;
     use crate::otp::{self, TotpParams};
     use crate::store::memory::MemoryStore;
     use crate::store::{Store, StoreExt};
-    use crate::sys::account::{self, Account};
+    use crate::sys::account::Account;
+    use crate::sys::send::SendError;
+
+    /// The accounts of these tests: no real account is looked up.
+    static DIRECTORY: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| {
+        Table::default()
+            .with_user("root", 0)
+            .with_group("root", 0, &[])
+    });
+
+    /// No mailer here: a send fails, and says so.
+    struct NoMailer;
+
+    impl Sender for NoMailer {
+        fn email_ready(&self, _: &std::path::Path) -> Result<(), SendError> {
+            Err(SendError::Failed("no mailer in core's unit tests".into()))
+        }
+        fn sms_ready(&self, _: &std::path::Path) -> Result<(), SendError> {
+            Err(SendError::Failed("no gateway in core's unit tests".into()))
+        }
+        fn email(
+            &self,
+            _: &std::path::Path,
+            _: &crate::otp::sent::Target,
+            _: &str,
+        ) -> Result<(), SendError> {
+            Err(SendError::Failed("no mailer in core's unit tests".into()))
+        }
+        fn sms(
+            &self,
+            _: &std::path::Path,
+            _: &crate::otp::sent::Target,
+            _: &str,
+        ) -> Result<(), SendError> {
+            Err(SendError::Failed("no gateway in core's unit tests".into()))
+        }
+        fn host_name(&self) -> Option<String> {
+            Some("test-host".into())
+        }
+    }
+
+    fn services(store: &dyn Store) -> Services<'_> {
+        Services {
+            store,
+            directory: &*DIRECTORY,
+            sender: &NoMailer,
+        }
+    }
 
     fn root() -> Account {
-        account::by_name("root").unwrap().unwrap()
+        DIRECTORY.user("root").unwrap().unwrap()
     }
 
     fn rfc_secret() -> Secret {
@@ -359,7 +482,7 @@ mod tests {
             };
             authenticate_with(
                 &self.config,
-                self.store,
+                services(self.store),
                 &req,
                 (mode, now),
                 conv,
@@ -551,7 +674,7 @@ mod tests {
         };
         let out = authenticate_with(
             &l.config,
-            &store,
+            services(&store),
             &req,
             (Mode::Prompt, NOW),
             &mut conv,

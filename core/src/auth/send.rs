@@ -49,8 +49,8 @@ impl Login<'_> {
         // What can be checked without sending is checked before anything is
         // recorded: a stopped mail system or an unsafe gateway changes nothing.
         let ready = match &device.kind {
-            DeviceKind::Email(_) => crate::sys::send::email_ready(&config.mail_command),
-            DeviceKind::Sms(_) => crate::sys::send::sms_ready(&config.sms_command),
+            DeviceKind::Email(_) => self.sender.email_ready(&config.mail_command),
+            DeviceKind::Sms(_) => self.sender.sms_ready(&config.sms_command),
             _ => return Offer::Nothing,
         };
         if let Err(why) = ready {
@@ -108,7 +108,10 @@ impl Login<'_> {
             }
             Ok(Reserved::Go) => {}
         }
-        let host = crate::sys::hostname().unwrap_or_else(|| "this server".into());
+        let host = self
+            .sender
+            .host_name()
+            .unwrap_or_else(|| "this server".into());
         let body = format!(
             "Your verification code for {} on {host} is {}.\n\
          It works once, for the login that asked for it, within {} minutes.\n\
@@ -125,12 +128,12 @@ impl Login<'_> {
                 );
                 (
                     format!("by e-mail to {}", to.masked()),
-                    crate::sys::send::email(&config.mail_command, &to, &message),
+                    self.sender.email(&config.mail_command, &to, &message),
                 )
             }
             DeviceKind::Sms(to) => (
                 format!("by SMS to {}", to.masked()),
-                crate::sys::send::sms(&config.sms_command, &to, &body),
+                self.sender.sms(&config.sms_command, &to, &body),
             ),
             _ => return Offer::Nothing,
         };

@@ -102,9 +102,12 @@ impl ModuleArgs {
     /// [`Self::load`], then what the text alone cannot show (the groups it
     /// names exist). The one "effective config" of a login: the module and
     /// `otpgate check-config --service` both use it.
-    pub fn load_checked(&self) -> Result<Config, ConfigError> {
+    pub fn load_checked(
+        &self,
+        directory: &dyn crate::directory::Directory,
+    ) -> Result<Config, ConfigError> {
         let config = self.load()?;
-        config.check_system().map_err(|e| {
+        config.check_system(directory).map_err(|e| {
             ConfigError::new(
                 &self.source.path().display().to_string(),
                 ConfigProblem::Groups(e),

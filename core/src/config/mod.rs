@@ -328,10 +328,18 @@ impl Config {
 
     /// Checks what cannot be checked from the text alone: that the named
     /// groups exist. Done at login too (a deleted group denies, fail closed).
-    pub fn check_system(&self) -> Result<(), crate::policy::GroupError> {
-        crate::policy::check_groups("enforce_groups", &self.enforce_groups)?;
-        crate::policy::check_groups("exempt_groups", &self.exempt_groups)?;
-        crate::policy::check_groups("audit_exclude_groups", &self.audit_exclude_groups)
+    pub fn check_system(
+        &self,
+        directory: &dyn crate::directory::Directory,
+    ) -> Result<(), crate::policy::GroupError> {
+        use crate::policy::check_groups;
+        check_groups(directory, "enforce_groups", &self.enforce_groups)?;
+        check_groups(directory, "exempt_groups", &self.exempt_groups)?;
+        check_groups(
+            directory,
+            "audit_exclude_groups",
+            &self.audit_exclude_groups,
+        )
     }
 
     /// Whether `methods` allows `method`.
@@ -573,7 +581,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.enforce, Enforce::Enrolled);
         assert_eq!(c.exempt_networks.len(), 2);
-        assert!(c.check_system().is_ok());
+        let dir = crate::directory::Table::default().with_group("root", 0, &[]);
+        assert!(c.check_system(&dir).is_ok());
         for (text, want) in [
             ("enforce = \"some\"", "enforce"),
             ("exempt_networks = [\"10.0.0.0/40\"]", "exempt_networks"),
@@ -585,7 +594,7 @@ mod tests {
         }
         let c = Config::parse("exempt_groups = [\"no-such-group-og\"]", "c").unwrap();
         assert!(
-            c.check_system()
+            c.check_system(&dir)
                 .unwrap_err()
                 .to_string()
                 .contains("no-such-group-og")

@@ -215,6 +215,7 @@ pub fn yubico_kind(
 /// be typed back). The message says what it is for.
 pub fn send_confirmation(
     config: &crate::config::Config,
+    sender: &dyn crate::sender::Sender,
     kind: DeviceKind,
 ) -> Result<zeroize::Zeroizing<String>, SetupError> {
     let code = crate::otp::sent::new_code().map_err(SetupError::Random)?;
@@ -223,7 +224,7 @@ pub fn send_confirmation(
         code.as_str()
     );
     match kind {
-        DeviceKind::Email(to) => crate::sys::send::email(
+        DeviceKind::Email(to) => sender.email(
             &config.mail_command,
             &to,
             &format!(
@@ -233,7 +234,7 @@ pub fn send_confirmation(
         )
         .map_err(SetupError::Send)?,
         DeviceKind::Sms(to) => {
-            crate::sys::send::sms(&config.sms_command, &to, &body).map_err(SetupError::Send)?
+            sender.sms(&config.sms_command, &to, &body).map_err(SetupError::Send)?
         }
         _ => return Err("codes are only sent to e-mail and SMS devices".into()),
     }

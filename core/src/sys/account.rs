@@ -1,5 +1,6 @@
 //! Local accounts, looked up through NSS (`getpwnam_r`).
 
+use crate::directory::Directory;
 use std::path::PathBuf;
 
 pub use nix::unistd::{Gid, Uid};
@@ -33,7 +34,8 @@ impl From<nix::unistd::User> for Account {
 pub struct LookupError {
     /// What was looked up ("user", "uid 1000", "the groups of alice", "group wheel").
     pub what: String,
-    pub errno: nix::errno::Errno,
+    /// Why it failed (the error NSS gave).
+    pub why: String,
 }
 
 impl std::fmt::Display for LookupError {
@@ -41,33 +43,58 @@ impl std::fmt::Display for LookupError {
         write!(
             f,
             "looking up {} failed: {}; check NSS (/etc/nsswitch.conf, sssd)",
-            self.what,
-            self.errno.desc()
+            self.what, self.why
         )
     }
 }
 
 impl std::error::Error for LookupError {}
 
-/// Looks up an account by name. `Ok(None)`: no such user; `Err`: NSS failed
-/// (which must deny, not count as "no such user").
-pub fn by_name(name: &str) -> Result<Option<Account>, LookupError> {
-    nix::unistd::User::from_name(name)
-        .map(|u| u.map(Account::from))
-        .map_err(|errno| LookupError {
-            what: "user".into(),
-            errno,
-        })
+/// The host's accounts and groups, through NSS (`getpwnam_r`,
+/// `getgrouplist`, `getgrnam_r`): the [`Directory`] of a real login.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Nss;
+
+fn failed(what: String, errno: nix::errno::Errno) -> LookupError {
+    LookupError {
+        what,
+        why: errno.desc().to_string(),
+    }
 }
 
-/// Looks up an account by uid.
-pub fn by_uid(uid: Uid) -> Result<Option<Account>, LookupError> {
-    nix::unistd::User::from_uid(uid)
-        .map(|u| u.map(Account::from))
-        .map_err(|errno| LookupError {
-            what: format!("uid {uid}"),
-            errno,
-        })
+impl Directory for Nss {
+    fn user(&self, name: &str) -> Result<Option<Account>, LookupError> {
+        nix::unistd::User::from_name(name)
+            .map(|u| u.map(Account::from))
+            .map_err(|errno| failed("user".into(), errno))
+    }
+
+    fn user_by_uid(&self, uid: Uid) -> Result<Option<Account>, LookupError> {
+        nix::unistd::User::from_uid(uid)
+            .map(|u| u.map(Account::from))
+            .map_err(|errno| failed(format!("uid {uid}"), errno))
+    }
+
+    fn groups_of(&self, account: &Account) -> Result<Vec<String>, LookupError> {
+        let what = || format!("the groups of {}", account.name);
+        let user = std::ffi::CString::new(account.name.as_bytes())
+            .map_err(|_| failed(what(), nix::errno::Errno::EINVAL))?;
+        let gids =
+            nix::unistd::getgrouplist(&user, account.gid).map_err(|errno| failed(what(), errno))?;
+        let mut names = Vec::with_capacity(gids.len());
+        for gid in gids {
+            if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {
+                names.push(g.name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn group_exists(&self, name: &str) -> Result<bool, LookupError> {
+        nix::unistd::Group::from_name(name)
+            .map(|g| g.is_some())
+            .map_err(|errno| failed(format!("group \"{name}\""), errno))
+    }
 }
 
 #[cfg(test)]
@@ -76,9 +103,15 @@ mod tests {
 
     #[test]
     fn root_exists_and_nonsense_does_not() {
-        let root = by_name("root").unwrap().unwrap();
+        let root = Nss.user("root").unwrap().unwrap();
         assert_eq!((root.uid.as_raw(), root.gid.as_raw()), (0, 0));
-        assert_eq!(by_uid(Uid::from_raw(0)).unwrap().unwrap().name, "root");
-        assert_eq!(by_name("no-such-user-otpgate-test").unwrap(), None);
+        assert_eq!(
+            Nss.user_by_uid(Uid::from_raw(0)).unwrap().unwrap().name,
+            "root"
+        );
+        assert_eq!(Nss.user("no-such-user-otpgate-test").unwrap(), None);
+        assert!(Nss.groups_of(&root).unwrap().contains(&"root".to_string()));
+        assert!(Nss.group_exists("root").unwrap());
+        assert!(!Nss.group_exists("no-such-group-og").unwrap());
     }
 }

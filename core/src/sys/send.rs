@@ -43,6 +43,29 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// The programs a config names, run as this module documents: the
+/// [`Sender`](crate::sender::Sender) of a real login.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Programs;
+
+impl crate::sender::Sender for Programs {
+    fn email_ready(&self, command: &Path) -> Result<(), SendError> {
+        email_ready(command)
+    }
+    fn sms_ready(&self, command: &Path) -> Result<(), SendError> {
+        sms_ready(command)
+    }
+    fn email(&self, command: &Path, to: &Target, message: &str) -> Result<(), SendError> {
+        email(command, to, message)
+    }
+    fn sms(&self, command: &Path, to: &Target, message: &str) -> Result<(), SendError> {
+        sms(command, to, message)
+    }
+    fn host_name(&self) -> Option<String> {
+        super::hostname()
+    }
+}
+
 /// Whether the local MTA behind the default sendmail interface is down.
 /// Only postfix needs asking: its `sendmail` reports success while postfix
 /// is stopped (exim's and the relay clients' report their own failures).

@@ -62,9 +62,14 @@ fn login_with(config: &Config, user: &str, code: &str, now: u64) -> (Outcome, f6
     };
     let t0 = Instant::now();
     let store = otpgate_core::store::open_for_login(config);
+    let services = auth::Services {
+        store: store.as_ref(),
+        directory: &otpgate_core::sys::account::Nss,
+        sender: &otpgate_core::sys::send::Programs,
+    };
     let out = auth::authenticate_with(
         config,
-        store.as_ref(),
+        services,
         &req,
         (Mode::Prompt, now),
         &mut Typed(code.to_string()),

@@ -19,7 +19,7 @@ fn main() {
         std::process::exit(2);
     };
     let config = Config::load(&Source::Explicit(config.into())).unwrap_or_else(|e| panic!("{e}"));
-    let account = otpgate_core::sys::account::by_name(user)
+    let account = otpgate_core::directory::Directory::user(&otpgate_core::sys::account::Nss, user)
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no user {user}"));
