@@ -50,6 +50,12 @@ impl History {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// How many decisions wait to be written.
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.queue().len()
+    }
+
     /// Queues reported decisions (none when `login_history_days` is 0).
     pub fn add(&self, events: Vec<LoginEvent>) {
         if self.days == 0 || events.is_empty() {

@@ -24,6 +24,9 @@ pub struct Log {
     /// Also write each line to stderr.
     stderr: bool,
     pid: u32,
+    /// Unit tests: every line kept here instead.
+    #[cfg(test)]
+    kept: Option<Mutex<Vec<String>>>,
 }
 
 /// Whether stderr is the journal's stream: systemd sets `JOURNAL_STREAM`
@@ -49,7 +52,29 @@ impl Log {
             stderr: sock.is_none() || !journal,
             syslog: Mutex::new(sock),
             pid: std::process::id(),
+            #[cfg(test)]
+            kept: None,
         }
+    }
+
+    /// A log that keeps its lines for a unit test to read.
+    #[cfg(test)]
+    pub fn kept() -> Self {
+        Self {
+            syslog: Mutex::new(None),
+            stderr: false,
+            pid: std::process::id(),
+            kept: Some(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The lines kept so far ([`Self::kept`]).
+    #[cfg(test)]
+    pub fn lines(&self) -> Vec<String> {
+        self.kept
+            .as_ref()
+            .and_then(|k| k.lock().ok().map(|l| l.clone()))
+            .unwrap_or_default()
     }
 
     pub fn line(&self, level: Level, msg: &str) {
@@ -58,6 +83,13 @@ impl Log {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
+        #[cfg(test)]
+        if let Some(kept) = &self.kept {
+            if let Ok(mut lines) = kept.lock() {
+                lines.push(msg.clone());
+            }
+            return;
+        }
         if self.stderr {
             eprintln!("otpgated: {msg}");
         }

@@ -1080,3 +1080,180 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
     .await;
     result.unwrap_or_else(|e| e)
 }
+
+/// Request handling without a database: what is decided before one is
+/// needed (names, who may ask what, reports), frames, and failing closed
+/// when the database cannot be reached. (Everything the database takes
+/// part in is tested end to end, against a real PostgreSQL.)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otpgate_core::config::conninfo::ConnInfo;
+    use otpgate_core::fleet::history::{LoginEvent, LoginResult, Method};
+
+    /// A service whose database does not exist (nothing listens there).
+    fn service(name: &str) -> (Service, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("otpgated-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let info = ConnInfo::parse(&format!(
+            "host={} dbname=x user=x",
+            dir.join("no-db").display()
+        ))
+        .unwrap();
+        let pool = crate::db::Pool {
+            size: 1,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let db = Db::new(&info, None, Duration::from_secs(2), pool).unwrap();
+        let key = Key::from_base64("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=").unwrap();
+        let memory = Memory::open(&dir.join("seen")).unwrap();
+        let config = Config {
+            server_name: "unit".into(),
+            ..Config::default()
+        };
+        (Service::new(db, key, config, Log::kept(), memory), dir)
+    }
+
+    fn ask(service: &Service, uid: u32, request: Request) -> Response {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut session = Session::default();
+        runtime.block_on(handle(
+            service,
+            Caller::from_uid(uid),
+            uid,
+            &mut session,
+            request,
+        ))
+    }
+
+    fn kind(r: &Response) -> Option<ErrorKind> {
+        match r {
+            Response::Error { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_bad_user_name_is_refused_before_anything_else() {
+        let (s, dir) = service("names");
+        for user in ["../etc/passwd", "a\nb", "", "-rf", ".."] {
+            let r = ask(&s, 0, Request::Load { user: user.into() });
+            assert_eq!(kind(&r), Some(ErrorKind::BadRequest), "{user:?}: {r:?}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_user_may_not_ask_for_another_users_rows_and_it_is_logged() {
+        let (s, dir) = service("access");
+        for request in [
+            Request::Load {
+                user: "root".into(),
+            },
+            Request::ReadState {
+                user: "root".into(),
+            },
+            Request::Remove {
+                user: "root".into(),
+            },
+        ] {
+            let r = ask(&s, 4242, request);
+            assert_eq!(kind(&r), Some(ErrorKind::Denied), "{r:?}");
+        }
+        let lines = s.log.lines();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("denied load for user \"root\" to uid 4242")),
+            "{lines:?}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_report_is_counted_and_queued_without_the_database() {
+        let (s, dir) = service("record");
+        let event = |result| LoginEvent {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: None,
+            method: Some(Method::Totp),
+            result,
+        };
+        let events = vec![event(LoginResult::Accepted), event(LoginResult::WrongCode)];
+        let r = ask(
+            &s,
+            0,
+            Request::Record {
+                events: events.clone(),
+                micros: 1_500,
+            },
+        );
+        assert_eq!(r, Response::Ok);
+        assert_eq!(s.history.queued(), 2);
+        let scrape = s.scrape();
+        assert!(
+            scrape
+                .lines()
+                .any(|l| l == "otpgate_logins_total{result=\"accepted\",method=\"totp\"} 1"),
+            "{scrape}"
+        );
+        // Only root reports decisions.
+        let r = ask(&s, 4242, Request::Record { events, micros: 1 });
+        assert_eq!(kind(&r), Some(ErrorKind::Denied), "{r:?}");
+        assert_eq!(s.history.queued(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn without_the_database_a_login_is_refused_as_unavailable() {
+        let (s, dir) = service("down");
+        let r = ask(
+            &s,
+            0,
+            Request::LoadForLogin {
+                user: "root".into(),
+            },
+        );
+        assert_eq!(kind(&r), Some(ErrorKind::Unavailable), "{r:?}");
+        assert!(s.scrape().lines().any(|l| l == "otpgate_store_up 0"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn frames_are_read_whole_or_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let frame = protocol::encode(&Request::Ping).unwrap();
+            // Whole: the payload back.
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(&frame).await.unwrap();
+            let payload = read_frame(&mut b).await.unwrap();
+            assert_eq!(&payload[..], &frame[HEADER_LEN..]);
+            // Closed before a byte: the end of the connection, no error.
+            drop(a);
+            assert!(matches!(read_frame(&mut b).await, Err(FrameError::Closed)));
+            // Not our magic: refused from the header.
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(b"GET / HTTP/1.0\r\n").await.unwrap();
+            assert!(matches!(
+                read_frame(&mut b).await,
+                Err(FrameError::Malformed(_))
+            ));
+            // Cut: the header promises more than comes.
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            a.write_all(&frame[..frame.len() - 1]).await.unwrap();
+            drop(a);
+            match read_frame(&mut b).await {
+                Err(FrameError::Malformed(why)) => assert!(why.contains("cut"), "{why}"),
+                other => panic!("{:?}", other.map(|p| p.len())),
+            }
+        });
+    }
+}
