@@ -51,7 +51,7 @@ pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, AccountsError> 
                 AccountsError(format!("enforce_groups: group \"{name}\" does not exist"))
             })?;
         for a in &all {
-            let member = a.gid == group.gid || group.mem.contains(&a.name);
+            let member = a.gid.as_raw() == group.gid.as_raw() || group.mem.contains(&a.name);
             if member && !out.iter().any(|o| o.name == a.name) {
                 out.push(a.clone());
             }

@@ -31,7 +31,7 @@ pub struct Caller {
 impl Caller {
     /// The current process's effective user, its entry from `directory`.
     pub fn current(directory: &dyn Directory) -> Result<Self, Error> {
-        let uid = nix::unistd::geteuid();
+        let uid = crate::sys::account::Uid::from_raw(nix::unistd::geteuid().as_raw());
         Ok(Self {
             uid,
             account: directory

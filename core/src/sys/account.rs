@@ -3,7 +3,58 @@
 use crate::directory::Directory;
 use std::path::PathBuf;
 
-pub use nix::unistd::{Gid, Uid};
+/// A user id. Typed, so a uid can never be passed where a gid belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(u32);
+
+/// A group id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Gid(u32);
+
+impl Uid {
+    pub const fn from_raw(uid: u32) -> Self {
+        Self(uid)
+    }
+    pub const fn as_raw(self) -> u32 {
+        self.0
+    }
+    pub const fn is_root(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Gid {
+    pub const fn from_raw(gid: u32) -> Self {
+        Self(gid)
+    }
+    pub const fn as_raw(self) -> u32 {
+        self.0
+    }
+}
+
+impl From<u32> for Uid {
+    fn from(uid: u32) -> Self {
+        Self(uid)
+    }
+}
+
+impl From<u32> for Gid {
+    fn from(gid: u32) -> Self {
+        Self(gid)
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for Gid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// The parts of a passwd entry otpgate needs. Ids are typed, so a uid can
 /// never be passed where a gid belongs.
@@ -20,8 +71,8 @@ impl From<nix::unistd::User> for Account {
     fn from(u: nix::unistd::User) -> Self {
         Self {
             name: u.name,
-            uid: u.uid,
-            gid: u.gid,
+            uid: Uid(u.uid.as_raw()),
+            gid: Gid(u.gid.as_raw()),
             home: u.dir,
             shell: u.shell,
         }
@@ -70,7 +121,7 @@ impl Directory for Nss {
     }
 
     fn user_by_uid(&self, uid: Uid) -> Result<Option<Account>, LookupError> {
-        nix::unistd::User::from_uid(uid)
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid.as_raw()))
             .map(|u| u.map(Account::from))
             .map_err(|errno| failed(format!("uid {uid}"), errno))
     }
@@ -80,7 +131,8 @@ impl Directory for Nss {
         let user = std::ffi::CString::new(account.name.as_bytes())
             .map_err(|_| failed(what(), nix::errno::Errno::EINVAL))?;
         let gids =
-            nix::unistd::getgrouplist(&user, account.gid).map_err(|errno| failed(what(), errno))?;
+            nix::unistd::getgrouplist(&user, nix::unistd::Gid::from_raw(account.gid.as_raw()))
+                .map_err(|errno| failed(what(), errno))?;
         let mut names = Vec::with_capacity(gids.len());
         for gid in gids {
             if let Ok(Some(g)) = nix::unistd::Group::from_gid(gid) {

@@ -1,7 +1,7 @@
 //! Switching the file-system identity of the calling thread.
 
+use super::account::{Gid, Uid};
 use super::fs::FsError;
-use nix::unistd::{Gid, Uid};
 
 /// While alive, file-system access uses another user's uid and gid (Linux
 /// `setfsuid`/`setfsgid`, which affect only the calling thread, so a
@@ -9,7 +9,7 @@ use nix::unistd::{Gid, Uid};
 /// previous identity. A no-op unless running as root for a non-root user.
 #[derive(Debug)]
 pub struct FsIdentity {
-    restore: Option<(Uid, Gid)>,
+    restore: Option<(nix::unistd::Uid, nix::unistd::Gid)>,
 }
 
 impl FsIdentity {
@@ -17,15 +17,19 @@ impl FsIdentity {
         if !rustix::process::geteuid().is_root() || uid.is_root() {
             return Ok(Self { restore: None });
         }
-        let prev_gid = nix::unistd::setfsgid(gid);
-        let prev_uid = nix::unistd::setfsuid(uid);
+        let (fs_uid, fs_gid) = (
+            nix::unistd::Uid::from_raw(uid.as_raw()),
+            nix::unistd::Gid::from_raw(gid.as_raw()),
+        );
+        let prev_gid = nix::unistd::setfsgid(fs_gid);
+        let prev_uid = nix::unistd::setfsuid(fs_uid);
         let guard = Self {
             restore: Some((prev_uid, prev_gid)),
         };
         // setfsuid reports failure only by not changing: ask again to confirm.
-        let now_uid = nix::unistd::setfsuid(Uid::from_raw(u32::MAX));
-        let now_gid = nix::unistd::setfsgid(Gid::from_raw(u32::MAX));
-        if now_uid != uid || now_gid != gid {
+        let now_uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(u32::MAX));
+        let now_gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(u32::MAX));
+        if now_uid != fs_uid || now_gid != fs_gid {
             return Err(FsError::Identity {
                 why: format!("setfsuid({uid})/setfsgid({gid}) did not take effect"),
             });

@@ -1,11 +1,6 @@
-//! The operating system's CSPRNG: the getrandom(2) system call, through
-//! rustix's raw backend.
-//!
-//! Not `rand`'s `SysRng` (the getrandom crate): that looks the libc function
-//! up with `dlsym` and keeps a `/dev/urandom` fallback (poll, open) for
-//! kernels older than 3.17, four more libc imports bound by the loader at
-//! every login. The call blocks only until the kernel's pool is first
-//! seeded at boot, as the getrandom crate's does.
+//! The operating system's CSPRNG, through the getrandom crate
+//! (getrandom(2) on Linux; it blocks only until the kernel's pool is first
+//! seeded at boot).
 
 /// The random source failed (a kernel without getrandom(2), or a seccomp
 /// filter refusing it): callers deny or refuse, never fall back.
@@ -14,16 +9,7 @@ pub struct Unavailable;
 
 /// Fills `buf` with random bytes.
 pub fn fill(buf: &mut [u8]) -> Result<(), Unavailable> {
-    let mut done = 0;
-    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
-        match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
-            Ok(0) => return Err(Unavailable),
-            Ok(n) => done += n,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return Err(Unavailable),
-        }
-    }
-    Ok(())
+    getrandom::fill(buf).map_err(|_| Unavailable)
 }
 
 #[cfg(test)]
