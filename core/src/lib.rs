@@ -1,9 +1,13 @@
 //! otpgate's decisions: configuration, policy, OTP and recovery-code
-//! checks, lockout, and the store seam with its engines.
+//! checks, lockout, and the seams the system comes in through.
 //!
-//! No FFI and no terminal here: `pam-module` and `enroll-cli` only translate
-//! between the outside world and this crate, so every rule is unit-tested
-//! here. The map:
+//! No FFI, no terminal and no system call here: storage comes through
+//! [`store::Store`], accounts and groups through [`directory::Directory`],
+//! sending through [`sender::Sender`], time through [`sys::clock::Clock`],
+//! all passed in; their implementations are in `otpgate-os` (which depends on
+//! this crate, never the reverse). `pam-module`, `enroll-cli` and `daemon`
+//! only translate between the outside world and these two crates, so every
+//! rule is unit-tested here. The map:
 //!
 //! | module | one job |
 //! |---|---|
@@ -15,10 +19,10 @@
 //! | [`config`] | the config file, module arguments, PAM service files as libpam reads them, the database connection string |
 //! | [`otp`] | TOTP/HOTP arithmetic, secrets, recovery codes, YubiKey OTPs, sent codes, what users type |
 //! | [`enrollment`] | the enrollment model, its versioned file format, devices, imports |
-//! | [`store`] | the seam where enrollments and login state live, and its engines |
+//! | [`store`] | the seam where enrollments and login state live (the in-memory engine here; the files and fleet engines in otpgate-os) |
 //! | [`fleet`] | fleet mode: otpgated's wire protocol, who may ask it what, sealing, freshness, the login history's types |
-//! | [`sys`] | the OS boundary: link-free file access, atomic writes, locks, fs identity, accounts, clock |
-//! | [`admin`] | decisions behind the CLI's commands: who may change what, unlocking, imports, migration, reports |
+//! | [`sys`] | what the system hands over, as plain types: accounts and ids, path and name rules, time, why a file or a send failed; the CSPRNG (getrandom crate) |
+//! | [`admin`] | decisions behind the CLI's commands: who may change what, unlocking, imports, reports |
 //! | [`toml_comments`] | blanks comment lines before the config parser |
 
 #![forbid(unsafe_code)]
@@ -58,6 +62,18 @@ pub mod toml_comments;
 
 #[cfg(test)]
 mod tests {
+    /// Core decides and never calls the system: it depends on none of the
+    /// crates that do (they are otpgate-os's), and a crate cannot depend on
+    /// otpgate-os in return.
+    #[test]
+    fn core_depends_on_no_system_call_crate() {
+        let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
+        let deps = manifest["dependencies"].as_table().unwrap();
+        for name in ["nix", "rustix", "libc", "otpgate-os"] {
+            assert!(!deps.contains_key(name), "core depends on {name}");
+        }
+    }
+
     /// Every error type of core is a `std::error::Error`, so the CLI and
     /// the daemon can carry it with `?` and keep its source.
     #[test]
@@ -86,10 +102,9 @@ mod tests {
         is_error::<crate::otp::sent::TargetError>();
         is_error::<crate::policy::GroupError>();
         is_error::<crate::store::StoreError>();
+        is_error::<crate::store::state::StateError>();
         is_error::<crate::store::state::StateParseError>();
-        is_error::<crate::store::statedir::StateError>();
         is_error::<crate::sys::account::LookupError>();
-        is_error::<crate::sys::fs::CreateError>();
         is_error::<crate::sys::fs::FsError>();
         is_error::<crate::sys::paths::PathError>();
         is_error::<crate::sys::paths::UserNameError>();

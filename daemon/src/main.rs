@@ -106,7 +106,7 @@ impl From<String> for StartError {
 }
 
 fn setup(path: &Path) -> Result<Setup, StartError> {
-    let config = Config::load(&Source::Explicit(path.to_path_buf()))?;
+    let config = otpgate_os::config::load(&Source::Explicit(path.to_path_buf()))?;
     // `store` says what the module and the CLI of this server use; the
     // daemon serves as soon as the fleet keys are there, so it can run
     // (and `otpgate migrate` fill the store) while logins still read files.
@@ -121,7 +121,7 @@ fn setup(path: &Path) -> Result<Setup, StartError> {
     let password = if config.database_password_file.is_empty() {
         None
     } else {
-        let bytes = seal::read_root_only(
+        let bytes = otpgate_os::key::read_root_only(
             Path::new(&config.database_password_file),
             "database_password_file",
             4096,
@@ -132,7 +132,7 @@ fn setup(path: &Path) -> Result<Setup, StartError> {
             text.trim_end_matches(['\n', '\r']).to_string(),
         ))
     };
-    let key = seal::Key::load(&config.secret_key_file)?;
+    let key = otpgate_os::key::load_key(&config.secret_key_file)?;
     let db = db::Db::new(
         &info,
         password.as_deref().map(String::as_str),

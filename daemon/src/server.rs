@@ -345,7 +345,7 @@ fn unavailable(service: &Service, e: &DbError) -> Response {
 fn owner_of(name: &str) -> Option<u32> {
     otpgate_core::sys::paths::check_user_name(name).ok()?;
     use otpgate_core::directory::Directory as _;
-    otpgate_core::sys::account::Nss
+    otpgate_os::nss::Nss
         .user(name)
         .ok()
         .flatten()
@@ -1025,12 +1025,7 @@ async fn run(service: &Service, session: &mut Session, request: Request) -> Resp
                         let now = std::time::SystemTime::now()
                             .duration_since(std::time::UNIX_EPOCH)
                             .map_or(0, |d| d.as_secs());
-                        otpgate_core::admin::current_code_valid(
-                            &enrollment,
-                            &code,
-                            now,
-                            service.config.window,
-                        )
+                        enrollment.code_is_current(&code, now, service.config.window)
                     }
                     None => false,
                 };

@@ -9,10 +9,9 @@ use otpgate_core::admin::{self, Caller, import, unlock};
 use otpgate_core::config::Source;
 use otpgate_core::fleet::history;
 use otpgate_core::otp::recovery;
-use otpgate_core::store;
-use otpgate_core::store::daemon::DaemonStore;
-use otpgate_core::sys::account::Nss;
 use otpgate_core::sys::clock::format_utc;
+use otpgate_os::nss::Nss;
+use otpgate_os::store::daemon::DaemonStore;
 use std::path::Path;
 
 /// Prints `value` as pretty JSON (`--json`).
@@ -26,10 +25,10 @@ fn require_root(caller: &Caller, what: &str) -> fail::Result<()> {
 }
 
 pub fn status(config_path: Option<&Path>, user: Option<&str>, json: bool) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let account = admin::target_account(&Nss, &caller, user, "show the status")?;
-    let store = store::open(&config);
+    let store = otpgate_os::store::open(&config);
     let at = report::ReportTime::of(&config, now()?);
     let mut r = report::user_report(store.as_ref(), &account, at);
     r.apply_methods(&config);
@@ -56,10 +55,10 @@ pub fn recovery_codes(
     count: Option<usize>,
     json: bool,
 ) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let account = admin::target_account(&Nss, &caller, user, "make recovery codes")?;
-    let store = store::open(&config);
+    let store = otpgate_os::store::open(&config);
     let mut enrollment = admin::load_enrolled(store.as_ref(), &account)?;
     require_code_or_root(
         &caller,
@@ -94,10 +93,10 @@ pub fn recovery_codes(
 }
 
 pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let account = admin::target_account(&Nss, &caller, user, "disable 2FA")?;
-    let store = store::open(&config);
+    let store = otpgate_os::store::open(&config);
     let location = store.location(&account)?;
     // A broken file can still be removed (often the very reason to disable),
     // so only its existence is required here.
@@ -128,11 +127,11 @@ pub fn disable(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<(
 }
 
 pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
+    let caller = otpgate_os::caller(&Nss)?;
     require_root(&caller, "reset")?;
-    let config = admin::load_config(config_path)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let account = admin::target_account(&Nss, &caller, Some(user), "reset")?;
-    let store = store::open(&config);
+    let store = otpgate_os::store::open(&config);
     if unlock {
         // An unreadable enrollment must not stop the unlock: then only the
         // lock and counters go, and the replay memory stays whole.
@@ -172,22 +171,21 @@ pub fn reset(config_path: Option<&Path>, user: &str, unlock: bool) -> fail::Resu
 }
 
 pub fn audit(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
+    let caller = otpgate_os::caller(&Nss)?;
     require_root(&caller, "audit")?;
-    let config = admin::load_config(config_path)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let (mut accounts, left_out) = report::audit_scope(
-        report::audit_accounts(&config.enforce_groups)?,
+        otpgate_os::accounts::audit_accounts(&config.enforce_groups)?,
         config.audit_min_uid,
-        &report::group_members(&config.enforce_groups)?,
-        &report::group_members(&config.audit_exclude_groups)?,
+        &otpgate_os::accounts::group_members(&config.enforce_groups)?,
+        &otpgate_os::accounts::group_members(&config.audit_exclude_groups)?,
     );
-    let store = store::open(&config);
-    if let Some(fleet) = store.as_fleet() {
+    if config.store == otpgate_core::config::StoreKind::Postgresql {
         // Fleet mode: also every account the store has an enrollment for.
-        let names = fleet.list()?;
+        let names = DaemonStore::new(&config).list()?;
         report::add_store_accounts(&Nss, &mut accounts, &names);
     }
-    let mut rows: Vec<UserReport> = report::audit(&config, &accounts, now()?);
+    let mut rows: Vec<UserReport> = otpgate_os::report::audit(&config, &accounts, now()?);
     for r in &mut rows {
         r.apply_methods(&config);
     }
@@ -283,8 +281,8 @@ pub fn audit_logins(
     since: Option<&str>,
     json: bool,
 ) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     // Root may ask for any name (the history holds refused unknown ones
     // too); anyone else for their own only.
     let user = match (caller.is_root(), user) {
@@ -341,9 +339,9 @@ pub fn audit_logins(
 }
 
 pub fn audit_servers(config_path: Option<&Path>, json: bool) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
+    let caller = otpgate_os::caller(&Nss)?;
     require_root(&caller, "audit --servers")?;
-    let config = admin::load_config(config_path)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let fleet = fleet_only(&config, "the list of servers")?;
     let servers = fleet.servers()?;
     if json {
@@ -417,18 +415,19 @@ pub fn check_config(
         Some(name) => Some((name, admin::check_service(pam_dir, name)?)),
         None => None,
     };
-    let effective = match admin::effective_config(&Nss, path, service.as_ref().map(|(_, s)| s)) {
-        Ok(e) => e,
-        // The generic advice ends "then run `otpgate check-config`": from
-        // check-config itself, say what to do next instead.
-        Err(admin::Error::Config(e)) => {
-            return Err(format!(
-                "{e}; fix the file (see otpgate.toml(5)) and run this command again"
-            )
-            .into());
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let effective =
+        match otpgate_os::config::effective(&Nss, path, service.as_ref().map(|(_, s)| s)) {
+            Ok(e) => e,
+            // The generic advice ends "then run `otpgate check-config`": from
+            // check-config itself, say what to do next instead.
+            Err(admin::Error::Config(e)) => {
+                return Err(format!(
+                    "{e}; fix the file (see otpgate.toml(5)) and run this command again"
+                )
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
     // What matters comes first: each warning, then the values, then a
     // summary line that repeats whether there was anything.
     let mut warnings: Vec<String> = Vec::new();
@@ -482,7 +481,7 @@ pub fn check_config(
     }
     outln!(
         "# effective values (issuer \"\" means the host name: {})",
-        effective.config.effective_issuer()
+        effective.config.effective_issuer(otpgate_os::hostname())
     );
     out!("{}", effective.config.to_toml());
     summary_exit(&shown, warnings.len(), true)
@@ -510,12 +509,12 @@ pub fn import_google(
     file: Option<&Path>,
     force: bool,
 ) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let account = admin::target_account(&Nss, &caller, user, "import")?;
     let path = import::source_path(&account, file);
-    let google = import::read(&account, &path)?;
-    let store = store::open(&config);
+    let google = otpgate_os::import::read(&account, &path)?;
+    let store = otpgate_os::store::open(&config);
     authorize_replace(&caller, &config, store.as_ref(), &account, force)?;
     let enrollment = import::enrollment(&google, now()?)?;
     store.save(&account, &enrollment)?;
@@ -539,12 +538,12 @@ pub fn import_google(
 
 pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> fail::Result<()> {
     use otpgate_core::fleet::protocol::Imported;
-    let caller = Caller::current(&Nss)?;
+    let caller = otpgate_os::caller(&Nss)?;
     require_root(&caller, "migrate")?;
     // Where the files are: this server's config, still in use by the module.
-    let config = admin::load_config(config_path)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let fleet_config = match to {
-        Some(path) => admin::load_config(Some(path))?,
+        Some(path) => otpgate_os::config::load_for_command(Some(path))?,
         None => config.clone(),
     };
     // The fleet keys name the store, whatever `store` says: the module may
@@ -561,22 +560,22 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
         }
         .into());
     }
-    let daemon = otpgate_core::store::daemon::DaemonStore::new(&fleet_config);
+    let daemon = otpgate_os::store::daemon::DaemonStore::new(&fleet_config);
     let fleet = &daemon;
     fleet.ping()?;
-    let accounts = report::audit_accounts(&config.enforce_groups)?;
-    let moved = admin::migrate::migrate(&config, &accounts, fleet, dry_run);
+    let accounts = otpgate_os::accounts::audit_accounts(&config.enforce_groups)?;
+    let moved = otpgate_os::migrate::migrate(&config, &accounts, fleet, dry_run);
     let (mut added, mut there, mut removed, mut conflicts, mut failed) = (0, 0, 0, 0, 0);
     for (user, m) in &moved {
         match m {
-            admin::migrate::Moved::NotEnrolled => continue,
-            admin::migrate::Moved::Done(Imported::Added) => added += 1,
-            admin::migrate::Moved::Done(Imported::AlreadyThere) => there += 1,
-            admin::migrate::Moved::Done(Imported::Removed) => removed += 1,
-            admin::migrate::Moved::Done(Imported::Conflict) => conflicts += 1,
-            admin::migrate::Moved::Failed(_) => failed += 1,
+            otpgate_os::migrate::Moved::NotEnrolled => continue,
+            otpgate_os::migrate::Moved::Done(Imported::Added) => added += 1,
+            otpgate_os::migrate::Moved::Done(Imported::AlreadyThere) => there += 1,
+            otpgate_os::migrate::Moved::Done(Imported::Removed) => removed += 1,
+            otpgate_os::migrate::Moved::Done(Imported::Conflict) => conflicts += 1,
+            otpgate_os::migrate::Moved::Failed(_) => failed += 1,
         }
-        if let Some(line) = admin::migrate::describe(user, m, dry_run) {
+        if let Some(line) = otpgate_os::migrate::describe(user, m, dry_run) {
             outln!("{}", for_terminal(&line));
         }
     }
@@ -617,17 +616,17 @@ pub fn migrate(config_path: Option<&Path>, to: Option<&Path>, dry_run: bool) -> 
 }
 
 pub fn accept_restore(config_path: Option<&Path>, user: Option<&str>) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
+    let caller = otpgate_os::caller(&Nss)?;
     require_root(&caller, "accept-restore")?;
-    let config = admin::load_config(config_path)?;
-    let store = store::open(&config);
-    let Some(fleet) = store.as_fleet() else {
+    let config = otpgate_os::config::load_for_command(config_path)?;
+    if config.store != otpgate_core::config::StoreKind::Postgresql {
         return Err(
             "the config says store = \"files\"; accept-restore is for fleet mode (store = \"postgresql\")"
                 .to_string()
                 .into(),
         );
-    };
+    }
+    let fleet = DaemonStore::new(&config);
     let accounts = fleet.accept_restore(user)?;
     let whom = match user {
         Some(u) => for_terminal(u).into_owned(),

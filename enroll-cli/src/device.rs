@@ -13,10 +13,10 @@ use otpgate_core::enrollment::{Device, DeviceKind, Enrollment};
 use otpgate_core::otp::secret::Secret;
 use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
-use otpgate_core::store::{self, Store};
+use otpgate_core::store::Store;
 use otpgate_core::sys::account::Account;
-use otpgate_core::sys::account::Nss;
 use otpgate_core::sys::clock::format_utc;
+use otpgate_os::nss::Nss;
 use std::path::Path;
 
 #[derive(Subcommand)]
@@ -109,12 +109,12 @@ fn enrolled(store: &dyn Store, account: &Account) -> fail::Result<Enrollment> {
 }
 
 pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     match cmd {
         DeviceCommand::List { user, json } => {
             let account = admin::target_account(&Nss, &caller, user.as_deref(), "list devices")?;
-            let store = store::open(&config);
+            let store = otpgate_os::store::open(&config);
             enrolled(store.as_ref(), &account)?;
             let at = report::ReportTime::of(&config, crate::enroll::now()?);
             let mut r = report::user_report(store.as_ref(), &account, at);
@@ -152,7 +152,7 @@ pub fn run(config_path: Option<&Path>, cmd: &DeviceCommand) -> fail::Result<()> 
         }
         DeviceCommand::Remove { name, user } => {
             let account = admin::target_account(&Nss, &caller, user.as_deref(), "remove devices")?;
-            let store = store::open(&config);
+            let store = otpgate_os::store::open(&config);
             let mut enrollment = enrolled(store.as_ref(), &account)?;
             devices::remove(&mut enrollment, name)?;
             require_code_or_root(
@@ -180,7 +180,7 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
         args.no_confirm,
         "confirm with a code from the new device instead",
     )?;
-    let store = store::open(config);
+    let store = otpgate_os::store::open(config);
     let mut enrollment = enrolled(store.as_ref(), &account)?;
     devices::check_new_name(&enrollment, &args.name)?;
     // Proof of an existing device before a new one is shown or accepted.
@@ -224,7 +224,7 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
             Some(s) => read_secret(s)?,
             None => Secret::generate()?,
         };
-        let issuer = config.effective_issuer();
+        let issuer = config.effective_issuer(otpgate_os::hostname());
         let key_uri = uri::totp_uri(&issuer, &account.name, &secret, &params);
         let key = KeyView {
             issuer: &issuer,
@@ -268,10 +268,9 @@ fn sent_device(
         _ => return Err("--email or --sms is needed".to_string().into()),
     };
     if !args.no_confirm {
-        let code = devices::send_confirmation(config, &otpgate_core::sys::send::Programs, kind)
-            .map_err(|why| {
-                format!("device not added: the confirmation code could not be sent ({why})")
-            })?;
+        let code = devices::send_confirmation(config, &otpgate_os::send::Programs, kind).map_err(
+            |why| format!("device not added: the confirmation code could not be sent ({why})"),
+        )?;
         let to = kind.target().map(|t| t.masked()).unwrap_or_default();
         let confirmed = term::confirm(
             |attempt, tries| format!("Code sent to {to} ({attempt} of {tries}): "),

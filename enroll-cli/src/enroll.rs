@@ -11,10 +11,11 @@ use otpgate_core::otp::recovery::RecoveryCode;
 use otpgate_core::otp::secret::Secret;
 use otpgate_core::otp::uri;
 use otpgate_core::otp::{Algorithm, TotpParams};
-use otpgate_core::store::{self, Store};
+use otpgate_core::store::Store;
 use otpgate_core::sys::account::Account;
-use otpgate_core::sys::account::Nss;
-use otpgate_core::sys::clock::{Clock, SystemClock};
+use otpgate_core::sys::clock::Clock;
+use otpgate_os::clock::SystemClock;
+use otpgate_os::nss::Nss;
 use std::io::IsTerminal;
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -139,15 +140,15 @@ pub fn print_recovery_codes(out: &mut dyn std::io::Write, codes: &[RecoveryCode]
 }
 
 pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
-    let caller = Caller::current(&Nss)?;
-    let config = admin::load_config(config_path)?;
+    let caller = otpgate_os::caller(&Nss)?;
+    let config = otpgate_os::config::load_for_command(config_path)?;
     let account = admin::target_account(&Nss, &caller, args.user.as_deref(), "enroll")?;
     admin::check_no_confirm(
         &caller,
         args.no_confirm,
         "run `otpgate enroll` without it and type a code from your app",
     )?;
-    let store = store::open(&config);
+    let store = otpgate_os::store::open(&config);
     store.check_writable(&account)?;
     authorize_replace(&caller, &config, store.as_ref(), &account, args.force)?;
     let secret = args.secret.as_deref().map(read_secret).transpose()?;
@@ -158,7 +159,7 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
         recovery_codes: args.recovery_codes.unwrap_or(config.recovery_codes),
     };
     let new = NewEnrollment::prepare(&config, secret, &opts, now()?)?;
-    let issuer = config.effective_issuer();
+    let issuer = config.effective_issuer(otpgate_os::hostname());
     let key_uri = uri::totp_uri(&issuer, &account.name, new.secret(), &new.params);
 
     // The screen: to stdout, or to stderr when stdout carries the JSON.

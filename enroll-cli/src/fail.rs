@@ -66,7 +66,7 @@ failures!(
     otpgate_core::fleet::history::DurationError,
     otpgate_core::fleet::seal::KeyError,
     otpgate_core::otp::secret::SecretError,
-    otpgate_core::sys::fs::CreateError,
+    otpgate_os::fs::CreateError,
     serde_json::Error,
 );
 

@@ -126,8 +126,8 @@ pub fn parse_target(s: &str) -> Result<QrTarget, String> {
 pub fn write_private(
     path: &std::path::Path,
     bytes: &[u8],
-) -> Result<(), otpgate_core::sys::fs::CreateError> {
-    otpgate_core::sys::fs::create_private_file(path, bytes)
+) -> Result<(), otpgate_os::fs::CreateError> {
+    otpgate_os::fs::create_private_file(path, bytes)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod ffi;
 use otpgate_core::auth::{
     Conversation, ConversationError, Handoff, HandoffError, Kept, Level, Log, Outcome, Request,
 };
-use otpgate_core::sys::clock::SystemClock;
+use otpgate_os::clock::SystemClock;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{RHost, Service};
@@ -182,7 +182,7 @@ impl PamHooks for OtpGate {
                 pamh: shared,
                 pending: None,
             };
-            let outcome = otpgate_core::auth::authenticate(
+            let outcome = otpgate_os::login::authenticate(
                 &args,
                 &request,
                 &mut conv,
@@ -299,7 +299,7 @@ mod tests {
             service: "test",
             rhost: None,
         };
-        let out = otpgate_core::auth::authenticate(
+        let out = otpgate_os::login::authenticate(
             &refs,
             &req,
             &mut NoConv,

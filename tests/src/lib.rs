@@ -814,10 +814,9 @@ impl TestUser {
         let mut args = vec!["--create-home"];
         args.extend_from_slice(extra);
         useradd(&args, &home, &name);
-        let account =
-            otpgate_core::directory::Directory::user(&otpgate_core::sys::account::Nss, &name)
-                .unwrap()
-                .unwrap();
+        let account = otpgate_core::directory::Directory::user(&otpgate_os::nss::Nss, &name)
+            .unwrap()
+            .unwrap();
         Self {
             name,
             uid: account.uid.as_raw(),

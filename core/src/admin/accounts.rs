@@ -3,7 +3,6 @@
 
 use crate::directory::Directory;
 use crate::sys::account::{Account, Gid, Uid};
-use std::path::Path;
 
 /// Fleet mode: adds an entry for each account the store has an
 /// enrollment for but `accounts` lacks (an account of this host without a
@@ -36,30 +35,6 @@ message_error! {
     AccountsError
 }
 
-/// The accounts `otpgate audit` reports on: every local account that can log
-/// in, plus every member (primary or supplementary) of `groups` (the
-/// config's `enforce_groups`), each once.
-pub fn audit_accounts(groups: &[String]) -> Result<Vec<Account>, AccountsError> {
-    let passwd = std::fs::read_to_string("/etc/passwd")
-        .map_err(|e| AccountsError(format!("reading /etc/passwd failed: {e}")))?;
-    let all = parse_passwd(&passwd);
-    let mut out = with_login_shell(all.clone());
-    for name in groups {
-        let group = nix::unistd::Group::from_name(name)
-            .map_err(|e| AccountsError(format!("looking up group {name} failed: {}", e.desc())))?
-            .ok_or_else(|| {
-                AccountsError(format!("enforce_groups: group \"{name}\" does not exist"))
-            })?;
-        for a in &all {
-            let member = a.gid.as_raw() == group.gid.as_raw() || group.mem.contains(&a.name);
-            if member && !out.iter().any(|o| o.name == a.name) {
-                out.push(a.clone());
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// A group as `audit_scope` needs it: its gid and its listed members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMembers {
@@ -68,27 +43,9 @@ pub struct GroupMembers {
 }
 
 impl GroupMembers {
-    fn has(&self, a: &Account) -> bool {
+    pub fn has(&self, a: &Account) -> bool {
         a.gid == self.gid || self.members.contains(&a.name)
     }
-}
-
-/// Looks the named groups up (the system's part of [`audit_scope`]).
-pub fn group_members(names: &[String]) -> Result<Vec<GroupMembers>, AccountsError> {
-    names
-        .iter()
-        .map(|name| {
-            let g = nix::unistd::Group::from_name(name)
-                .map_err(|e| {
-                    AccountsError(format!("looking up group {name} failed: {}", e.desc()))
-                })?
-                .ok_or_else(|| AccountsError(format!("group \"{name}\" does not exist")))?;
-            Ok(GroupMembers {
-                gid: Gid::from_raw(g.gid.as_raw()),
-                members: g.mem,
-            })
-        })
-        .collect()
 }
 
 /// Which of `accounts` `otpgate audit` lists: root, every account whose
@@ -114,28 +71,6 @@ pub fn audit_scope(
         }
     }
     (kept, left)
-}
-
-/// Local accounts that can log in: a shell listed in /etc/shells.
-pub fn login_accounts() -> Result<Vec<Account>, AccountsError> {
-    let passwd = std::fs::read_to_string("/etc/passwd")
-        .map_err(|e| AccountsError(format!("reading /etc/passwd failed: {e}")))?;
-    Ok(with_login_shell(parse_passwd(&passwd)))
-}
-
-/// The accounts whose shell is listed in /etc/shells.
-fn with_login_shell(accounts: Vec<Account>) -> Vec<Account> {
-    let shells = std::fs::read_to_string("/etc/shells").unwrap_or_default();
-    let shells: Vec<&Path> = shells
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with('/'))
-        .map(Path::new)
-        .collect();
-    accounts
-        .into_iter()
-        .filter(|a| shells.contains(&a.shell.as_path()))
-        .collect()
 }
 
 /// Parses passwd(5) lines.

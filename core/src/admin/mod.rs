@@ -5,7 +5,6 @@ mod accounts;
 mod error;
 pub mod escape;
 pub mod import;
-pub mod migrate;
 pub mod report;
 pub mod unlock;
 
@@ -29,9 +28,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The current process's effective user, its entry from `directory`.
-    pub fn current(directory: &dyn Directory) -> Result<Self, Error> {
-        let uid = crate::sys::account::Uid::from_raw(nix::unistd::geteuid().as_raw());
+    /// The user `uid` (the process's effective uid), its entry from
+    /// `directory`.
+    pub fn of(uid: crate::sys::account::Uid, directory: &dyn Directory) -> Result<Self, Error> {
         Ok(Self {
             uid,
             account: directory
@@ -84,12 +83,6 @@ pub fn target_account(
         });
     }
     Ok(account)
-}
-
-/// Loads the config for a command (`--config PATH` or the default).
-pub fn load_config(path: Option<&std::path::Path>) -> Result<Config, Error> {
-    let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
-    Ok(Config::load(&source)?)
 }
 
 /// What `otpgate enroll` was asked for.
@@ -188,20 +181,6 @@ pub fn check_no_confirm(caller: &Caller, no_confirm: bool, instead: &str) -> Res
     Ok(())
 }
 
-/// Whether `code` is a current code of any TOTP device of `enrollment`
-/// (used to authorise changes by a non-root user).
-pub fn current_code_valid(enrollment: &Enrollment, code: &str, now: u64, window: u32) -> bool {
-    enrollment.devices.iter().any(|d| match d.kind {
-        crate::enrollment::DeviceKind::Totp(p) => {
-            otp::typed_code_matches(&d.secret, &p, code, now, window)
-        }
-        crate::enrollment::DeviceKind::Hotp { .. }
-        | crate::enrollment::DeviceKind::YubicoOtp { .. }
-        | crate::enrollment::DeviceKind::Email(_)
-        | crate::enrollment::DeviceKind::Sms(_) => false,
-    })
-}
-
 /// [`authorize_change`] against the enrollment in `store`: root is never
 /// asked; a user is asked (through `code`) for a current code.
 pub fn require_code_or_root(
@@ -237,7 +216,7 @@ pub fn authorize_change(
     what: &str,
 ) -> Result<(), Error> {
     authorize_with(caller, existing, code, what, |e, c| {
-        Ok(current_code_valid(e, c, now, window))
+        Ok(e.code_is_current(c, now, window))
     })
 }
 
@@ -309,13 +288,12 @@ pub struct Effective {
 
 /// One rule for "the effective config" (the module and `check-config`
 /// share it): the file given (or the one the service's `config=` names, or
-/// the default), then the service's module arguments, then the groups it
-/// names must exist.
-pub fn effective_config(
-    directory: &dyn Directory,
+/// the default), then the service's module arguments (then the groups it
+/// names must exist: [`crate::config::args::ModuleArgs::configure`]).
+pub fn effective_args(
     path: Option<&std::path::Path>,
     service: Option<&ServiceCheck>,
-) -> Result<Effective, Error> {
+) -> Result<crate::config::args::ModuleArgs, Error> {
     let mut args = crate::config::args::ModuleArgs {
         source: Source::Default,
         mode: crate::config::args::Mode::Prompt,
@@ -328,11 +306,7 @@ pub fn effective_config(
     if let Some(p) = path {
         args.source = Source::Explicit(p.to_path_buf());
     }
-    let config = args.load_checked(directory)?;
-    Ok(Effective {
-        config,
-        source: args.source,
-    })
+    Ok(args)
 }
 
 /// Reads service `service` in `pam_dir` (normally /etc/pam.d).

@@ -9,8 +9,7 @@ use crate::sys::clock::format_utc;
 use serde::Serialize;
 
 pub use super::accounts::{
-    AccountsError, GroupMembers, add_store_accounts, audit_accounts, audit_scope, group_members,
-    login_accounts, parse_passwd,
+    AccountsError, GroupMembers, add_store_accounts, audit_scope, parse_passwd,
 };
 
 /// A device's kind, as reports show it.
@@ -414,49 +413,6 @@ impl UserReport {
     }
 }
 
-/// Reports on every account, in order. The work is almost all system calls
-/// and, on a cold cache, waiting for the disk (four inodes per account), so
-/// the accounts are shared out over more threads than CPUs (4 per CPU, 4 to
-/// 16; measured on 2 cores with 10 000 accounts: cold 4.0 s with 2 threads,
-/// 1.6 s with 16; warm 0.27 s either way). Each thread has its own store, and
-/// reads each secret file with that account's file-system ids, which are
-/// per thread.
-pub fn audit(config: &crate::config::Config, accounts: &[Account], now: u64) -> Vec<UserReport> {
-    let at = ReportTime::of(config, now);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .saturating_mul(4)
-        .clamp(4, 16);
-    let chunk = accounts.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = accounts
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let store = crate::store::open_for_reports(config);
-                    part.iter()
-                        .map(|a| user_report(store.as_ref(), a, at))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut rows = Vec::with_capacity(accounts.len());
-        for (worker, part) in workers.into_iter().zip(accounts.chunks(chunk)) {
-            match worker.join() {
-                Ok(part_rows) => rows.extend(part_rows),
-                // A panic in one worker must not drop its accounts from the
-                // report silently: they are reported as problems.
-                Err(_) => rows.extend(part.iter().map(|a| {
-                    let mut r = user_report(&crate::store::memory::MemoryStore::new(), a, at);
-                    r.problem = Some("could not be checked (internal error)".into());
-                    r
-                })),
-            }
-        }
-        rows
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,33 +427,6 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[1].name, "bob");
         assert_eq!(a[1].home, Path::new("/home/bob"));
-    }
-
-    #[test]
-    fn audit_reports_every_account_in_order() {
-        let root = crate::directory::Directory::user(
-            &crate::directory::Table::default().with_user("root", 0),
-            "root",
-        )
-        .unwrap()
-        .unwrap();
-        let accounts: Vec<Account> = (0..37)
-            .map(|i| Account {
-                name: format!("audit-{i}"),
-                ..root.clone()
-            })
-            .collect();
-        let dir = std::env::temp_dir().join(format!("otpgate-audit-{}", std::process::id()));
-        let config = crate::config::Config {
-            state_dir: dir.join("state"),
-            secret_path: format!("{}/%u.toml", dir.display()),
-            ..Default::default()
-        };
-        let rows = audit(&config, &accounts, 1_000);
-        let names: Vec<&str> = rows.iter().map(|r| r.user.as_str()).collect();
-        let want: Vec<String> = (0..37).map(|i| format!("audit-{i}")).collect();
-        assert_eq!(names, want);
-        assert!(audit(&config, &[], 1_000).is_empty());
     }
 
     #[test]

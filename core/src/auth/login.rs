@@ -48,7 +48,7 @@ pub(crate) struct Login<'a> {
 }
 
 /// The context every log line of `req` starts with.
-pub(super) fn prefix(req: &Request) -> String {
+pub fn prefix(req: &Request) -> String {
     format!(
         "service={} user={} rhost={}",
         quote(req.service),
@@ -58,7 +58,7 @@ pub(super) fn prefix(req: &Request) -> String {
 }
 
 /// The log line of a denial.
-pub(super) fn denied(why: &str) -> String {
+pub fn denied(why: &str) -> String {
     format!("result=denied reason=\"{}\"", why.escape_debug())
 }
 
@@ -203,7 +203,7 @@ impl<'a> Login<'a> {
             .map_or(self.now, |t| t.max(self.now))
     }
 
-    /// The line in its mode; in fleet mode, the decisions reported.
+    /// The line in its mode; its decisions reported to the store.
     pub(super) fn run(&mut self, mode: Mode, handoff: &mut dyn Handoff) -> Outcome {
         let started = std::time::Instant::now();
         let outcome = match mode {
@@ -212,23 +212,22 @@ impl<'a> Login<'a> {
             Mode::ForwardPass => return self.forward_pass(handoff),
             Mode::ForwardedCode => self.forwarded_code(handoff),
         };
-        if let Some(fleet) = self.store.as_fleet() {
-            let took = started.elapsed().saturating_sub(self.waited);
-            let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-            let events = self
-                .decisions(outcome)
-                .into_iter()
-                .map(|(result, method)| LoginEvent {
-                    user: self.req.user.to_string(),
-                    service: self.req.service.to_string(),
-                    rhost: self.req.rhost.map(str::to_string),
-                    method,
-                    result,
-                })
-                .collect();
-            if let Err(e) = fleet.record(events, micros) {
-                self.debug(|| format!("the decision was not reported to otpgated: {e}"));
-            }
+        // Reported to the fleet's history (other engines keep none).
+        let took = started.elapsed().saturating_sub(self.waited);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let events = self
+            .decisions(outcome)
+            .into_iter()
+            .map(|(result, method)| LoginEvent {
+                user: self.req.user.to_string(),
+                service: self.req.service.to_string(),
+                rhost: self.req.rhost.map(str::to_string),
+                method,
+                result,
+            })
+            .collect();
+        if let Err(e) = self.store.record(events, micros) {
+            self.debug(|| format!("the decision was not reported to otpgated: {e}"));
         }
         outcome
     }

@@ -25,12 +25,12 @@ pub use messages::{
 pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
 use crate::config::Config;
-use crate::config::args::{Mode, ModuleArgs};
+use crate::config::args::Mode;
 use crate::directory::Directory;
 use crate::sender::Sender;
-use crate::store::{self, Store};
-use crate::sys::clock::Clock;
+use crate::store::Store;
 use login::Login;
+pub use login::{denied, prefix};
 use zeroize::Zeroizing;
 
 /// The result, as PAM will see it.
@@ -106,40 +106,6 @@ pub struct Services<'a> {
     pub sender: &'a dyn Sender,
 }
 
-/// The full decision for one `pam_sm_authenticate` call. `handoff` carries
-/// what split mode's two lines hand each other (unused by the usual line).
-pub fn authenticate(
-    args: &[&str],
-    req: &Request,
-    conv: &mut dyn Conversation,
-    handoff: &mut dyn Handoff,
-    log: &mut dyn Log,
-    clock: &dyn Clock,
-) -> Outcome {
-    let directory = crate::sys::account::Nss;
-    let loaded = ModuleArgs::parse(args).and_then(|a| Ok((a.mode, a.load_checked(&directory)?)));
-    let (mode, config) = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            let why = login::denied(&format!("configuration error: {e}"));
-            log.log(Level::Err, &format!("{} {why}", login::prefix(req)));
-            return Outcome::AuthInfoUnavail;
-        }
-    };
-    let Some(now) = clock.now() else {
-        let why = login::denied("the system clock is set before 1970");
-        log.log(Level::Err, &format!("{} {why}", login::prefix(req)));
-        return Outcome::AuthInfoUnavail;
-    };
-    let store = store::open_for_login(&config);
-    let services = Services {
-        store: store.as_ref(),
-        directory: &directory,
-        sender: &crate::sys::send::Programs,
-    };
-    Login::new(&config, services, req, (now, Some(clock)), conv, log).run(mode, handoff)
-}
-
 /// The flow against any services, in a given mode at a given time (core's
 /// unit tests drive it with the in-memory engine and a table of accounts).
 pub fn authenticate_with(
@@ -165,7 +131,6 @@ pub(crate) enum Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::clock::FixedClock;
 
     const NOW: u64 = 1_800_000_000;
 
@@ -222,11 +187,7 @@ mod tests {
         }
     }
 
-    fn run(
-        args: &[&str],
-        user: &str,
-        reply: Result<Option<Vec<u8>>, String>,
-    ) -> (Outcome, Script, Lines) {
+    fn run(user: &str, reply: Result<Option<Vec<u8>>, String>) -> (Outcome, Script, Lines) {
         let mut conv = Script::new(reply);
         let mut log = Lines::default();
         let req = Request {
@@ -234,49 +195,25 @@ mod tests {
             service: "test",
             rhost: Some("203.0.113.5"),
         };
-        // With no config= argument, run on the built-in defaults and an
-        // empty in-memory store: never the host's /etc/otpgate/config.toml.
-        let out = if args.is_empty() {
-            let store = crate::store::memory::MemoryStore::new();
-            authenticate_with(
-                &Config::default(),
-                services(&store),
-                &req,
-                (Mode::Prompt, NOW),
-                &mut conv,
-                &mut NoHandoff,
-                &mut log,
-            )
-        } else {
-            authenticate(
-                args,
-                &req,
-                &mut conv,
-                &mut NoHandoff,
-                &mut log,
-                &FixedClock(NOW),
-            )
-        };
-        (out, conv, log)
-    }
-
-    #[test]
-    fn broken_config_denies_before_prompting() {
-        let (out, conv, log) = run(
-            &["config=/nonexistent/otpgate.toml"],
-            "root",
-            Ok(Some(b"123456".to_vec())),
+        // The built-in defaults and an empty in-memory store (the host's
+        // config file is read by otpgate-os, and tested there).
+        let store = crate::store::memory::MemoryStore::new();
+        let out = authenticate_with(
+            &Config::default(),
+            services(&store),
+            &req,
+            (Mode::Prompt, NOW),
+            &mut conv,
+            &mut NoHandoff,
+            &mut log,
         );
-        assert_eq!(out, Outcome::AuthInfoUnavail);
-        assert_eq!(conv.asked, 0);
-        assert!(log.0[0].1.contains("configuration error"), "{:?}", log.0);
-        assert_eq!(log.0[0].0, Level::Err);
+        (out, conv, log)
     }
 
     #[test]
     fn unknown_and_invalid_users_are_prompted_then_unknown() {
         for user in ["no-such-user-otpgate", "../../etc/passwd", "a\nb"] {
-            let (out, conv, log) = run(&[], user, Ok(Some(b"123456".to_vec())));
+            let (out, conv, log) = run(user, Ok(Some(b"123456".to_vec())));
             assert_eq!(out, Outcome::UserUnknown, "{user:?}");
             assert_eq!(conv.asked, 1);
             assert!(
@@ -347,10 +284,10 @@ mod tests {
 
     #[test]
     fn a_panic_free_denial_for_conversation_errors() {
-        let (out, _, log) = run(&[], "no-such-user-otpgate", Err("boom".into()));
+        let (out, _, log) = run("no-such-user-otpgate", Err("boom".into()));
         assert_eq!(out, Outcome::ConvErr);
         assert!(log.0[0].1.contains("conversation failed"));
-        let (out, _, _) = run(&[], "no-such-user-otpgate", Ok(None));
+        let (out, _, _) = run("no-such-user-otpgate", Ok(None));
         assert_eq!(out, Outcome::AuthErr);
     }
 

@@ -94,19 +94,16 @@ impl ModuleArgs {
         })
     }
 
-    /// Loads the config file and applies the overrides.
-    pub fn load(&self) -> Result<Config, ConfigError> {
-        Config::load(&self.source)?.with_overrides(&self.overrides, "module arguments")
-    }
-
-    /// [`Self::load`], then what the text alone cannot show (the groups it
-    /// names exist). The one "effective config" of a login: the module and
-    /// `otpgate check-config --service` both use it.
-    pub fn load_checked(
+    /// The config file's settings (`base`, read from [`Self::source`])
+    /// with the overrides applied, then what the text alone cannot show (the
+    /// groups it names exist). The one "effective config" of a login: the
+    /// module and `otpgate check-config --service` both use it.
+    pub fn configure(
         &self,
+        base: Config,
         directory: &dyn crate::directory::Directory,
     ) -> Result<Config, ConfigError> {
-        let config = self.load()?;
+        let config = base.with_overrides(&self.overrides, "module arguments")?;
         config.check_system(directory).map_err(|e| {
             ConfigError::new(
                 &self.source.path().display().to_string(),

@@ -14,7 +14,6 @@ pub mod pamfile;
 
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};
 use crate::policy::{Cidr, Enforce};
-use crate::sys::fs::{self, FsError, Trust};
 use crate::sys::paths;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -256,23 +255,6 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads the config from `source`, checking that the file is safe to trust
-    /// (root-owned, not writable by others, not a link).
-    pub fn load(source: &Source) -> Result<Self, ConfigError> {
-        let path = source.path();
-        let shown = path.display().to_string();
-        let euid = rustix::process::geteuid().as_raw();
-        match read_config_file(path, Trust { owner: euid }) {
-            Ok(text) => Self::parse(&text, &shown),
-            Err(FsError::NotFound { .. }) if *source == Source::Default => {
-                let config = Self::default();
-                config.validate("built-in defaults")?;
-                Ok(config)
-            }
-            Err(e) => Err(err(&shown, ConfigProblem::Read(e))),
-        }
-    }
-
     /// Applies `key=value` overrides (PAM module arguments) on top of this
     /// config, with the same type and range checks as the file.
     pub fn with_overrides(
@@ -353,12 +335,13 @@ impl Config {
     }
 
     /// The issuer name to show in apps: the configured one, or this host's name.
-    pub fn effective_issuer(&self) -> String {
+    /// `issuer`, or else this server's name `host` (`:` would end the
+    /// issuer in an otpauth label), or else "otpgate".
+    pub fn effective_issuer(&self, host: Option<String>) -> String {
         if !self.issuer.is_empty() {
             return self.issuer.clone();
         }
-        crate::sys::hostname()
-            .map(|h| h.replace(':', "-"))
+        host.map(|h| h.replace(':', "-"))
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "otpgate".into())
     }
@@ -367,16 +350,6 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }
-}
-
-fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
-    let (dir, name) = fs::split(path)?;
-    let dir = fs::SafeDir::open(dir, trust)?;
-    let bytes = dir.read_config(name, MAX_CONFIG_SIZE)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| FsError::BadPath {
-        path: path.into(),
-        why: "is not valid UTF-8 text".into(),
-    })
 }
 
 /// toml's messages carry a source excerpt spread over several lines; a log
@@ -612,12 +585,12 @@ mod tests {
     #[test]
     fn effective_issuer_falls_back_to_host_name() {
         let c = Config::default();
-        assert!(!c.effective_issuer().is_empty());
-        assert!(!c.effective_issuer().contains(':'));
+        assert_eq!(c.effective_issuer(Some("web:1".into())), "web-1");
+        assert_eq!(c.effective_issuer(None), "otpgate");
         let c = Config {
             issuer: "Acme".into(),
             ..Config::default()
         };
-        assert_eq!(c.effective_issuer(), "Acme");
+        assert_eq!(c.effective_issuer(Some("web1".into())), "Acme");
     }
 }

@@ -5,7 +5,9 @@ use super::error::{err, value};
 use super::*;
 
 impl Config {
-    pub(super) fn validate(&self, source: &str) -> Result<(), ConfigError> {
+    /// Checks every value: in range, of the right form, consistent (the
+    /// built-in defaults pass it too). `source` names the file in errors.
+    pub fn validate(&self, source: &str) -> Result<(), ConfigError> {
         if !DIGITS_RANGE.contains(&self.digits) {
             return Err(value(
                 source,

@@ -269,6 +269,18 @@ pub fn check_device_name(name: &str) -> Result<(), DeviceNameError> {
 }
 
 impl Enrollment {
+    /// Whether `code` is a current code of any TOTP device (used to
+    /// authorise changes by a non-root user).
+    pub fn code_is_current(&self, code: &str, now: u64, window: u32) -> bool {
+        self.devices.iter().any(|d| match d.kind {
+            DeviceKind::Totp(p) => crate::otp::typed_code_matches(&d.secret, &p, code, now, window),
+            DeviceKind::Hotp { .. }
+            | DeviceKind::YubicoOtp { .. }
+            | DeviceKind::Email(_)
+            | DeviceKind::Sms(_) => false,
+        })
+    }
+
     /// Refuses two devices with one secret: their codes are the same codes,
     /// and one code must never count twice (once per device).
     pub fn check_distinct_secrets(&self) -> Result<(), FormatError> {

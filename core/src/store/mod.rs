@@ -3,11 +3,11 @@
 //! The login flow ([`crate::auth`]) and the CLI's commands call only the
 //! [`Store`] trait. Engines:
 //!
-//! * [`files::FileStore`] — today's default: secret files by the
+//! * `otpgate_os::store::files::FileStore` — today's default: secret files by the
 //!   `secret_path` template, login state in `state_dir`, with every rule of
 //!   safe file access (link-free walk, `setfsuid`, per-uid lock, atomic
 //!   writes) inside it;
-//! * [`daemon::DaemonStore`] — fleet mode (`store = "postgresql"`): every
+//! * `otpgate_os::store::daemon::DaemonStore` — fleet mode (`store = "postgresql"`): every
 //!   call goes to otpgated over its Unix socket; the daemon keeps
 //!   enrollments and state in PostgreSQL;
 //! * [`memory::MemoryStore`] — in memory, for core's unit tests of the login
@@ -17,18 +17,14 @@
 //! read–decide–write under the engine's own exclusivity, so two logins of one
 //! user never both accept one code.
 
-pub mod daemon;
-pub mod files;
 pub mod memory;
 pub mod state;
-pub mod statedir;
 
-use crate::config::{Config, StoreKind};
 use crate::enrollment::{Enrollment, FormatError};
 use crate::sys::account::Account;
 use crate::sys::fs::FsError;
+use state::StateError;
 use state::UserState;
-use statedir::StateError;
 use std::path::PathBuf;
 
 /// Why a store could not do what was asked. Each message says what is wrong
@@ -154,13 +150,17 @@ pub trait Store {
         now: u64,
         window: u32,
     ) -> Result<bool, StoreError> {
-        Ok(crate::admin::current_code_valid(
-            existing, code, now, window,
-        ))
+        Ok(existing.code_is_current(code, now, window))
     }
-    /// The fleet engine, for what only it can do (`migrate`, listing).
-    fn as_fleet(&self) -> Option<&daemon::DaemonStore> {
-        None
+    /// Reports a login's decisions (`micros`: its own time, without the
+    /// user's) to the fleet's login history; one-way, never waited for.
+    /// Other engines keep no history (the auth log has it).
+    fn record(
+        &self,
+        _events: Vec<crate::fleet::history::LoginEvent>,
+        _micros: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
     }
     /// The login is about to talk to the user, who may take minutes (or
     /// never answer): let go of anything held for it (the fleet engine's
@@ -185,32 +185,3 @@ pub trait StoreExt: Store {
 }
 
 impl<S: Store + ?Sized> StoreExt for S {}
-
-/// The store a config names: the files engine, or the fleet engine's
-/// client when `store = "postgresql"`.
-pub fn open(config: &Config) -> Box<dyn Store> {
-    match config.store {
-        StoreKind::Files => Box::new(files::FileStore::new(config)),
-        StoreKind::Postgresql => Box::new(daemon::DaemonStore::new(config)),
-    }
-}
-
-/// The store for one login (the PAM module): as [`open`], but the fleet
-/// engine holds no connection to otpgated between requests, so a user
-/// thinking at the prompt holds nothing of the daemon's.
-pub fn open_for_login(config: &Config) -> Box<dyn Store> {
-    match config.store {
-        StoreKind::Files => Box::new(files::FileStore::new(config)),
-        StoreKind::Postgresql => Box::new(daemon::DaemonStore::for_login(config)),
-    }
-}
-
-/// The store `config` names, for read-only reports over many accounts
-/// (`audit`): it may read a snapshot of what exists once instead of
-/// looking every account up.
-pub fn open_for_reports(config: &Config) -> Box<dyn Store> {
-    match config.store {
-        StoreKind::Files => Box::new(files::FileStore::for_reports(config)),
-        StoreKind::Postgresql => Box::new(daemon::DaemonStore::new(config)),
-    }
-}

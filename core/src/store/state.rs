@@ -430,6 +430,52 @@ impl UserState {
     }
 }
 
+/// A state problem, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    Fs(crate::sys::fs::FsError),
+    Corrupt {
+        path: String,
+        why: String,
+    },
+    /// Over [`MAX_STATE_SIZE`]: refused, with the repair named.
+    TooLarge {
+        path: String,
+        user: String,
+    },
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fs(e) => write!(f, "state: {e}"),
+            Self::Corrupt { path, why } => write!(
+                f,
+                "state file {path} is corrupt ({why}); move it aside to reset this user's login state"
+            ),
+            Self::TooLarge { path, user } => write!(
+                f,
+                "state file {path} is larger than {MAX_STATE_SIZE} bytes; run `otpgate reset --user {user} --unlock` to compact it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Fs(e) => Some(e),
+            Self::Corrupt { .. } | Self::TooLarge { .. } => None,
+        }
+    }
+}
+
+impl From<crate::sys::fs::FsError> for StateError {
+    fn from(e: crate::sys::fs::FsError) -> Self {
+        Self::Fs(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

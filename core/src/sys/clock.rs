@@ -4,26 +4,11 @@
 //! instant they need instead of sleeping, and the PAM module never calls a
 //! function that panics on a clock set before 1970 (totp-rs's `*_current`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// A source of the current Unix time in seconds.
 pub trait Clock {
     /// Seconds since the Unix epoch, or `None` if the clock is unusable
     /// (set before 1970). Callers must fail closed on `None`.
     fn now(&self) -> Option<u64>;
-}
-
-/// The real system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Option<u64> {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
-    }
 }
 
 /// A clock frozen at one instant, for tests and tools.
@@ -70,11 +55,6 @@ mod tests {
     #[test]
     fn fixed_clock_returns_its_instant() {
         assert_eq!(FixedClock(59).now(), Some(59));
-    }
-
-    #[test]
-    fn system_clock_is_after_2020() {
-        assert!(SystemClock.now().is_some_and(|t| t > 1_577_836_800));
     }
 
     #[test]

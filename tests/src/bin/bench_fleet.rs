@@ -44,7 +44,7 @@ impl Log for Quiet {
 }
 
 fn load(path: &str) -> Config {
-    Config::load(&Source::Explicit(path.into())).unwrap_or_else(|e| panic!("{e}"))
+    otpgate_os::config::load(&Source::Explicit(path.into())).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One login as the module makes it (its store opened for the login);
@@ -61,11 +61,11 @@ fn login_with(config: &Config, user: &str, code: &str, now: u64) -> (Outcome, f6
         rhost: None,
     };
     let t0 = Instant::now();
-    let store = otpgate_core::store::open_for_login(config);
+    let store = otpgate_os::store::open_for_login(config);
     let services = auth::Services {
         store: store.as_ref(),
-        directory: &otpgate_core::sys::account::Nss,
-        sender: &otpgate_core::sys::send::Programs,
+        directory: &otpgate_os::nss::Nss,
+        sender: &otpgate_os::send::Programs,
     };
     let out = auth::authenticate_with(
         config,

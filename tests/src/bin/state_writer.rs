@@ -4,12 +4,12 @@
 //!
 //! usage: state_writer CONFIG USER
 
-use otpgate_core::config::{Config, Source};
+use otpgate_core::config::Source;
 use otpgate_core::enrollment::Enrollment;
 use otpgate_core::otp::TotpParams;
 use otpgate_core::otp::secret::Secret;
-use otpgate_core::store::files::FileStore;
 use otpgate_core::store::{Store, StoreExt};
+use otpgate_os::store::files::FileStore;
 use std::io::Write;
 
 fn main() {
@@ -18,8 +18,9 @@ fn main() {
         eprintln!("usage: state_writer CONFIG USER");
         std::process::exit(2);
     };
-    let config = Config::load(&Source::Explicit(config.into())).unwrap_or_else(|e| panic!("{e}"));
-    let account = otpgate_core::directory::Directory::user(&otpgate_core::sys::account::Nss, user)
+    let config = otpgate_os::config::load(&Source::Explicit(config.into()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let account = otpgate_core::directory::Directory::user(&otpgate_os::nss::Nss, user)
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no user {user}"));

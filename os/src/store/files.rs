@@ -9,16 +9,16 @@
 //! `/var/lib/otpgate/%u.toml`) is opened as the caller and must be owned by
 //! root or the user.
 
-use crate::config::Config;
-use crate::enrollment::{Enrollment, MAX_FILE_SIZE};
-use crate::store::Store;
-use crate::store::StoreError;
-use crate::store::state::UserState;
+use crate::fs::{self, FsError, SafeDir, Trust};
+use crate::identity::FsIdentity;
 use crate::store::statedir::StateDir;
-use crate::sys::account::{Account, Gid, Uid};
-use crate::sys::fs::{self, FsError, SafeDir, Trust};
-use crate::sys::identity::FsIdentity;
-use crate::sys::paths;
+use otpgate_core::config::Config;
+use otpgate_core::enrollment::{Enrollment, MAX_FILE_SIZE};
+use otpgate_core::store::Store;
+use otpgate_core::store::StoreError;
+use otpgate_core::store::state::UserState;
+use otpgate_core::sys::account::{Account, Gid, Uid};
+use otpgate_core::sys::paths;
 use std::path::PathBuf;
 
 /// Whose identity reaches a secret file.

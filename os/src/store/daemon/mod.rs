@@ -1,5 +1,5 @@
 //! The fleet engine's client side: every [`Store`] call becomes a request
-//! to otpgated on its Unix socket (see [`crate::fleet::protocol`]); the
+//! to otpgated on its Unix socket (see [`otpgate_core::fleet::protocol`]); the
 //! daemon keeps enrollments and state in PostgreSQL.
 //!
 //! The login flow stays where it is (in the PAM module, as root): the
@@ -14,14 +14,14 @@
 //! not running fails at once (nothing listens), one that hangs fails when
 //! the deadline passes. Nothing here ever fails open.
 
-use crate::config::Config;
-use crate::enrollment::Enrollment;
-use crate::fleet::history::{HistoryEntry, LoginEvent, ServerEntry};
-use crate::fleet::protocol::{self, ErrorKind, FrameError, Imported, Request, Response};
 use crate::store::files::FileStore;
-use crate::store::state::{MAX_STATE_SIZE, UserState};
-use crate::store::{Store, StoreError};
-use crate::sys::account::Account;
+use otpgate_core::config::Config;
+use otpgate_core::enrollment::Enrollment;
+use otpgate_core::fleet::history::{HistoryEntry, LoginEvent, ServerEntry};
+use otpgate_core::fleet::protocol::{self, ErrorKind, FrameError, Imported, Request, Response};
+use otpgate_core::store::state::{MAX_STATE_SIZE, UserState};
+use otpgate_core::store::{Store, StoreError};
+use otpgate_core::sys::account::Account;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -282,7 +282,7 @@ pub fn show(name: &OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::identity::FsIdentity;
+    use crate::identity::FsIdentity;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn tmp(name: &str) -> PathBuf {

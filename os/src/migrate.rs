@@ -5,12 +5,12 @@
 //! merged into its state, so no code used on any server becomes usable
 //! again; an account the fleet removed stays removed.
 
-use crate::config::Config;
-use crate::fleet::protocol::Imported;
-use crate::store::Store;
 use crate::store::daemon::DaemonStore;
 use crate::store::files::FileStore;
-use crate::sys::account::Account;
+use otpgate_core::config::Config;
+use otpgate_core::fleet::protocol::Imported;
+use otpgate_core::store::Store;
+use otpgate_core::sys::account::Account;
 
 /// What happened to one account.
 #[derive(Debug, Clone, PartialEq, Eq)]

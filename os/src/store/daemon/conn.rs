@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The connection to otpgated: a Unix stream socket driven by raw system
-/// calls (rustix), like the file access in [`crate::sys::fs`]: std's
+/// calls (rustix), like the file access in [`crate::fs`]: std's
 /// `UnixStream` made the module import six more libc symbols, each bound by
 /// the loader at every login, fleet mode or not.
 #[derive(Debug)]

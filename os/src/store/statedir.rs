@@ -15,10 +15,10 @@
 //! current name cannot collide with either: `=` is escaped in every
 //! `NAME.state` ([`state_stem`]), and no uid file had it.
 
-use crate::store::state::{MAX_STATE_SIZE, STATE_VERSION as STATE_V2, UserState};
-use crate::sys::account::Account;
-use crate::sys::fs::{FsError, SafeDir, Trust};
-use crate::sys::paths::state_stem;
+use crate::fs::{FsError, SafeDir, Trust};
+use otpgate_core::store::state::{MAX_STATE_SIZE, STATE_VERSION as STATE_V2, UserState};
+use otpgate_core::sys::account::Account;
+use otpgate_core::sys::paths::state_stem;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::Path;
@@ -29,51 +29,7 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// What `otpgate reset --unlock` reads to repair an oversized file.
 pub const MAX_REPAIR_SIZE: u64 = 16 * 1024 * 1024;
 
-/// A state problem, for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StateError {
-    Fs(FsError),
-    Corrupt {
-        path: String,
-        why: String,
-    },
-    /// Over [`MAX_STATE_SIZE`]: refused, with the repair named.
-    TooLarge {
-        path: String,
-        user: String,
-    },
-}
-
-impl std::fmt::Display for StateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Fs(e) => write!(f, "state: {e}"),
-            Self::Corrupt { path, why } => write!(
-                f,
-                "state file {path} is corrupt ({why}); move it aside to reset this user's login state"
-            ),
-            Self::TooLarge { path, user } => write!(
-                f,
-                "state file {path} is larger than {MAX_STATE_SIZE} bytes; run `otpgate reset --user {user} --unlock` to compact it"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for StateError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Fs(e) => Some(e),
-            Self::Corrupt { .. } | Self::TooLarge { .. } => None,
-        }
-    }
-}
-
-impl From<FsError> for StateError {
-    fn from(e: FsError) -> Self {
-        Self::Fs(e)
-    }
-}
+pub use otpgate_core::store::state::StateError;
 
 /// The state directory.
 #[derive(Debug)]
@@ -363,7 +319,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::state::DeviceState;
+    use otpgate_core::store::state::DeviceState;
 
     fn tmp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("otpgate-state-{name}-{}", std::process::id()));

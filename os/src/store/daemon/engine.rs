@@ -135,7 +135,7 @@ impl Store for DaemonStore {
         }
     }
 
-    fn as_fleet(&self) -> Option<&DaemonStore> {
-        Some(self)
+    fn record(&self, events: Vec<LoginEvent>, micros: u64) -> Result<(), StoreError> {
+        DaemonStore::record(self, events, micros)
     }
 }

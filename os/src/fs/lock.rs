@@ -31,7 +31,7 @@ impl SafeDir {
             if start.elapsed() >= timeout {
                 break;
             }
-            crate::sys::sleep(pause);
+            crate::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
         }
         Err(FsError::Locked {

@@ -1,7 +1,7 @@
 //! Switching the file-system identity of the calling thread.
 
-use super::account::{Gid, Uid};
 use super::fs::FsError;
+use otpgate_core::sys::account::{Gid, Uid};
 
 /// While alive, file-system access uses another user's uid and gid (Linux
 /// `setfsuid`/`setfsgid`, which affect only the calling thread, so a

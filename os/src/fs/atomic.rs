@@ -22,7 +22,7 @@ impl SafeDir {
     pub fn write_atomic(&self, name: &OsStr, data: &[u8], mode: u32) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
         let mut rnd = [0u8; 8];
-        crate::sys::random::fill(&mut rnd).map_err(|_| FsError::Identity {
+        otpgate_core::sys::random::fill(&mut rnd).map_err(|_| FsError::Identity {
             why: "no randomness for a temporary file name".into(),
         })?;
         let tmp_name = format!(

@@ -1,0 +1,63 @@
+//! Reading the config file: link-free, owned by root (or the caller), not
+//! writable by others.
+
+use crate::fs::{self, FsError, Trust};
+use otpgate_core::admin::{Effective, Error, ServiceCheck};
+use otpgate_core::config::args::ModuleArgs;
+use otpgate_core::config::{Config, ConfigError, ConfigProblem, MAX_CONFIG_SIZE, Source};
+use otpgate_core::directory::Directory;
+use std::path::Path;
+
+/// Loads the config from `source`, checking that the file is safe to trust
+/// (root-owned, not writable by others, not a link).
+pub fn load(source: &Source) -> Result<Config, ConfigError> {
+    let path = source.path();
+    let shown = path.display().to_string();
+    let euid = rustix::process::geteuid().as_raw();
+    match read_config_file(path, Trust { owner: euid }) {
+        Ok(text) => Config::parse(&text, &shown),
+        Err(FsError::NotFound { .. }) if *source == Source::Default => {
+            let config = Config::default();
+            config.validate("built-in defaults")?;
+            Ok(config)
+        }
+        Err(e) => Err(ConfigError::new(&shown, ConfigProblem::Read(e))),
+    }
+}
+
+/// A line's module arguments made into its config: the file they name (or
+/// the default), the overrides, the groups checked.
+pub fn load_checked(args: &ModuleArgs, directory: &dyn Directory) -> Result<Config, ConfigError> {
+    args.configure(load(&args.source)?, directory)
+}
+
+/// The config for a command (`--config PATH` or the default).
+pub fn load_for_command(path: Option<&Path>) -> Result<Config, Error> {
+    let source = path.map_or(Source::Default, |p| Source::Explicit(p.to_path_buf()));
+    Ok(load(&source)?)
+}
+
+/// The config a login through a PAM service really runs with (see
+/// [`otpgate_core::admin::effective_args`]).
+pub fn effective(
+    directory: &dyn Directory,
+    path: Option<&Path>,
+    service: Option<&ServiceCheck>,
+) -> Result<Effective, Error> {
+    let args = otpgate_core::admin::effective_args(path, service)?;
+    let config = load_checked(&args, directory)?;
+    Ok(Effective {
+        config,
+        source: args.source,
+    })
+}
+
+fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
+    let (dir, name) = fs::split(path)?;
+    let dir = fs::SafeDir::open(dir, trust)?;
+    let bytes = dir.read_config(name, MAX_CONFIG_SIZE)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| FsError::BadPath {
+        path: path.into(),
+        why: "is not valid UTF-8 text".into(),
+    })
+}
