@@ -412,7 +412,10 @@ pub fn check_config(
 ) -> fail::Result<()> {
     let path = positional.or(config_path);
     let service = match service {
-        Some(name) => Some((name, admin::check_service(pam_dir, name)?)),
+        Some(name) => Some((
+            name,
+            admin::check_service(pam_dir, name, &otpgate_os::config::read_pam_file)?,
+        )),
         None => None,
     };
     let effective =

@@ -61,3 +61,15 @@ fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
         why: "is not valid UTF-8 text".into(),
     })
 }
+
+/// A PAM service file's text, at most [`otpgate_core::config::pamfile::MAX_PAM_FILE`]
+/// bytes (for `check-config --service`).
+pub fn read_pam_file(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    file.take(otpgate_core::config::pamfile::MAX_PAM_FILE)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(text)
+}

@@ -39,6 +39,7 @@ pub fn authenticate(
         store: store.as_ref(),
         directory: &directory,
         sender: &crate::send::Programs,
+        clock: Some(clock),
     };
     authenticate_with(&config, services, req, (mode, now), conv, handoff, log)
 }

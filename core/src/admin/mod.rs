@@ -310,11 +310,15 @@ pub fn effective_args(
 }
 
 /// Reads service `service` in `pam_dir` (normally /etc/pam.d).
-pub fn check_service(pam_dir: &std::path::Path, service: &str) -> Result<ServiceCheck, Error> {
+pub fn check_service(
+    pam_dir: &std::path::Path,
+    service: &str,
+    read: crate::config::pamfile::Read,
+) -> Result<ServiceCheck, Error> {
     crate::sys::paths::check_user_name(service)
         .map_err(|e| Error::Input(format!("--service: {e}")))?;
-    let stack =
-        crate::config::pamfile::stack(pam_dir, service, "auth").map_err(|e| Error::System(e.0))?;
+    let stack = crate::config::pamfile::stack(pam_dir, service, "auth", read)
+        .map_err(|e| Error::System(e.0))?;
     let otpgate: Vec<&crate::config::pamfile::Entry> =
         stack.iter().filter(|e| e.is_otpgate()).collect();
     let Some(first) = otpgate.first() else {

@@ -67,7 +67,7 @@ impl<'a> Login<'a> {
         config: &'a Config,
         services: Services<'a>,
         req: &'a Request<'a>,
-        (now, clock): (u64, Option<&'a dyn Clock>),
+        now: u64,
         conv: &'a mut dyn Conversation,
         log: &'a mut dyn Log,
     ) -> Self {
@@ -78,7 +78,7 @@ impl<'a> Login<'a> {
             sender: services.sender,
             req,
             now,
-            clock,
+            clock: services.clock,
             conv,
             log,
             prefix: prefix(req),
@@ -103,8 +103,9 @@ impl<'a> Login<'a> {
             store: self.store,
             directory: self.directory,
             sender: self.sender,
+            clock: None,
         };
-        let mut quiet = Login::new(self.config, services, self.req, (self.now, None), conv, log);
+        let mut quiet = Login::new(self.config, services, self.req, self.now, conv, log);
         quiet.debug = false;
         quiet
     }
@@ -177,9 +178,9 @@ impl<'a> Login<'a> {
     /// Asks with echo off; a NULL reply or a failed conversation is a denial.
     pub(crate) fn ask(&mut self, prompt: &str) -> Result<Zeroizing<Vec<u8>>, Outcome> {
         self.store.before_talking();
-        let asked = std::time::Instant::now();
+        let asked = self.instant();
         let reply = self.conv.ask_hidden(prompt);
-        self.waited += asked.elapsed();
+        self.waited += self.since(asked);
         match reply {
             Ok(Some(r)) => Ok(r),
             Ok(None) => {
@@ -196,6 +197,19 @@ impl<'a> Login<'a> {
         }
     }
 
+    /// Now, for timing a step (`None` when the clock does not measure).
+    fn instant(&self) -> Option<std::time::Instant> {
+        self.clock.and_then(|c| c.instant())
+    }
+
+    /// How long since `then` ([`Self::instant`]); zero when not measured.
+    fn since(&self, then: Option<std::time::Instant>) -> std::time::Duration {
+        match (then, self.instant()) {
+            (Some(then), Some(now)) => now.saturating_duration_since(then),
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     /// The time a reply is checked at (never before the call started).
     fn now_again(&self) -> u64 {
         self.clock
@@ -205,7 +219,7 @@ impl<'a> Login<'a> {
 
     /// The line in its mode; its decisions reported to the store.
     pub(super) fn run(&mut self, mode: Mode, handoff: &mut dyn Handoff) -> Outcome {
-        let started = std::time::Instant::now();
+        let started = self.instant();
         let outcome = match mode {
             Mode::Prompt => self.check(Source::Ask),
             // The first of split mode's lines decides nothing about codes.
@@ -213,7 +227,7 @@ impl<'a> Login<'a> {
             Mode::ForwardedCode => self.forwarded_code(handoff),
         };
         // Reported to the fleet's history (other engines keep none).
-        let took = started.elapsed().saturating_sub(self.waited);
+        let took = self.since(started).saturating_sub(self.waited);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let events = self
             .decisions(outcome)

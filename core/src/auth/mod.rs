@@ -29,6 +29,7 @@ use crate::config::args::Mode;
 use crate::directory::Directory;
 use crate::sender::Sender;
 use crate::store::Store;
+use crate::sys::clock::Clock;
 use login::Login;
 pub use login::{denied, prefix};
 use zeroize::Zeroizing;
@@ -104,6 +105,10 @@ pub struct Services<'a> {
     pub store: &'a dyn Store,
     pub directory: &'a dyn Directory,
     pub sender: &'a dyn Sender,
+    /// Read again when a reply is checked (a person may take a while to
+    /// type, and a sent code's 300 s count until it is typed) and to time
+    /// the decision; `None`: time stays at the call's start, nothing timed.
+    pub clock: Option<&'a dyn Clock>,
 }
 
 /// The flow against any services, in a given mode at a given time (core's
@@ -117,7 +122,7 @@ pub fn authenticate_with(
     handoff: &mut dyn Handoff,
     log: &mut dyn Log,
 ) -> Outcome {
-    Login::new(config, services, req, (now, None), conv, log).run(mode, handoff)
+    Login::new(config, services, req, now, conv, log).run(mode, handoff)
 }
 
 /// Where the code comes from.
@@ -247,6 +252,7 @@ mod tests {
                 store: &store,
                 directory,
                 sender: &NoMailer,
+                clock: None,
             };
             let out = authenticate_with(
                 config,
@@ -280,6 +286,116 @@ mod tests {
         let (out, asked, told, _) = decide(&all, &dir);
         assert_eq!((out, asked), (Outcome::AuthErr, 1));
         assert_eq!(told, [NOT_ENROLLED]);
+    }
+
+    /// A sent code is checked at the time it is typed, read again from the
+    /// clock passed in: typed 400 s after it was sent, it has expired.
+    #[test]
+    fn a_sent_code_is_checked_on_the_clock_when_typed() {
+        use std::cell::RefCell;
+        /// Keeps what it is given to send.
+        #[derive(Default)]
+        struct Mailbox(RefCell<Vec<String>>);
+        impl Sender for Mailbox {
+            fn email_ready(&self, _: &std::path::Path) -> Result<(), SendError> {
+                Ok(())
+            }
+            fn sms_ready(&self, _: &std::path::Path) -> Result<(), SendError> {
+                Ok(())
+            }
+            fn email(
+                &self,
+                _: &std::path::Path,
+                _: &crate::otp::sent::Target,
+                message: &str,
+            ) -> Result<(), SendError> {
+                self.0.borrow_mut().push(message.to_string());
+                Ok(())
+            }
+            fn sms(
+                &self,
+                _: &std::path::Path,
+                _: &crate::otp::sent::Target,
+                _: &str,
+            ) -> Result<(), SendError> {
+                Ok(())
+            }
+            fn host_name(&self) -> Option<String> {
+                None
+            }
+        }
+        /// The clock when the code is typed: `late` seconds after the call
+        /// began (at `NOW`, given to the flow).
+        struct Later(u64);
+        impl Clock for Later {
+            fn now(&self) -> Option<u64> {
+                Some(NOW + self.0)
+            }
+        }
+        /// Asks for a code (an empty answer), then types the one mailed.
+        struct Typist<'m>(&'m Mailbox, usize);
+        impl Conversation for Typist<'_> {
+            fn ask_hidden(
+                &mut self,
+                _: &str,
+            ) -> Result<Option<Zeroizing<Vec<u8>>>, ConversationError> {
+                self.1 += 1;
+                let mail = self.0.0.borrow().last().cloned().unwrap_or_default();
+                let code: String = mail
+                    .split(" is ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                Ok(Some(Zeroizing::new(code.into_bytes())))
+            }
+            fn info(&mut self, _: &str) {}
+            fn error(&mut self, _: &str) {}
+        }
+        let outcome = |late: u64| {
+            let store = MemoryStore::new();
+            let mut e = Enrollment::new(rfc_secret(), TotpParams::DEFAULT, 1).unwrap();
+            e.devices.push(crate::enrollment::Device {
+                name: "mail".into(),
+                secret: Secret::from_bytes(vec![9; 20]).unwrap(),
+                kind: crate::enrollment::DeviceKind::Email(
+                    crate::otp::sent::Target::email("root@example.com").unwrap(),
+                ),
+                created: 1,
+            });
+            store.save(&root(), &e).unwrap();
+            let config = Config {
+                methods: vec![crate::config::Method::Totp, crate::config::Method::Email],
+                ..Config::default()
+            };
+            let mailbox = Mailbox::default();
+            let clock = Later(late);
+            let services = Services {
+                store: &store,
+                directory: &*DIRECTORY,
+                sender: &mailbox,
+                clock: Some(&clock),
+            };
+            let req = Request {
+                user: "root",
+                service: "sshd",
+                rhost: None,
+            };
+            let mut conv = Typist(&mailbox, 0);
+            let out = authenticate_with(
+                &config,
+                services,
+                &req,
+                (Mode::Prompt, NOW),
+                &mut conv,
+                &mut NoHandoff,
+                &mut Lines::default(),
+            );
+            (out, conv.1, mailbox.0.borrow().len())
+        };
+        assert_eq!(outcome(10), (Outcome::Success, 2, 1));
+        assert_eq!(outcome(400), (Outcome::AuthErr, 2, 1));
     }
 
     #[test]
@@ -345,6 +461,7 @@ mod tests {
             store,
             directory: &*DIRECTORY,
             sender: &NoMailer,
+            clock: None,
         }
     }
 

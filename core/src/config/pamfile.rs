@@ -138,11 +138,20 @@ message_error! {
     PamFileError
 }
 
+/// How a PAM file's text is read: the host's files (otpgate-os), or a
+/// table in tests. `Err` says why, for the message.
+pub type Read<'r> = &'r dyn Fn(&Path) -> Result<String, String>;
+
 /// Reads the lines of type `kind` of service `service` in `dir`, following
-/// includes and substacks.
-pub fn stack(dir: &Path, service: &str, kind: &str) -> Result<Vec<Entry>, PamFileError> {
+/// includes and substacks, each file through `read`.
+pub fn stack(
+    dir: &Path,
+    service: &str,
+    kind: &str,
+    read: Read,
+) -> Result<Vec<Entry>, PamFileError> {
     let mut out = Vec::new();
-    load(dir, service, Some(kind), 0, &mut out)?;
+    load(dir, service, Some(kind), 0, read, &mut out)?;
     Ok(out)
 }
 
@@ -154,22 +163,12 @@ fn resolve(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
-fn read_file(path: &Path) -> Result<String, PamFileError> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| PamFileError(format!("cannot read {}: {e}", path.display())))?;
-    let mut text = String::new();
-    file.take(MAX_PAM_FILE)
-        .read_to_string(&mut text)
-        .map_err(|e| PamFileError(format!("cannot read {}: {e}", path.display())))?;
-    Ok(text)
-}
-
 fn load(
     dir: &Path,
     name: &str,
     kind: Option<&str>,
     depth: usize,
+    read: Read,
     out: &mut Vec<Entry>,
 ) -> Result<(), PamFileError> {
     if depth >= MAX_INCLUDE_DEPTH {
@@ -178,13 +177,14 @@ fn load(
         )));
     }
     let path = resolve(dir, name);
-    let text = read_file(&path)?;
+    let text =
+        read(&path).map_err(|e| PamFileError(format!("cannot read {}: {e}", path.display())))?;
     for (line, text) in logical_lines(&text) {
         let w = words(&text);
         let Some(first) = w.first() else { continue };
         if first == "@include" {
             if let Some(file) = w.get(1) {
-                load(dir, file, kind, depth + 1, out)?;
+                load(dir, file, kind, depth + 1, read, out)?;
             }
             continue;
         }
@@ -196,7 +196,7 @@ fn load(
         let module = w.get(2).cloned().unwrap_or_default();
         let lc = control.to_ascii_lowercase();
         if lc == "include" || lc == "substack" {
-            load(dir, &module, Some(&line_kind), depth + 1, out)?;
+            load(dir, &module, Some(&line_kind), depth + 1, read, out)?;
             continue;
         }
         out.push(Entry {
@@ -378,23 +378,29 @@ auth required pam_otpgate.so forwarded_code
 
     #[test]
     fn includes_and_substacks_are_followed() {
-        let dir = std::env::temp_dir().join(format!("otpgate-pamconf-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("common-auth"),
-            "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n\
-             auth required pam_permit.so\nauth required pam_otpgate.so window=0\n\
-             session required pam_unix.so\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("keyonly"), "auth required pam_otpgate.so\n").unwrap();
-        std::fs::write(
-            dir.join("sshd"),
-            "@include common-auth\naccount include keyonly\nauth substack keyonly\n",
-        )
-        .unwrap();
-        let s = stack(&dir, "sshd", "auth").unwrap();
+        let files = [
+            (
+                "/pam.d/common-auth",
+                "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n\
+                 auth required pam_permit.so\nauth required pam_otpgate.so window=0\n\
+                 session required pam_unix.so\n",
+            ),
+            ("/pam.d/keyonly", "auth required pam_otpgate.so\n"),
+            (
+                "/pam.d/sshd",
+                "@include common-auth\naccount include keyonly\nauth substack keyonly\n",
+            ),
+            ("/pam.d/loop", "auth include loop\n"),
+        ];
+        let read = |path: &Path| {
+            files
+                .iter()
+                .find(|(p, _)| Path::new(p) == path)
+                .map(|(_, text)| text.to_string())
+                .ok_or_else(|| "No such file or directory".to_string())
+        };
+        let dir = Path::new("/pam.d");
+        let s = stack(dir, "sshd", "auth", &read).unwrap();
         let modules: Vec<&str> = s.iter().map(Entry::module_name).collect();
         assert_eq!(
             modules,
@@ -408,15 +414,14 @@ auth required pam_otpgate.so forwarded_code
         );
         assert_eq!(s[3].args, ["window=0"]);
         assert!(passes_without_otpgate(&s));
-        let alone = stack(&dir, "keyonly", "auth").unwrap();
+        let alone = stack(dir, "keyonly", "auth", &read).unwrap();
         assert!(!passes_without_otpgate(&alone));
-        std::fs::write(dir.join("loop"), "auth include loop\n").unwrap();
-        assert!(
-            stack(&dir, "loop", "auth")
-                .unwrap_err()
-                .0
-                .contains("nested")
+        let nested = stack(dir, "loop", "auth", &read).unwrap_err().0;
+        assert!(nested.contains("nested"), "{nested}");
+        let missing = stack(dir, "nope", "auth", &read).unwrap_err().0;
+        assert_eq!(
+            missing,
+            "cannot read /pam.d/nope: No such file or directory"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

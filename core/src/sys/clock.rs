@@ -9,6 +9,11 @@ pub trait Clock {
     /// Seconds since the Unix epoch, or `None` if the clock is unusable
     /// (set before 1970). Callers must fail closed on `None`.
     fn now(&self) -> Option<u64>;
+    /// A monotonic instant, for how long a step took (the metrics); `None`
+    /// when this clock does not measure (then nothing is timed).
+    fn instant(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// A clock frozen at one instant, for tests and tools.
