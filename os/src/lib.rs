@@ -14,7 +14,7 @@
 //! | [`store`] | the files engine (`statedir` for login state) and the fleet engine's client of otpgated, and which one a config names |
 //! | [`config`] | reading the config file safely |
 //! | [`key`] | root-only files: `secret_key_file`, `database_password_file` |
-//! | [`login`] | one `pam_sm_authenticate` wired to the host |
+//! | [`login`] | `Server`: the `Host` a real login runs against |
 //! | [`accounts`], [`report`], [`import`], [`migrate`] | the host's side of `audit`, `import` and `migrate` |
 
 #![forbid(unsafe_code)]

@@ -1,15 +1,40 @@
 //! One `pam_sm_authenticate` call wired to the host: its config file, NSS,
 //! the store the config names, the mailer and gateway, the clock.
 
-use otpgate_core::auth::{
-    Conversation, Handoff, Level, Log, Outcome, Request, Services, authenticate_with, denied,
-    prefix,
-};
+use otpgate_core::auth::{Conversation, Handoff, Host, Log, Outcome, Request};
 use otpgate_core::config::args::ModuleArgs;
+use otpgate_core::config::{Config, ConfigError};
+use otpgate_core::directory::Directory;
+use otpgate_core::sender::Sender;
+use otpgate_core::store::Store;
 use otpgate_core::sys::clock::Clock;
 
-/// The full decision for one `pam_sm_authenticate` call. `handoff` carries
-/// what split mode's two lines hand each other (unused by the usual line).
+/// The host of a real login: the config file (link-free, root's), the
+/// store it names, NSS, the mailer and gateway, and `clock`.
+pub struct Server<'c> {
+    pub clock: &'c dyn Clock,
+}
+
+impl Host for Server<'_> {
+    fn config(&self, args: &ModuleArgs) -> Result<Config, ConfigError> {
+        crate::config::load_checked(args, &crate::nss::Nss)
+    }
+    fn store(&self, config: &Config) -> Box<dyn Store> {
+        crate::store::open_for_login(config)
+    }
+    fn directory(&self) -> &dyn Directory {
+        &crate::nss::Nss
+    }
+    fn sender(&self) -> &dyn Sender {
+        &crate::send::Programs
+    }
+    fn clock(&self) -> &dyn Clock {
+        self.clock
+    }
+}
+
+/// One `pam_sm_authenticate` call on this server (see
+/// [`otpgate_core::auth::authenticate`]).
 pub fn authenticate(
     args: &[&str],
     req: &Request,
@@ -18,35 +43,13 @@ pub fn authenticate(
     log: &mut dyn Log,
     clock: &dyn Clock,
 ) -> Outcome {
-    let directory = crate::nss::Nss;
-    let loaded = ModuleArgs::parse(args)
-        .and_then(|a| Ok((a.mode, crate::config::load_checked(&a, &directory)?)));
-    let (mode, config) = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            let why = denied(&format!("configuration error: {e}"));
-            log.log(Level::Err, &format!("{} {why}", prefix(req)));
-            return Outcome::AuthInfoUnavail;
-        }
-    };
-    let Some(now) = clock.now() else {
-        let why = denied("the system clock is set before 1970");
-        log.log(Level::Err, &format!("{} {why}", prefix(req)));
-        return Outcome::AuthInfoUnavail;
-    };
-    let store = crate::store::open_for_login(&config);
-    let services = Services {
-        store: store.as_ref(),
-        directory: &directory,
-        sender: &crate::send::Programs,
-        clock: Some(clock),
-    };
-    authenticate_with(&config, services, req, (mode, now), conv, handoff, log)
+    otpgate_core::auth::authenticate(args, req, conv, handoff, log, &Server { clock })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use otpgate_core::auth::Level;
     use otpgate_core::auth::{ConversationError, NoHandoff};
     use otpgate_core::sys::clock::FixedClock;
     use zeroize::Zeroizing;

@@ -24,8 +24,8 @@ pub use messages::{
 };
 pub use verify::{Tolerance, Verdict, adopt_legacy, decide, decide_recovery};
 
-use crate::config::Config;
-use crate::config::args::Mode;
+use crate::config::args::{Mode, ModuleArgs};
+use crate::config::{Config, ConfigError};
 use crate::directory::Directory;
 use crate::sender::Sender;
 use crate::store::Store;
@@ -109,6 +109,54 @@ pub struct Services<'a> {
     /// type, and a sent code's 300 s count until it is typed) and to time
     /// the decision; `None`: time stays at the call's start, nothing timed.
     pub clock: Option<&'a dyn Clock>,
+}
+
+/// The host as one login reaches it (otpgate-os's `login::Server` on a
+/// real server): the config a line's arguments name, the store that config
+/// names, accounts and groups, the mailer, the clock.
+pub trait Host {
+    /// The line's config: the file its arguments name, their overrides
+    /// applied, the groups it names checked.
+    fn config(&self, args: &ModuleArgs) -> Result<Config, ConfigError>;
+    /// The store `config` names, opened for one login.
+    fn store(&self, config: &Config) -> Box<dyn Store>;
+    fn directory(&self) -> &dyn Directory;
+    fn sender(&self) -> &dyn Sender;
+    fn clock(&self) -> &dyn Clock;
+}
+
+/// The full decision for one `pam_sm_authenticate` call: arguments that
+/// are no usable config, or a clock set before 1970, deny before anything
+/// is asked; then the flow. `handoff` carries what split mode's two lines
+/// hand each other (unused by the usual line).
+pub fn authenticate(
+    args: &[&str],
+    req: &Request,
+    conv: &mut dyn Conversation,
+    handoff: &mut dyn Handoff,
+    log: &mut dyn Log,
+    host: &dyn Host,
+) -> Outcome {
+    let refuse = |log: &mut dyn Log, why: &str| {
+        log.log(Level::Err, &format!("{} {}", prefix(req), denied(why)));
+        Outcome::AuthInfoUnavail
+    };
+    let loaded = ModuleArgs::parse(args).and_then(|a| Ok((a.mode, host.config(&a)?)));
+    let (mode, config) = match loaded {
+        Ok(c) => c,
+        Err(e) => return refuse(log, &format!("configuration error: {e}")),
+    };
+    let Some(now) = host.clock().now() else {
+        return refuse(log, "the system clock is set before 1970");
+    };
+    let store = host.store(&config);
+    let services = Services {
+        store: store.as_ref(),
+        directory: host.directory(),
+        sender: host.sender(),
+        clock: Some(host.clock()),
+    };
+    authenticate_with(&config, services, req, (mode, now), conv, handoff, log)
 }
 
 /// The flow against any services, in a given mode at a given time (core's
@@ -396,6 +444,82 @@ mod tests {
         };
         assert_eq!(outcome(10), (Outcome::Success, 2, 1));
         assert_eq!(outcome(400), (Outcome::AuthErr, 2, 1));
+    }
+
+    /// A config that cannot be used, or a clock before 1970, denies before
+    /// anything is asked, and says why in the log (the host is a stand-in:
+    /// no file is read).
+    #[test]
+    fn an_unusable_config_or_clock_denies_before_prompting() {
+        struct Stub(Result<Config, crate::config::ConfigError>, Option<u64>);
+        impl Clock for Stub {
+            fn now(&self) -> Option<u64> {
+                self.1
+            }
+        }
+        impl Host for Stub {
+            fn config(&self, _: &ModuleArgs) -> Result<Config, crate::config::ConfigError> {
+                self.0.clone()
+            }
+            fn store(&self, _: &Config) -> Box<dyn Store> {
+                Box::new(enrolled_store())
+            }
+            fn directory(&self) -> &dyn Directory {
+                &*DIRECTORY
+            }
+            fn sender(&self) -> &dyn Sender {
+                &NoMailer
+            }
+            fn clock(&self) -> &dyn Clock {
+                self
+            }
+        }
+        let broken = crate::config::ConfigError::new(
+            "/etc/otpgate/config.toml",
+            crate::config::ConfigProblem::Syntax("line 1: nonsense".into()),
+        );
+        let req = Request {
+            user: "root",
+            service: "sshd",
+            rhost: None,
+        };
+        for (host, args, why) in [
+            (
+                Stub(Err(broken), Some(NOW)),
+                &[][..],
+                "configuration error: /etc/otpgate/config.toml: line 1: nonsense",
+            ),
+            (
+                Stub(Ok(Config::default()), Some(NOW)),
+                &["frobnicate"][..],
+                "configuration error: module arguments: unknown argument `frobnicate`",
+            ),
+            (
+                Stub(Ok(Config::default()), None),
+                &[][..],
+                "the system clock is set before 1970",
+            ),
+        ] {
+            let mut conv = Script::new(Ok(Some(code(NOW).into_bytes())));
+            let mut log = Lines::default();
+            let out = authenticate(args, &req, &mut conv, &mut NoHandoff, &mut log, &host);
+            assert_eq!((out, conv.asked), (Outcome::AuthInfoUnavail, 0), "{why}");
+            assert_eq!(log.0.len(), 1, "{:?}", log.0);
+            assert_eq!(log.0[0].0, Level::Err);
+            assert!(log.0[0].1.contains(why), "{why}: {:?}", log.0);
+        }
+        // The same host with a usable config and clock: the code is accepted.
+        let host = Stub(Ok(Config::default()), Some(NOW));
+        let mut conv = Script::new(Ok(Some(code(NOW).into_bytes())));
+        let out = authenticate(
+            &[],
+            &req,
+            &mut conv,
+            &mut NoHandoff,
+            &mut Lines::default(),
+            &host,
+        );
+        assert_eq!(out, Outcome::Success);
     }
 
     #[test]
