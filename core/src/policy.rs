@@ -25,24 +25,29 @@ pub struct Cidr {
     prefix: u8,
 }
 
-impl std::str::FromStr for Cidr {
-    type Err = String;
+message_error! {
+    /// Text that is not an IP address or `addr/prefix` network.
+    CidrError
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(s: &str) -> Result<Self, CidrError> {
         let (a, p) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
         let addr: IpAddr = a.parse().map_err(|_| {
-            format!("\"{s}\" is not an IP address or CIDR network (e.g. 10.0.0.0/8, 2001:db8::/32)")
+            CidrError(format!(
+                "\"{s}\" is not an IP address or CIDR network (e.g. 10.0.0.0/8, 2001:db8::/32)"
+            ))
         })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| format!("\"{s}\": the prefix length must be 0 to {max}"))?,
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                CidrError(format!("\"{s}\": the prefix length must be 0 to {max}"))
+            })?,
             None => max,
         };
         Ok(Self {
@@ -265,6 +270,22 @@ mod tests {
         ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad}");
         }
+        // The message says what is wrong and shows the form that works.
+        let e = "example.com".parse::<Cidr>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"example.com\" is not an IP address or CIDR network (e.g. 10.0.0.0/8, 2001:db8::/32)"
+        );
+        let e = "10.0.0.0/33".parse::<Cidr>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"10.0.0.0/33\": the prefix length must be 0 to 32"
+        );
+        let e = "2001:db8::/129".parse::<Cidr>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"2001:db8::/129\": the prefix length must be 0 to 128"
+        );
     }
 
     #[test]

@@ -50,22 +50,30 @@ impl std::fmt::Display for Method {
     }
 }
 
+message_error! {
+    /// A name in `methods` that is not a method; the message lists the known ones.
+    UnknownMethod
+}
+
 impl TryFrom<String> for Method {
-    type Error = String;
-    fn try_from(name: String) -> Result<Self, String> {
+    type Error = UnknownMethod;
+    fn try_from(name: String) -> Result<Self, UnknownMethod> {
         name.parse()
     }
 }
 
 impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(name: &str) -> Result<Self, String> {
+    type Err = UnknownMethod;
+    fn from_str(name: &str) -> Result<Self, UnknownMethod> {
         Self::ALL
             .into_iter()
             .find(|m| m.as_str() == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
-                format!("\"{name}\" is not a method; known: {}", known.join(", "))
+                UnknownMethod(format!(
+                    "\"{name}\" is not a method; known: {}",
+                    known.join(", ")
+                ))
             })
     }
 }
@@ -82,7 +90,7 @@ mod tests {
         }
         let e = "yubikey".parse::<Method>().unwrap_err();
         assert_eq!(
-            e,
+            e.to_string(),
             "\"yubikey\" is not a method; known: totp, hotp, yubico-otp, recovery, email, sms"
         );
     }
