@@ -734,7 +734,9 @@ async fn reseal(tx: &tokio_postgres::Transaction<'_>, key: &Key) -> Result<(), D
             counter: 1,
             removed: false,
         };
-        let (nonce, sealed) = key.seal_row(binding, &plain).map_err(|e| bad(e.0))?;
+        let (nonce, sealed) = key
+            .seal_row(&otpgate_os::random::OsRandom, binding, &plain)
+            .map_err(|e| bad(e.0))?;
         tx.execute_typed(
             "UPDATE otpgate_enrollments SET nonce = $2, sealed = $3, counter = 1 WHERE user_name = $1",
             &[(&user, Type::TEXT), (&nonce, Type::BYTEA), (&sealed, Type::BYTEA)],

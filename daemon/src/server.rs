@@ -629,7 +629,10 @@ async fn write_enrollment(
             counter,
             removed: enrollment.is_none(),
         };
-        let (nonce, sealed) = service.key.seal_row(binding, plain).map_err(|e| bad(e.0))?;
+        let (nonce, sealed) = service
+            .key
+            .seal_row(&otpgate_os::random::OsRandom, binding, plain)
+            .map_err(|e| bad(e.0))?;
         let row = SealedRow {
             id,
             nonce,

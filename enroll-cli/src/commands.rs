@@ -68,7 +68,7 @@ pub fn recovery_codes(
         "making new recovery codes",
     )?;
     let n = count.unwrap_or(config.recovery_codes);
-    let (codes, set) = recovery::generate_set(n, now()?)?;
+    let (codes, set) = recovery::generate_set(&otpgate_os::random::OsRandom, n, now()?)?;
     let revoked = enrollment.recovery.replace(set).map(|old| old.salt);
     store.save(&account, &enrollment)?;
     if let (true, Some(salt)) = (caller.is_root(), revoked) {
@@ -519,7 +519,7 @@ pub fn import_google(
     let google = otpgate_os::import::read(&account, &path)?;
     let store = otpgate_os::store::open(&config);
     authorize_replace(&caller, &config, store.as_ref(), &account, force)?;
-    let enrollment = import::enrollment(&google, now()?)?;
+    let enrollment = import::enrollment(&google, now()?, &otpgate_os::random::OsRandom)?;
     store.save(&account, &enrollment)?;
     let location = store.location(&account)?;
     let shown = path.display().to_string();

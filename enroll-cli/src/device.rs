@@ -222,7 +222,7 @@ fn add(caller: &Caller, config: &otpgate_core::config::Config, args: &AddArgs) -
         let params = TotpParams::new(algorithm, digits, args.period.unwrap_or(config.period))?;
         let secret = match args.secret.as_deref() {
             Some(s) => read_secret(s)?,
-            None => Secret::generate()?,
+            None => Secret::generate(&otpgate_os::random::OsRandom)?,
         };
         let issuer = config.effective_issuer(otpgate_os::hostname());
         let key_uri = uri::totp_uri(&issuer, &account.name, &secret, &params);
@@ -268,9 +268,15 @@ fn sent_device(
         _ => return Err("--email or --sms is needed".to_string().into()),
     };
     if !args.no_confirm {
-        let code = devices::send_confirmation(config, &otpgate_os::send::Programs, kind).map_err(
-            |why| format!("device not added: the confirmation code could not be sent ({why})"),
-        )?;
+        let code = devices::send_confirmation(
+            config,
+            &otpgate_os::send::Programs,
+            &otpgate_os::random::OsRandom,
+            kind,
+        )
+        .map_err(|why| {
+            format!("device not added: the confirmation code could not be sent ({why})")
+        })?;
         let to = kind.target().map(|t| t.masked()).unwrap_or_default();
         let confirmed = term::confirm(
             |attempt, tries| format!("Code sent to {to} ({attempt} of {tries}): "),
@@ -293,7 +299,7 @@ fn sent_device(
     }
     Ok(Device {
         name: args.name.clone(),
-        secret: Secret::generate()?,
+        secret: Secret::generate(&otpgate_os::random::OsRandom)?,
         kind,
         created: now,
     })

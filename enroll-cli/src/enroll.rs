@@ -158,7 +158,13 @@ pub fn run(config_path: Option<&Path>, args: &EnrollArgs) -> fail::Result<()> {
         period: args.period,
         recovery_codes: args.recovery_codes.unwrap_or(config.recovery_codes),
     };
-    let new = NewEnrollment::prepare(&config, secret, &opts, now()?)?;
+    let new = NewEnrollment::prepare(
+        &config,
+        secret,
+        &opts,
+        now()?,
+        &otpgate_os::random::OsRandom,
+    )?;
     let issuer = config.effective_issuer(otpgate_os::hostname());
     let key_uri = uri::totp_uri(&issuer, &account.name, new.secret(), &new.params);
 

@@ -11,6 +11,7 @@
 //! | [`nss`] | the host's accounts and groups: core's `Directory` |
 //! | [`send`] | the mailer and the SMS gateway: core's `Sender` |
 //! | [`clock`] | the host's clock: core's `Clock` |
+//! | [`random`] | the kernel's CSPRNG: core's `Random` |
 //! | [`store`] | the files engine (`statedir` for login state) and the fleet engine's client of otpgated, and which one a config names |
 //! | [`config`] | reading the config file safely |
 //! | [`key`] | root-only files: `secret_key_file`, `database_password_file` |
@@ -29,6 +30,7 @@ pub mod key;
 pub mod login;
 pub mod migrate;
 pub mod nss;
+pub mod random;
 pub mod report;
 pub mod send;
 pub mod store;

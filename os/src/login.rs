@@ -1,5 +1,6 @@
 //! One `pam_sm_authenticate` call wired to the host: its config file, NSS,
-//! the store the config names, the mailer and gateway, the clock.
+//! the store the config names, the mailer and gateway, the clock, the
+//! kernel's CSPRNG.
 
 use otpgate_core::auth::{Conversation, Handoff, Host, Log, Outcome, Request};
 use otpgate_core::config::args::ModuleArgs;
@@ -8,6 +9,7 @@ use otpgate_core::directory::Directory;
 use otpgate_core::sender::Sender;
 use otpgate_core::store::Store;
 use otpgate_core::sys::clock::Clock;
+use otpgate_core::sys::random::Random;
 
 /// The host of a real login: the config file (link-free, root's), the
 /// store it names, NSS, the mailer and gateway, and `clock`.
@@ -30,6 +32,9 @@ impl Host for Server<'_> {
     }
     fn clock(&self) -> &dyn Clock {
         self.clock
+    }
+    fn random(&self) -> &dyn Random {
+        &crate::random::OsRandom
     }
 }
 

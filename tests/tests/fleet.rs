@@ -941,6 +941,7 @@ fn a_daemon_that_goes_away_mid_login_is_a_denial_never_a_sigpipe() {
         otpgate_core::otp::secret::Secret::from_base32(RFC_SECRET).unwrap(),
         otpgate_core::otp::TotpParams::DEFAULT,
         T0,
+        &otpgate_os::random::OsRandom,
     )
     .unwrap()
     .to_toml()

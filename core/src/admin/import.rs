@@ -7,6 +7,7 @@ use crate::enrollment::gauth::GoogleFile;
 use crate::otp::recovery::{self, RecoveryCode};
 use crate::otp::{Algorithm, TotpParams};
 use crate::sys::account::Account;
+use crate::sys::random::Random;
 use std::path::{Path, PathBuf};
 
 /// The file to import: `--file PATH`, or the user's `~/.google_authenticator`.
@@ -18,9 +19,9 @@ pub fn source_path(account: &Account, file: Option<&Path>) -> PathBuf {
 }
 
 /// The enrollment an imported file becomes.
-pub fn enrollment(google: &GoogleFile, now: u64) -> Result<Enrollment, Error> {
+pub fn enrollment(google: &GoogleFile, now: u64, random: &dyn Random) -> Result<Enrollment, Error> {
     let params = TotpParams::new(Algorithm::SHA1, 6, google.period)?;
-    let mut enrollment = Enrollment::new(google.secret.clone(), params, now)
+    let mut enrollment = Enrollment::new(google.secret.clone(), params, now, random)
         .map_err(|e| Error::System(e.to_string()))?;
     if !google.scratch_codes.is_empty() {
         let codes: Vec<RecoveryCode> = google
@@ -28,7 +29,7 @@ pub fn enrollment(google: &GoogleFile, now: u64) -> Result<Enrollment, Error> {
             .iter()
             .filter_map(|c| RecoveryCode::from_scratch(c))
             .collect();
-        enrollment.recovery = Some(recovery::hash_set(&codes, now)?);
+        enrollment.recovery = Some(recovery::hash_set(random, &codes, now)?);
     }
     Ok(enrollment)
 }

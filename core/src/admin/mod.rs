@@ -18,6 +18,7 @@ use crate::otp::secret::Secret;
 use crate::otp::{self, Algorithm, TotpParams};
 use crate::store::Store;
 use crate::sys::account::Account;
+use crate::sys::random::Random;
 use zeroize::Zeroizing;
 
 /// Who runs the command.
@@ -110,6 +111,7 @@ impl NewEnrollment {
         secret: Option<Secret>,
         opts: &EnrollOptions,
         now: u64,
+        random: &dyn Random,
     ) -> Result<Self, Error> {
         let params = TotpParams::new(
             opts.algorithm.unwrap_or(config.algorithm),
@@ -118,13 +120,13 @@ impl NewEnrollment {
         )?;
         let secret = match secret {
             Some(s) => s,
-            None => Secret::generate().map_err(|e| Error::System(e.to_string()))?,
+            None => Secret::generate(random).map_err(|e| Error::System(e.to_string()))?,
         };
-        let mut enrollment =
-            Enrollment::new(secret, params, now).map_err(|e| Error::System(e.to_string()))?;
+        let mut enrollment = Enrollment::new(secret, params, now, random)
+            .map_err(|e| Error::System(e.to_string()))?;
         let mut recovery_codes = Vec::new();
         if opts.recovery_codes > 0 {
-            let (codes, set) = recovery::generate_set(opts.recovery_codes, now)?;
+            let (codes, set) = recovery::generate_set(random, opts.recovery_codes, now)?;
             enrollment.recovery = Some(set);
             recovery_codes = codes;
         }
@@ -343,7 +345,13 @@ mod tests {
     #[test]
     fn changes_need_root_or_a_current_code() {
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
-        let e = Enrollment::new(secret.clone(), TotpParams::DEFAULT, 1).unwrap();
+        let e = Enrollment::new(
+            secret.clone(),
+            TotpParams::DEFAULT,
+            1,
+            &crate::sys::random::test::COUNTER,
+        )
+        .unwrap();
         let now = 1_800_000_000;
         let good = otp::totp(&secret, &TotpParams::DEFAULT, now).to_string();
         let root = Caller {

@@ -79,6 +79,7 @@ mod tests {
             Secret::from_bytes(vec![5; 20]).unwrap(),
             TotpParams::DEFAULT,
             1,
+            &crate::sys::random::test::COUNTER,
         )
         .unwrap();
         store

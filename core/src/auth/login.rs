@@ -12,6 +12,7 @@ use crate::fleet::history::{LoginEvent, LoginResult, MAX_EVENTS, Method};
 use crate::sender::Sender;
 use crate::store::Store;
 use crate::sys::clock::Clock;
+use crate::sys::random::Random;
 use zeroize::Zeroizing;
 
 /// One login: its config, its store, the request and the time it started;
@@ -25,6 +26,7 @@ pub(crate) struct Login<'a> {
     pub store: &'a dyn Store,
     pub directory: &'a dyn Directory,
     pub sender: &'a dyn Sender,
+    pub random: &'a dyn Random,
     pub req: &'a Request<'a>,
     /// The time the call started (policy, the gate, what is sent).
     pub now: u64,
@@ -76,6 +78,7 @@ impl<'a> Login<'a> {
             store: services.store,
             directory: services.directory,
             sender: services.sender,
+            random: services.random,
             req,
             now,
             clock: services.clock,
@@ -103,6 +106,7 @@ impl<'a> Login<'a> {
             store: self.store,
             directory: self.directory,
             sender: self.sender,
+            random: self.random,
             clock: None,
         };
         let mut quiet = Login::new(self.config, services, self.req, self.now, conv, log);
@@ -140,7 +144,7 @@ impl<'a> Login<'a> {
     /// This PAM call's request id (see the field).
     pub(crate) fn request(&self) -> &str {
         self.request
-            .get_or_init(|| crate::otp::sent::new_request().unwrap_or_default())
+            .get_or_init(|| crate::otp::sent::new_request(self.random).unwrap_or_default())
     }
 
     /// A debug line, formatted only when `debug` is on (every login passes

@@ -30,6 +30,7 @@ use crate::directory::Directory;
 use crate::sender::Sender;
 use crate::store::Store;
 use crate::sys::clock::Clock;
+use crate::sys::random::Random;
 use login::Login;
 pub use login::{denied, prefix};
 use zeroize::Zeroizing;
@@ -105,6 +106,8 @@ pub struct Services<'a> {
     pub store: &'a dyn Store,
     pub directory: &'a dyn Directory,
     pub sender: &'a dyn Sender,
+    /// Randomness for the sent codes and this call's request id.
+    pub random: &'a dyn Random,
     /// Read again when a reply is checked (a person may take a while to
     /// type, and a sent code's 300 s count until it is typed) and to time
     /// the decision; `None`: time stays at the call's start, nothing timed.
@@ -113,7 +116,7 @@ pub struct Services<'a> {
 
 /// The host as one login reaches it (otpgate-os's `login::Server` on a
 /// real server): the config a line's arguments name, the store that config
-/// names, accounts and groups, the mailer, the clock.
+/// names, accounts and groups, the mailer, the clock, randomness.
 pub trait Host {
     /// The line's config: the file its arguments name, their overrides
     /// applied, the groups it names checked.
@@ -123,6 +126,7 @@ pub trait Host {
     fn directory(&self) -> &dyn Directory;
     fn sender(&self) -> &dyn Sender;
     fn clock(&self) -> &dyn Clock;
+    fn random(&self) -> &dyn Random;
 }
 
 /// The full decision for one `pam_sm_authenticate` call: arguments that
@@ -154,6 +158,7 @@ pub fn authenticate(
         store: store.as_ref(),
         directory: host.directory(),
         sender: host.sender(),
+        random: host.random(),
         clock: Some(host.clock()),
     };
     authenticate_with(&config, services, req, (mode, now), conv, handoff, log)
@@ -300,6 +305,7 @@ mod tests {
                 store: &store,
                 directory,
                 sender: &NoMailer,
+                random: &crate::sys::random::test::COUNTER,
                 clock: None,
             };
             let out = authenticate_with(
@@ -403,7 +409,13 @@ mod tests {
         }
         let outcome = |late: u64| {
             let store = MemoryStore::new();
-            let mut e = Enrollment::new(rfc_secret(), TotpParams::DEFAULT, 1).unwrap();
+            let mut e = Enrollment::new(
+                rfc_secret(),
+                TotpParams::DEFAULT,
+                1,
+                &crate::sys::random::test::COUNTER,
+            )
+            .unwrap();
             e.devices.push(crate::enrollment::Device {
                 name: "mail".into(),
                 secret: Secret::from_bytes(vec![9; 20]).unwrap(),
@@ -423,6 +435,7 @@ mod tests {
                 store: &store,
                 directory: &*DIRECTORY,
                 sender: &mailbox,
+                random: &crate::sys::random::test::COUNTER,
                 clock: Some(&clock),
             };
             let req = Request {
@@ -472,6 +485,9 @@ mod tests {
             }
             fn clock(&self) -> &dyn Clock {
                 self
+            }
+            fn random(&self) -> &dyn Random {
+                &crate::sys::random::test::COUNTER
             }
         }
         let broken = crate::config::ConfigError::new(
@@ -585,6 +601,7 @@ mod tests {
             store,
             directory: &*DIRECTORY,
             sender: &NoMailer,
+            random: &crate::sys::random::test::COUNTER,
             clock: None,
         }
     }
@@ -603,7 +620,13 @@ mod tests {
 
     fn enrolled_store() -> MemoryStore {
         let store = MemoryStore::new();
-        let e = Enrollment::new(rfc_secret(), TotpParams::DEFAULT, 1).unwrap();
+        let e = Enrollment::new(
+            rfc_secret(),
+            TotpParams::DEFAULT,
+            1,
+            &crate::sys::random::test::COUNTER,
+        )
+        .unwrap();
         store.save(&root(), &e).unwrap();
         store
     }

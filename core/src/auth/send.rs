@@ -56,7 +56,7 @@ impl Login<'_> {
         if let Err(why) = ready {
             return Offer::Denied(self.send_failed(&why, &device.name));
         }
-        let code = match sent::new_code() {
+        let code = match sent::new_code(self.random) {
             Ok(c) => c,
             Err(why) => {
                 self.deny(Level::Err, &format!("no code sent: {why}"));

@@ -264,7 +264,13 @@ mod tests {
     fn shapes_follow_the_enrollment() {
         let secret =
             crate::otp::secret::Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
-        let e = Enrollment::new(secret, crate::otp::TotpParams::DEFAULT, 1).unwrap();
+        let e = Enrollment::new(
+            secret,
+            crate::otp::TotpParams::DEFAULT,
+            1,
+            &crate::sys::random::test::COUNTER,
+        )
+        .unwrap();
         assert_eq!(
             Shapes::of(&e),
             Shapes {

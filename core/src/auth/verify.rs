@@ -489,7 +489,13 @@ mod tests {
 
     fn enrollment(id: &str) -> Enrollment {
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap();
-        let mut e = Enrollment::new(secret, TotpParams::DEFAULT, 1).unwrap();
+        let mut e = Enrollment::new(
+            secret,
+            TotpParams::DEFAULT,
+            1,
+            &crate::sys::random::test::COUNTER,
+        )
+        .unwrap();
         e.id = id.into();
         e
     }
@@ -575,7 +581,8 @@ mod tests {
     #[test]
     fn version_one_memory_is_adopted_by_name_and_creation_time() {
         let mut e = enrollment("0123456789abcdef");
-        let (codes, set) = recovery::generate_set(2, 1).unwrap();
+        let (codes, set) =
+            recovery::generate_set(&crate::sys::random::test::COUNTER, 2, 1).unwrap();
         e.recovery = Some(set.clone());
         let mut st = UserState::parse(
             format!(
@@ -681,7 +688,8 @@ mod tests {
     #[test]
     fn recovery_codes_work_once() {
         let mut e = enrollment("0123456789abcdef");
-        let (codes, set) = recovery::generate_set(2, 1).unwrap();
+        let (codes, set) =
+            recovery::generate_set(&crate::sys::random::test::COUNTER, 2, 1).unwrap();
         e.recovery = Some(set);
         let mut st = UserState::default();
         let h0 = recovery::find(e.recovery.as_ref().unwrap(), &codes[0]).unwrap();
@@ -714,6 +722,7 @@ mod yubico_tests {
             Secret::from_bytes(b"12345678901234567890".to_vec()).unwrap(),
             TotpParams::DEFAULT,
             1,
+            &crate::sys::random::test::COUNTER,
         )
         .unwrap();
         e.devices.push(Device {

@@ -9,7 +9,7 @@ mod validate;
 
 use error::err;
 pub use error::{ConfigError, ConfigProblem};
-pub use method::Method;
+pub use method::{Method, UnknownMethod};
 pub mod pamfile;
 
 use crate::otp::{Algorithm, DIGITS_RANGE, PERIOD_RANGE, TotpParams};

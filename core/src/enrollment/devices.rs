@@ -216,9 +216,10 @@ pub fn yubico_kind(
 pub fn send_confirmation(
     config: &crate::config::Config,
     sender: &dyn crate::sender::Sender,
+    random: &dyn crate::sys::random::Random,
     kind: DeviceKind,
 ) -> Result<zeroize::Zeroizing<String>, SetupError> {
-    let code = crate::otp::sent::new_code().map_err(SetupError::Random)?;
+    let code = crate::otp::sent::new_code(random).map_err(SetupError::Random)?;
     let body = format!(
         "Your otpgate confirmation code is {}.\nType it where `otpgate device add` asks for it. If you did not add this address or number, ignore this message.\n",
         code.as_str()
@@ -286,6 +287,7 @@ mod tests {
             Secret::from_bytes(vec![1; 20]).unwrap(),
             TotpParams::DEFAULT,
             1,
+            &crate::sys::random::test::COUNTER,
         )
         .unwrap()
     }

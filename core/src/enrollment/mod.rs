@@ -27,6 +27,7 @@ pub mod gauth;
 use crate::config::Method;
 use crate::otp::secret::Secret;
 use crate::otp::{Algorithm, TotpParams};
+use crate::sys::random::Random;
 use serde::{Deserialize, Serialize};
 
 /// The format version this build reads and writes.
@@ -318,16 +319,23 @@ impl Enrollment {
     }
 
     /// A fresh random enrollment id (128 bits, hex).
-    pub fn new_id() -> Result<String, FormatError> {
+    pub fn new_id(random: &dyn Random) -> Result<String, FormatError> {
         let mut bytes = [0u8; 16];
-        crate::sys::random::fill(&mut bytes).map_err(|_| FormatError::Randomness)?;
+        random
+            .fill(&mut bytes)
+            .map_err(|_| FormatError::Randomness)?;
         Ok(crate::otp::secret::hex(&bytes))
     }
 
     /// A new enrollment with one TOTP device.
-    pub fn new(secret: Secret, params: TotpParams, now: u64) -> Result<Self, FormatError> {
+    pub fn new(
+        secret: Secret,
+        params: TotpParams,
+        now: u64,
+        random: &dyn Random,
+    ) -> Result<Self, FormatError> {
         Ok(Self {
-            id: Self::new_id()?,
+            id: Self::new_id(random)?,
             created: now,
             devices: vec![Device {
                 name: PRIMARY_DEVICE.into(),
@@ -430,9 +438,12 @@ mod tests {
 
     #[test]
     fn ids_are_random_hex() {
-        let a = Enrollment::new_id().unwrap();
+        let a = Enrollment::new_id(&crate::sys::random::test::COUNTER).unwrap();
         assert_eq!(a.len(), 32);
-        assert_ne!(a, Enrollment::new_id().unwrap());
+        assert_ne!(
+            a,
+            Enrollment::new_id(&crate::sys::random::test::COUNTER).unwrap()
+        );
         assert!(format::check_enrollment_id(&a).is_ok());
     }
 

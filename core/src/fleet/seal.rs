@@ -10,6 +10,7 @@
 //! carries an HMAC-SHA256, under a key derived from `secret_key_file`, over
 //! the account, the row's version and its text.
 
+use crate::sys::random::Random;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -91,9 +92,15 @@ impl Key {
         Ok(Self { aead, mac })
     }
 
-    fn seal_with(&self, aad: &[u8], plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SealError> {
+    fn seal_with(
+        &self,
+        random: &dyn Random,
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), SealError> {
         let mut nonce = [0u8; NONCE_LEN];
-        crate::sys::random::fill(&mut nonce)
+        random
+            .fill(&mut nonce)
             .map_err(|_| SealError("the system's random source failed".into()))?;
         let sealed = self
             .aead
@@ -123,11 +130,12 @@ impl Key {
     /// version 1 (no counter). Only tests and the migration's tests use it.
     pub fn seal(
         &self,
+        random: &dyn Random,
         user: &str,
         id: &str,
         plain: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), SealError> {
-        self.seal_with(&associated(user, id), plain)
+        self.seal_with(random, &associated(user, id), plain)
     }
 
     /// Opens a row sealed by schema version 1 (the migration to version 2
@@ -144,8 +152,13 @@ impl Key {
 
     /// Seals an enrollment row (or, `removed`, a removal record with an
     /// empty `plain`): (nonce, ciphertext).
-    pub fn seal_row(&self, b: Binding<'_>, plain: &[u8]) -> Result<(Vec<u8>, Vec<u8>), SealError> {
-        self.seal_with(&associated_row(b), plain)
+    pub fn seal_row(
+        &self,
+        random: &dyn Random,
+        b: Binding<'_>,
+        plain: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), SealError> {
+        self.seal_with(random, &associated_row(b), plain)
     }
 
     /// Opens what [`Self::seal_row`] made for exactly the same binding.
@@ -217,7 +230,14 @@ mod tests {
     #[test]
     fn sealed_opens_only_for_its_account_and_enrollment() {
         let k = key(1);
-        let (nonce, sealed) = k.seal("alice", "id1", b"JBSWY3DPEHPK3PXP").unwrap();
+        let (nonce, sealed) = k
+            .seal(
+                &crate::sys::random::test::COUNTER,
+                "alice",
+                "id1",
+                b"JBSWY3DPEHPK3PXP",
+            )
+            .unwrap();
         assert!(!sealed.windows(16).any(|w| w == b"JBSWY3DPEHPK3PXP"));
         assert_eq!(
             k.open("alice", "id1", &nonce, &sealed).unwrap().as_slice(),

@@ -10,6 +10,7 @@
 use crate::enrollment::RecoverySet;
 use crate::otp::OtpError;
 use crate::otp::secret::{Secret, base32_encode};
+use crate::sys::random::Random;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -66,9 +67,9 @@ impl RecoveryCode {
     }
 
     /// A new random code from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, OtpError> {
+    pub fn generate(random: &dyn Random) -> Result<Self, OtpError> {
         let mut raw = Zeroizing::new([0u8; CODE_LEN]);
-        crate::sys::random::fill(&mut *raw).map_err(|_| OtpError::Randomness)?;
+        random.fill(&mut *raw).map_err(|_| OtpError::Randomness)?;
         let text: String = raw
             .iter()
             .map(|b| ALPHABET[(b & 31) as usize] as char)
@@ -111,28 +112,36 @@ fn decode(text: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Makes `count` new codes and their hashed set.
-pub fn generate_set(count: usize, now: u64) -> Result<(Vec<RecoveryCode>, RecoverySet), OtpError> {
+pub fn generate_set(
+    random: &dyn Random,
+    count: usize,
+    now: u64,
+) -> Result<(Vec<RecoveryCode>, RecoverySet), OtpError> {
     if count == 0 || count > MAX_COUNT {
         return Err(OtpError::RecoveryCount(count));
     }
     let mut codes: Vec<RecoveryCode> = Vec::with_capacity(count);
     while codes.len() < count {
-        let code = RecoveryCode::generate()?;
+        let code = RecoveryCode::generate(random)?;
         if !codes.contains(&code) {
             codes.push(code);
         }
     }
-    let set = hash_set(&codes, now)?;
+    let set = hash_set(random, &codes, now)?;
     Ok((codes, set))
 }
 
 /// Hashes given codes into a new set with a fresh salt.
-pub fn hash_set(codes: &[RecoveryCode], now: u64) -> Result<RecoverySet, OtpError> {
+pub fn hash_set(
+    random: &dyn Random,
+    codes: &[RecoveryCode],
+    now: u64,
+) -> Result<RecoverySet, OtpError> {
     if codes.len() > MAX_COUNT {
         return Err(OtpError::RecoveryCount(codes.len()));
     }
     let mut salt = [0u8; SALT_LEN];
-    crate::sys::random::fill(&mut salt).map_err(|_| OtpError::Randomness)?;
+    random.fill(&mut salt).map_err(|_| OtpError::Randomness)?;
     let mut set = RecoverySet {
         kdf: "argon2id".into(),
         m_cost: M_COST,
@@ -221,7 +230,7 @@ mod tests {
 
     #[test]
     fn codes_are_60_bits_and_typeable() {
-        let code = RecoveryCode::generate().unwrap();
+        let code = RecoveryCode::generate(&crate::sys::random::test::COUNTER).unwrap();
         let shown = code.display();
         assert_eq!(shown.len(), 14);
         assert_eq!(shown.matches('-').count(), 2);
@@ -252,7 +261,7 @@ mod tests {
 
     #[test]
     fn a_set_finds_each_of_its_codes_and_nothing_else() {
-        let (codes, set) = generate_set(3, 1).unwrap();
+        let (codes, set) = generate_set(&crate::sys::random::test::COUNTER, 3, 1).unwrap();
         assert_eq!(set.hashes.len(), 3);
         check_set(&set).unwrap();
         for (i, code) in codes.iter().enumerate() {
@@ -261,14 +270,14 @@ mod tests {
                 Some(set.hashes[i].as_str())
             );
         }
-        let other = RecoveryCode::generate().unwrap();
+        let other = RecoveryCode::generate(&crate::sys::random::test::COUNTER).unwrap();
         assert_eq!(find(&set, &other).unwrap(), None);
         assert_eq!(remaining(&set, &[set.hashes[1].as_str()]), 2);
     }
 
     #[test]
     fn hostile_sets_are_refused() {
-        let (_, set) = generate_set(1, 1).unwrap();
+        let (_, set) = generate_set(&crate::sys::random::test::COUNTER, 1, 1).unwrap();
         for (m, t, p) in [
             (4_000_000, 2, 1),
             (262_144, 10, 1),
@@ -295,6 +304,6 @@ mod tests {
             assert!(check_set(&s).is_err());
         }
         assert!(set.hashes.iter().all(|h| hash_shaped(h)));
-        assert!(generate_set(0, 1).is_err());
+        assert!(generate_set(&crate::sys::random::test::COUNTER, 0, 1).is_err());
     }
 }

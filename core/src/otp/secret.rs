@@ -1,6 +1,7 @@
 //! The shared OTP secret: a byte string that is zeroized when dropped, never
 //! printed by `Debug`, and only converted to base32 on explicit request.
 
+use crate::sys::random::Random;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// Fewest secret bits accepted. RFC 4226 requires 128 and recommends 160;
@@ -53,9 +54,11 @@ impl std::error::Error for SecretError {}
 
 impl Secret {
     /// A new random 160-bit secret from the operating system's CSPRNG.
-    pub fn generate() -> Result<Self, SecretError> {
+    pub fn generate(random: &dyn Random) -> Result<Self, SecretError> {
         let mut bytes = vec![0u8; GENERATED_SECRET_BYTES];
-        crate::sys::random::fill(&mut bytes).map_err(|_| SecretError::Randomness)?;
+        random
+            .fill(&mut bytes)
+            .map_err(|_| SecretError::Randomness)?;
         Ok(Self(bytes))
     }
 
@@ -249,8 +252,8 @@ mod tests {
 
     #[test]
     fn generated_secrets_are_160_bits_and_differ() {
-        let a = Secret::generate().unwrap();
-        let b = Secret::generate().unwrap();
+        let a = Secret::generate(&crate::sys::random::test::COUNTER).unwrap();
+        let b = Secret::generate(&crate::sys::random::test::COUNTER).unwrap();
         assert_eq!(a.bits(), 160);
         assert_ne!(a, b);
     }

@@ -8,6 +8,7 @@
 //! are off unless `methods` names them.
 
 use super::OtpError;
+use crate::sys::random::Random;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -136,11 +137,11 @@ pub struct Pending {
 }
 
 /// A fresh code: `SENT_DIGITS` digits, uniformly from the OS's CSPRNG.
-pub fn new_code() -> Result<Zeroizing<String>, OtpError> {
+pub fn new_code(random: &dyn Random) -> Result<Zeroizing<String>, OtpError> {
     let mut out = Zeroizing::new(String::with_capacity(SENT_DIGITS));
     while out.len() < SENT_DIGITS {
         let mut b = [0u8; 1];
-        crate::sys::random::fill(&mut b).map_err(|_| OtpError::Randomness)?;
+        random.fill(&mut b).map_err(|_| OtpError::Randomness)?;
         // 250 = 25 × 10: rejecting 250..255 keeps the digits uniform.
         if b[0] < 250 {
             out.push(char::from(b'0' + b[0] % 10));
@@ -150,9 +151,9 @@ pub fn new_code() -> Result<Zeroizing<String>, OtpError> {
 }
 
 /// A fresh request id (128 bits, hex) binding a sent code to one login.
-pub fn new_request() -> Result<String, OtpError> {
+pub fn new_request(random: &dyn Random) -> Result<String, OtpError> {
     let mut b = [0u8; 16];
-    crate::sys::random::fill(&mut b).map_err(|_| OtpError::Randomness)?;
+    random.fill(&mut b).map_err(|_| OtpError::Randomness)?;
     Ok(crate::otp::secret::hex(&b))
 }
 
@@ -286,13 +287,38 @@ mod tests {
         );
     }
 
+    /// No randomness, no code and no request id: never a predictable one.
+    #[test]
+    fn a_failing_random_source_gives_no_code() {
+        let broken = &crate::sys::random::test::Broken;
+        assert!(matches!(new_code(broken), Err(OtpError::Randomness)));
+        assert!(matches!(new_request(broken), Err(OtpError::Randomness)));
+        let secret = crate::otp::secret::Secret::generate(broken);
+        assert!(matches!(
+            secret,
+            Err(crate::otp::secret::SecretError::Randomness)
+        ));
+        let set = crate::otp::recovery::generate_set(broken, 2, 1);
+        assert!(matches!(set, Err(OtpError::Randomness)));
+        let id = crate::enrollment::Enrollment::new_id(broken);
+        assert!(matches!(
+            id,
+            Err(crate::enrollment::FormatError::Randomness)
+        ));
+    }
+
     #[test]
     fn a_code_is_six_digits_and_varies() {
-        let a = new_code().unwrap();
+        let a = new_code(&crate::sys::random::test::COUNTER).unwrap();
         assert_eq!(a.len(), SENT_DIGITS);
         assert!(a.bytes().all(|b| b.is_ascii_digit()));
-        let many: std::collections::HashSet<String> =
-            (0..50).map(|_| new_code().unwrap().to_string()).collect();
+        let many: std::collections::HashSet<String> = (0..50)
+            .map(|_| {
+                new_code(&crate::sys::random::test::COUNTER)
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
         assert!(many.len() > 40);
     }
 

@@ -1,6 +1,6 @@
 //! What the operating system hands over, as plain types: accounts and
 //! ids, path and name rules, time, why a file or a send failed, and the
-//! CSPRNG (through the getrandom crate). No system call is made here: the
+//! CSPRNG as an interface ([`random::Random`]). No system call is made here: the
 //! walks, identities, lookups, spawning and the store engines are in
 //! otpgate-os.
 

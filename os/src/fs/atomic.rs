@@ -3,6 +3,7 @@
 //! new one, never a mix.
 
 use super::*;
+use otpgate_core::sys::random::Random;
 
 impl SafeDir {
     pub(super) fn writable_fd(&self) -> Result<OwnedFd, FsError> {
@@ -22,9 +23,11 @@ impl SafeDir {
     pub fn write_atomic(&self, name: &OsStr, data: &[u8], mode: u32) -> Result<(), FsError> {
         let dir = self.writable_fd()?;
         let mut rnd = [0u8; 8];
-        otpgate_core::sys::random::fill(&mut rnd).map_err(|_| FsError::Identity {
-            why: "no randomness for a temporary file name".into(),
-        })?;
+        crate::random::OsRandom
+            .fill(&mut rnd)
+            .map_err(|_| FsError::Identity {
+                why: "no randomness for a temporary file name".into(),
+            })?;
         let tmp_name = format!(
             ".{}.tmp-{}-{}",
             name.to_string_lossy(),

@@ -66,6 +66,7 @@ fn login_with(config: &Config, user: &str, code: &str, now: u64) -> (Outcome, f6
         store: store.as_ref(),
         directory: &otpgate_os::nss::Nss,
         sender: &otpgate_os::send::Programs,
+        random: &otpgate_os::random::OsRandom,
         clock: None,
     };
     let out = auth::authenticate_with(

@@ -7,9 +7,11 @@ use std::time::Instant;
 
 fn main() {
     for n in [1usize, 10, 100] {
-        let (codes, set) = recovery::generate_set(n, 0).unwrap_or_else(|e| panic!("{e}"));
+        let (codes, set) = recovery::generate_set(&otpgate_os::random::OsRandom, n, 0)
+            .unwrap_or_else(|e| panic!("{e}"));
         let last = codes.last().cloned().unwrap_or_else(|| panic!("no codes"));
-        let miss = RecoveryCode::generate().unwrap_or_else(|e| panic!("{e}"));
+        let miss =
+            RecoveryCode::generate(&otpgate_os::random::OsRandom).unwrap_or_else(|e| panic!("{e}"));
         let mut times = Vec::new();
         for i in 0..21 {
             let code = if i % 2 == 0 { &last } else { &miss };

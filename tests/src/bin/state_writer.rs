@@ -30,6 +30,7 @@ fn main() {
             Secret::from_bytes(vec![byte; 20]).unwrap_or_else(|e| panic!("{e}")),
             TotpParams::DEFAULT,
             1,
+            &otpgate_os::random::OsRandom,
         )
         .unwrap_or_else(|e| panic!("{e}"));
         e.id = id.into();
