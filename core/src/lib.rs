@@ -23,7 +23,7 @@
 //! | [`fleet`] | fleet mode: otpgated's wire protocol, who may ask it what, sealing, freshness, the login history's types |
 //! | [`sys`] | what the system hands over, as plain types: accounts and ids, path and name rules, time, why a file or a send failed; randomness as an interface (`Random`) |
 //! | [`admin`] | decisions behind the CLI's commands: who may change what, unlocking, imports, reports |
-//! | [`toml_comments`] | blanks comment lines before the config parser |
+//! | [`toml_comments`] | leaves comment lines out before `toml` reads a file |
 
 #![forbid(unsafe_code)]
 

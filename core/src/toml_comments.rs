@@ -1,21 +1,29 @@
 //! Making the one TOML parser's work smaller. `toml` lexes and validates
-//! every comment byte by byte through its event machinery; on the shipped,
-//! fully commented config that was most of the parse on every login. Whole
-//! comment lines are blanked before the text reaches it — the only parser
-//! stays `toml`, which still sees every key, value and table, and a line
-//! number in its error still points at the same line.
+//! every comment byte by byte through its event machinery, and every line
+//! break; on the shipped, fully commented config that was most of the
+//! parse on every login. Whole comment lines are left out before the text
+//! reaches it — the only parser stays `toml`, which still sees every key,
+//! value and table — and a text that does not parse is parsed again as
+//! written, so an error and its line number are the file's own.
 
+use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 
-/// `text` with every whole-line comment (first non-blank character `#`)
-/// reduced to its line break. Exact: outside a multi-line string a line
+/// `toml::from_str` of `text`, read without its whole-line comments; on
+/// an error, the error of `text` as written (its line numbers).
+pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, toml::de::Error> {
+    toml::from_str(&without_comment_lines(text)).or_else(|_| toml::from_str(text))
+}
+
+/// `text` without its whole-line comments (first non-blank character `#`),
+/// line breaks and all. Exact: outside a multi-line string a line
 /// starting with `#` can only be a comment (basic and literal strings and
 /// inline tables end on their line; arrays may hold comments), and only a
 /// `"""` or `'''` on a line that is not a comment can open one, so text
 /// with such a line is returned unchanged. A comment line holding a
 /// character TOML forbids in comments (a control character other than tab)
 /// is kept, for `toml` to reject as before.
-pub fn blank_comment_lines(text: &str) -> Cow<'_, str> {
+pub fn without_comment_lines(text: &str) -> Cow<'_, str> {
     // This runs on every login over the whole config file: each line is
     // scanned once, skipping ordinary bytes through a table.
     let b = text.as_bytes();
@@ -74,10 +82,8 @@ pub fn blank_comment_lines(text: &str) -> Cow<'_, str> {
                 out.reserve(b.len());
             }
             out.extend_from_slice(b.get(copied..line_start).unwrap_or_default());
-            if i > line_start && b.get(i - 1) == Some(&b'\r') {
-                out.push(b'\r');
-            }
-            copied = i;
+            // Past the line's LF (or the end).
+            copied = i + 1;
         }
         i += 1;
     }
@@ -148,9 +154,10 @@ mod tests {
         s: String,
     }
 
+    /// `toml` on the text as written, and [`from_str`].
     fn both(text: &str) -> (Result<T, String>, Result<T, String>) {
         let plain = toml::from_str::<T>(text).map_err(|e| e.to_string());
-        let lean = toml::from_str::<T>(&blank_comment_lines(text)).map_err(|e| e.to_string());
+        let lean = from_str::<T>(text).map_err(|e| e.to_string());
         (plain, lean)
     }
 
@@ -168,10 +175,16 @@ mod tests {
             let (plain, lean) = both(text);
             assert!(plain.is_ok(), "{text:?}: {plain:?}");
             assert_eq!(plain, lean, "{text:?}");
+            // And the lean text itself parses the same (no fallback hides it).
+            let direct =
+                toml::from_str::<T>(&without_comment_lines(text)).map_err(|e| e.to_string());
+            assert_eq!(plain, direct, "{text:?}");
         }
-        let s = toml::from_str::<T>(&blank_comment_lines("s = \"\"\"\n# kept\n\"\"\"\na = 1\n"))
-            .unwrap()
-            .s;
+        let s = toml::from_str::<T>(&without_comment_lines(
+            "s = \"\"\"\n# kept\n\"\"\"\na = 1\n",
+        ))
+        .unwrap()
+        .s;
         assert_eq!(s, "# kept\n");
     }
 
@@ -203,16 +216,25 @@ mod tests {
             }
         }
         // A comment holding a multi-line opener is still a comment.
-        assert_eq!(blank_comment_lines("# a \"\"\" b\na = 1\n"), "\na = 1\n");
+        assert_eq!(without_comment_lines("# a \"\"\" b\na = 1\n"), "a = 1\n");
     }
 
     #[test]
     fn text_without_comment_lines_is_not_copied() {
         assert!(matches!(
-            blank_comment_lines("a = 1 # x\n"),
+            without_comment_lines("a = 1 # x\n"),
             Cow::Borrowed(_)
         ));
-        assert!(matches!(blank_comment_lines("a = 1\n"), Cow::Borrowed(_)));
-        assert_eq!(blank_comment_lines("# x\r\na = 1\n"), "\r\na = 1\n");
+        assert!(matches!(without_comment_lines("a = 1\n"), Cow::Borrowed(_)));
+        assert_eq!(without_comment_lines("# x\r\na = 1\n"), "a = 1\n");
+        assert_eq!(
+            without_comment_lines("a = 1\n  # x\n\t# y\nb = 2\n# z"),
+            "a = 1\nb = 2\n"
+        );
+        // A comment line with a control character stays, for toml to refuse.
+        assert_eq!(
+            without_comment_lines("# \u{1}\n# x\na = 1\n"),
+            "# \u{1}\na = 1\n"
+        );
     }
 }

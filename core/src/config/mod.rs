@@ -248,9 +248,8 @@ impl Config {
 
     /// Parses and validates config text. `source` names the file in errors.
     pub fn parse(text: &str, source: &str) -> Result<Self, ConfigError> {
-        let text = crate::toml_comments::blank_comment_lines(text);
-        let config: Config = toml::from_str(&text)
-            .map_err(|e| err(source, ConfigProblem::Syntax(tidy_toml_error(&e, &text))))?;
+        let config: Config = crate::toml_comments::from_str(text)
+            .map_err(|e| err(source, ConfigProblem::Syntax(tidy_toml_error(&e, text))))?;
         config.validate(source)?;
         Ok(config)
     }

@@ -202,12 +202,11 @@ impl Enrollment {
         }
         // One strict parse on the login path; the version probe only runs to
         // explain a failure (a newer format fails with unknown keys first).
-        let text = crate::toml_comments::blank_comment_lines(text);
-        let raw: RawFile = match toml::from_str(&text) {
+        let raw: RawFile = match crate::toml_comments::from_str(text) {
             Ok(raw) => raw,
             Err(e) => {
-                Self::check_version(&text)?;
-                return Err(toml_error(&e, &text));
+                Self::check_version(text)?;
+                return Err(toml_error(&e, text));
             }
         };
         if raw.version != FORMAT_VERSION {
