@@ -7,15 +7,25 @@ use otpgate_core::config::args::ModuleArgs;
 use otpgate_core::config::{Config, ConfigError, ConfigProblem, MAX_CONFIG_SIZE, Source};
 use otpgate_core::directory::Directory;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// Loads the config from `source`, checking that the file is safe to trust
 /// (root-owned, not writable by others, not a link).
 pub fn load(source: &Source) -> Result<Config, ConfigError> {
     let path = source.path();
-    let shown = path.display().to_string();
+    let shown = path.to_string_lossy();
     let euid = rustix::process::geteuid().as_raw();
     match read_config_file(path, Trust { owner: euid }) {
-        Ok(text) => Config::parse(&text, &shown),
+        Ok(bytes) => match std::str::from_utf8(&bytes) {
+            Ok(text) => Config::parse(text, &shown),
+            Err(_) => Err(ConfigError::new(
+                &shown,
+                ConfigProblem::Read(FsError::BadPath {
+                    path: path.into(),
+                    why: "is not valid UTF-8 text".into(),
+                }),
+            )),
+        },
         Err(FsError::NotFound { .. }) if *source == Source::Default => {
             let config = Config::default();
             config.validate("built-in defaults")?;
@@ -52,14 +62,9 @@ pub fn effective(
     })
 }
 
-fn read_config_file(path: &Path, trust: Trust) -> Result<String, FsError> {
+fn read_config_file(path: &Path, trust: Trust) -> Result<Zeroizing<Vec<u8>>, FsError> {
     let (dir, name) = fs::split(path)?;
-    let dir = fs::SafeDir::open(dir, trust)?;
-    let bytes = dir.read_config(name, MAX_CONFIG_SIZE)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| FsError::BadPath {
-        path: path.into(),
-        why: "is not valid UTF-8 text".into(),
-    })
+    fs::SafeDir::open(dir, trust)?.read_config(name, MAX_CONFIG_SIZE)
 }
 
 /// A PAM service file's text, at most [`otpgate_core::config::pamfile::MAX_PAM_FILE`]

@@ -4,7 +4,7 @@
 use super::forward::Handoff;
 use super::gate::{Gate, Pass, Prompted};
 use super::messages::NOT_ENROLLED;
-use super::{Conversation, Level, Log, Outcome, Request, Services, Source, quote, send, verify};
+use super::{Conversation, Level, Log, Outcome, Request, Services, Source, send, verify};
 use crate::config::Config;
 use crate::config::args::Mode;
 use crate::directory::Directory;
@@ -51,12 +51,16 @@ pub(crate) struct Login<'a> {
 
 /// The context every log line of `req` starts with.
 pub fn prefix(req: &Request) -> String {
-    format!(
-        "service={} user={} rhost={}",
-        quote(req.service),
-        quote(req.user),
-        req.rhost.map_or_else(|| "-".to_string(), quote)
-    )
+    // One format for the line's start (it is built at every login), the
+    // same text as `quote` gives each value.
+    let (service, user) = (req.service.escape_debug(), req.user.escape_debug());
+    match req.rhost {
+        Some(rhost) => format!(
+            "service=\"{service}\" user=\"{user}\" rhost=\"{}\"",
+            rhost.escape_debug()
+        ),
+        None => format!("service=\"{service}\" user=\"{user}\" rhost=-"),
+    }
 }
 
 /// The log line of a denial.
@@ -339,5 +343,40 @@ impl<'a> Login<'a> {
                 Some(checked.outcome)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line's start quotes each value as `quote` does: a name with a
+    /// quote or a line break cannot forge a field or a line.
+    #[test]
+    fn the_prefix_quotes_every_value() {
+        for (service, user, rhost) in [
+            ("sshd", "alice", Some("198.51.100.9")),
+            ("sudo", "bob", None),
+            ("x\" user=\"root", "a\nb", Some("h\"\\")),
+        ] {
+            let req = Request {
+                service,
+                user,
+                rhost,
+            };
+            let expected = format!(
+                "service={} user={} rhost={}",
+                super::super::quote(service),
+                super::super::quote(user),
+                rhost.map_or_else(|| "-".to_string(), super::super::quote)
+            );
+            assert_eq!(prefix(&req), expected);
+        }
+        let req = Request {
+            service: "sshd",
+            user: "a\nb",
+            rhost: None,
+        };
+        assert_eq!(prefix(&req), "service=\"sshd\" user=\"a\\nb\" rhost=-");
     }
 }

@@ -103,7 +103,11 @@ impl ModuleArgs {
         base: Config,
         directory: &dyn crate::directory::Directory,
     ) -> Result<Config, ConfigError> {
-        let config = base.with_overrides(&self.overrides, "module arguments")?;
+        let config = if self.overrides.is_empty() {
+            base
+        } else {
+            base.with_overrides(&self.overrides, "module arguments")?
+        };
         config.check_system(directory).map_err(|e| {
             ConfigError::new(
                 &self.source.path().display().to_string(),
