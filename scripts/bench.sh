@@ -133,7 +133,7 @@ for svc in baseline otpgate otpgate-shipped google-authenticator oath floor; do
     SHARE[$svc]=$((ir - base_r)); RSS[$svc]=$kb
 done
 awk -v a="${SHARE[otpgate]}" -v s="${SHARE[otpgate-shipped]}" -v g="${SHARE[google-authenticator]}" \
-    'BEGIN { printf "otpgate share / google-authenticator share (right code): %.2fx two-line config, %.2fx shipped config (goal <= 1.0x)\n", a / g, s / g }'
+    'BEGIN { printf "otpgate share / google-authenticator share (right code): %.2fx two-line config, %.2fx shipped config (goals: <= 1.6x shipped, issue 22; <= 1.0x, issue 13)\n", a / g, s / g }'
 # The ratio depends on this machine: google-authenticator looks the user up
 # twice per login (getpwnam, then getpwuid), otpgate once, and each lookup
 # reads /etc/passwd up to the user's line (the bench user's is the last).
@@ -182,11 +182,13 @@ done
 end=$(date +%s.%N)
 awk -v n="$USERS" -v s="$start" -v e="$end" 'BEGIN { printf "otpgate enroll --no-confirm (no recovery codes): %d users in %.1f s, %.2f ms each\n", n, e - s, 1000 * (e - s) / n }'
 start=$(date +%s.%N)
-for i in $(seq 1 200); do
+# At most 200 of them (Argon2id is slow), never more than were created.
+FORCED=$(( USERS < 200 ? USERS : 200 ))
+for i in $(seq 1 "$FORCED"); do
     "$ROOT/target/release/otpgate" --config "$B/config.toml" enroll --user "$PREFIX$i" --no-confirm --force --qr none >/dev/null
 done
 end=$(date +%s.%N)
-awk -v s="$start" -v e="$end" 'BEGIN { printf "otpgate enroll --no-confirm (10 Argon2id recovery codes): %.1f ms each (200 users)\n", 1000 * (e - s) / 200 }'
+awk -v n="$FORCED" -v s="$start" -v e="$end" 'BEGIN { printf "otpgate enroll --no-confirm (10 Argon2id recovery codes): %.1f ms each (%d users)\n", 1000 * (e - s) / n, n }'
 start=$(date +%s.%N)
 for i in $(seq 1 "$USERS"); do
     setpriv --reuid="$PREFIX$i" --regid="$PREFIX$i" --init-groups env HOME="$B/homes/$PREFIX$i" \
