@@ -407,7 +407,7 @@ mod tests {
             fn info(&mut self, _: &str) {}
             fn error(&mut self, _: &str) {}
         }
-        let outcome = |late: u64| {
+        let outcome = |late: u64, random: &dyn Random| {
             let store = MemoryStore::new();
             let mut e = Enrollment::new(
                 rfc_secret(),
@@ -435,7 +435,7 @@ mod tests {
                 store: &store,
                 directory: &*DIRECTORY,
                 sender: &mailbox,
-                random: &crate::sys::random::test::COUNTER,
+                random,
                 clock: Some(&clock),
             };
             let req = Request {
@@ -444,6 +444,7 @@ mod tests {
                 rhost: None,
             };
             let mut conv = Typist(&mailbox, 0);
+            let mut log = Lines::default();
             let out = authenticate_with(
                 &config,
                 services,
@@ -451,12 +452,26 @@ mod tests {
                 (Mode::Prompt, NOW),
                 &mut conv,
                 &mut NoHandoff,
-                &mut Lines::default(),
+                &mut log,
             );
-            (out, conv.1, mailbox.0.borrow().len())
+            (out, conv.1, mailbox.0.borrow().len(), log)
         };
-        assert_eq!(outcome(10), (Outcome::Success, 2, 1));
-        assert_eq!(outcome(400), (Outcome::AuthErr, 2, 1));
+        let counter = &crate::sys::random::test::COUNTER;
+        let (out, asked, sent, _) = outcome(10, counter);
+        assert_eq!((out, asked, sent), (Outcome::Success, 2, 1));
+        let (out, asked, sent, _) = outcome(400, counter);
+        assert_eq!((out, asked, sent), (Outcome::AuthErr, 2, 1));
+        // Without randomness no code (and no request id) is made: nothing
+        // is sent, the login is denied and the log says why.
+        let (out, _, sent, log) = outcome(10, &crate::sys::random::test::Broken);
+        assert_eq!((out, sent), (Outcome::AuthInfoUnavail, 0));
+        assert!(
+            log.0
+                .iter()
+                .any(|(_, l)| l.contains("no code sent") && l.contains("random source failed")),
+            "{:?}",
+            log.0
+        );
     }
 
     /// A config that cannot be used, or a clock before 1970, denies before
@@ -552,6 +567,7 @@ mod tests {
     use crate::directory::{Directory, Table};
     use crate::enrollment::Enrollment;
     use crate::otp::secret::Secret;
+    use crate::otp::sent::Target;
     use crate::otp::{self, TotpParams};
     use crate::store::memory::MemoryStore;
     use crate::store::{Store, StoreExt};
@@ -568,28 +584,22 @@ mod tests {
     /// No mailer here: a send fails, and says so.
     struct NoMailer;
 
+    fn none(what: &str) -> Result<(), SendError> {
+        Err(SendError::Failed(format!("no {what} in core's unit tests")))
+    }
+
     impl Sender for NoMailer {
         fn email_ready(&self, _: &std::path::Path) -> Result<(), SendError> {
-            Err(SendError::Failed("no mailer in core's unit tests".into()))
+            none("mailer")
         }
         fn sms_ready(&self, _: &std::path::Path) -> Result<(), SendError> {
-            Err(SendError::Failed("no gateway in core's unit tests".into()))
+            none("gateway")
         }
-        fn email(
-            &self,
-            _: &std::path::Path,
-            _: &crate::otp::sent::Target,
-            _: &str,
-        ) -> Result<(), SendError> {
-            Err(SendError::Failed("no mailer in core's unit tests".into()))
+        fn email(&self, _: &std::path::Path, _: &Target, _: &str) -> Result<(), SendError> {
+            none("mailer")
         }
-        fn sms(
-            &self,
-            _: &std::path::Path,
-            _: &crate::otp::sent::Target,
-            _: &str,
-        ) -> Result<(), SendError> {
-            Err(SendError::Failed("no gateway in core's unit tests".into()))
+        fn sms(&self, _: &std::path::Path, _: &Target, _: &str) -> Result<(), SendError> {
+            none("gateway")
         }
         fn host_name(&self) -> Option<String> {
             Some("test-host".into())
