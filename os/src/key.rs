@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn the_key_file_must_be_root_only() {
-        let dir = std::env::temp_dir().join(format!("otpgated-seal-{}", std::process::id()));
+        let dir = crate::fs::Scratch::new("seal");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("key");
         std::fs::write(
@@ -81,6 +81,5 @@ mod tests {
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(load_key(&link).is_err(), "a link is never followed");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -69,7 +69,7 @@ mod tests {
                 ..root.clone()
             })
             .collect();
-        let dir = std::env::temp_dir().join(format!("otpgate-audit-{}", std::process::id()));
+        let dir = crate::fs::Scratch::new("audit");
         let config = otpgate_core::config::Config {
             state_dir: dir.join("state"),
             secret_path: format!("{}/%u.toml", dir.display()),

@@ -332,19 +332,18 @@ mod tests {
                 .to_string()
                 .contains("sms_command")
         );
-        let dir = std::env::temp_dir().join(format!("otpgate-send-{}", std::process::id()));
+        let dir = crate::fs::Scratch::new("send");
         std::fs::create_dir_all(&dir).unwrap();
         let gw = dir.join("gw");
         std::fs::write(&gw, "#!/bin/sh\nexit 0\n").unwrap();
         std::fs::set_permissions(&gw, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let e = sms(&gw, &to, "x").unwrap_err().to_string();
         assert!(e.contains("not writable by group or others"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_stopped_postfix_is_told_apart_from_a_running_one() {
-        let dir = std::env::temp_dir().join(format!("otpgate-pickup-{}", std::process::id()));
+        let dir = crate::fs::Scratch::new("pickup");
         std::fs::create_dir_all(&dir).unwrap();
         let pickup = dir.join("pickup");
         let sendmail = Path::new(SENDMAIL);
@@ -360,7 +359,6 @@ mod tests {
         assert!(why.contains("systemctl start postfix"), "{why}");
         // Another mail command is judged by its own exit status.
         assert_eq!(mail_system_down_at(Path::new("/bin/true"), &pickup), None);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

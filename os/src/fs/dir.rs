@@ -285,9 +285,8 @@ mod tests {
     use crate::identity::FsIdentity;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
-    fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("otpgate-fs-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    fn tmp(name: &str) -> crate::fs::Scratch {
+        let dir = crate::fs::Scratch::new(&format!("fs-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         dir
@@ -306,7 +305,6 @@ mod tests {
             &*read_private_file(&d.join("f"), Trust::ROOT, 100).unwrap(),
             b"hello"
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -347,7 +345,6 @@ mod tests {
             read_private_file(Path::new("relative"), Trust::ROOT, 100),
             Err(FsError::BadPath { .. })
         ));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -365,7 +362,6 @@ mod tests {
             read_private_file(&d.join("f"), Trust { owner: 4242 }, 100),
             Err(FsError::WritableDir { .. })
         ));
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -385,7 +381,6 @@ mod tests {
         symlink(d.join("victim"), d.join("g")).unwrap();
         dir.write_atomic(OsStr::new("g"), b"new", 0o600).unwrap();
         assert_eq!(std::fs::read(d.join("victim")).unwrap(), b"keep");
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -401,7 +396,6 @@ mod tests {
                 & 0o777,
             0o700
         );
-        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
@@ -420,6 +414,5 @@ mod tests {
             ));
         }
         assert!(read_private_file(&d.join("rootonly"), Trust::ROOT, 100).is_ok());
-        std::fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -33,6 +33,10 @@ use zeroize::Zeroizing;
 mod atomic;
 mod dir;
 mod lock;
+#[cfg(test)]
+pub(crate) mod scratch;
+#[cfg(test)]
+pub(crate) use scratch::Scratch;
 
 pub use atomic::{CreateError, create_private_file, grant_read};
 pub use dir::{SafeDir, read_private_file, show, split};

@@ -388,8 +388,7 @@ mod tests {
             rustix::process::geteuid().is_root(),
             "this test makes directories owned by other users and must run as root (CI does)"
         );
-        let dir = std::env::temp_dir().join(format!("otpgate-homes-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::fs::Scratch::new("homes");
         for (name, uid) in [("a", 4201), ("b", 4202)] {
             let home = dir.join(name);
             std::fs::create_dir_all(&home).unwrap();
@@ -416,6 +415,5 @@ mod tests {
         std::fs::create_dir_all(theirs.join("inner")).unwrap();
         std::os::unix::fs::chown(theirs.join("inner"), Some(4202), Some(4202)).unwrap();
         assert!(homes.open(&theirs.join("inner"), user(4202)).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

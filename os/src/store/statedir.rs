@@ -321,10 +321,8 @@ mod tests {
     use super::*;
     use otpgate_core::store::state::DeviceState;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("otpgate-state-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    fn tmp(name: &str) -> crate::fs::Scratch {
+        crate::fs::Scratch::new(&format!("state-{name}"))
     }
 
     fn account(name: &str, uid: u32) -> Account {
@@ -352,7 +350,6 @@ mod tests {
         assert!(dir.join("uid=4001.state").exists());
         assert!(store.remove(&alice).unwrap());
         assert_eq!(store.read(&alice).unwrap(), UserState::default());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -374,7 +371,6 @@ mod tests {
         // A file that no longer parses is refused, not taken from memory.
         std::fs::write(store.file_of(&carol), "last_success = \"x\"\n").unwrap();
         assert!(store.read(&carol).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -400,7 +396,6 @@ mod tests {
             UserState::default()
         );
         assert_eq!(store.read(&erin).unwrap().last_success, Some(8));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -414,7 +409,6 @@ mod tests {
             .unwrap();
         let other = store.read(&account("root-alias-b", 4100)).unwrap();
         assert_eq!(other.failures, vec![100]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -438,7 +432,6 @@ mod tests {
             }
         });
         assert_eq!(store.read(&bob).unwrap().last_success, Some(200));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -456,7 +449,6 @@ mod tests {
         assert!(err.to_string().contains("stayed locked"), "{err}");
         drop(holder);
         short.update(&carol, |_| ()).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -468,7 +460,6 @@ mod tests {
         store.update(&erin, |s| s.last_success = Some(7)).unwrap();
         assert_eq!(store.read(&erin).unwrap().last_success, Some(7));
         assert!(!dir.join(".uid=4004.state.tmp").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn write_600(path: &Path, text: &str) {
@@ -492,7 +483,6 @@ mod tests {
                 .unwrap()
                 .contains("bogus")
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -518,7 +508,6 @@ mod tests {
             .repair_update(&fay, |s| s.devices.retain(|k, _| k.ends_with('1')))
             .unwrap();
         assert!(store.read(&fay).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -541,7 +530,6 @@ mod tests {
         store.update(&gus, |_| ()).unwrap();
         assert!(!dir.join("gus.state").exists(), "the v1 file is gone");
         assert_eq!(store.read(&gus).unwrap(), st, "nothing lost on conversion");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
     #[test]
     fn odd_user_names_cannot_reach_outside_the_directory() {
@@ -553,7 +541,6 @@ mod tests {
         assert!(dir.join("uid=4008.state").exists());
         assert_eq!(state_stem("../escape"), "%2E.%2Fescape");
         assert!(!dir.parent().unwrap().join("escape.state").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -574,7 +561,6 @@ mod tests {
         store.update(&hal, |_| ()).unwrap();
         assert!(!dir.join("4009.state").exists());
         assert_eq!(store.read(&hal).unwrap(), old, "nothing lost");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn used_step(state: &UserState) -> Option<u64> {
@@ -616,7 +602,6 @@ mod tests {
         assert_eq!(st.failures.len(), 5, "every failure counted");
         assert!(dir.join("uid=47001.state").exists());
         assert!(!dir.join("47001.state").exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -652,7 +637,6 @@ mod tests {
         store.update(&owner, |_| ()).unwrap();
         assert!(!dir.join("47002.state").exists());
         assert_eq!(used_step(&store.read(&owner).unwrap()), Some(50));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -675,6 +659,5 @@ mod tests {
         store.update(&named, |_| ()).unwrap();
         assert!(!dir.join("47003.state").exists());
         assert_eq!(store.read(&uid_owner).unwrap().failures, vec![3]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
