@@ -22,7 +22,9 @@ pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, toml::de::Error> {
 /// `"""` or `'''` on a line that is not a comment can open one, so text
 /// with such a line is returned unchanged. A comment line holding a
 /// character TOML forbids in comments (a control character other than tab)
-/// is kept, for `toml` to reject as before.
+/// is kept, for `toml` to reject as before. A text whose lean form would
+/// start with a byte-order mark it did not start with is returned
+/// unchanged: `toml` allows the mark only first.
 pub fn without_comment_lines(text: &str) -> Cow<'_, str> {
     // This runs on every login over the whole config file: each line is
     // scanned once, skipping ordinary bytes through a table.
@@ -91,12 +93,20 @@ pub fn without_comment_lines(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     out.extend_from_slice(b.get(copied..).unwrap_or_default());
+    // toml skips a byte-order mark only at the start of the text: one that
+    // leaving the first lines out brought there must stay an error.
+    if out.starts_with(BOM) && !b.starts_with(BOM) {
+        return Cow::Borrowed(text);
+    }
     // Whole lines were left out, cut at ASCII bytes: still UTF-8.
     match String::from_utf8(out) {
         Ok(s) => Cow::Owned(s),
         Err(_) => Cow::Borrowed(text),
     }
 }
+
+/// U+FEFF in UTF-8.
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// The index of the first byte below 0x20 or equal to 0x7f (or the length):
 /// eight bytes at a time, then byte by byte within the eight that hold one.
@@ -195,6 +205,10 @@ mod tests {
             "# c\na = 1\na = 2\n",
             "# a comment with a control character \u{1}\na = 1\n",
             "# c\n# d\nunknown = 1\na = 1\n",
+            // A byte-order mark is only skipped at the start of the text:
+            // leaving the comments before it out must not move it there.
+            "# c\n\u{feff}a = 1\n",
+            "# c\n  # d\n\u{feff}# e\na = 1\n",
         ] {
             let (plain, lean) = both(text);
             assert!(plain.is_err(), "{text:?}");

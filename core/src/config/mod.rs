@@ -505,6 +505,11 @@ mod tests {
     fn syntax_errors_and_duplicates_are_refused() {
         assert!(Config::parse("digits = ", "c").is_err());
         assert!(Config::parse("digits = 6\ndigits = 7\n", "c").is_err());
+        // A byte-order mark after the first line, even after comments only,
+        // is refused on its own line (toml allows one only first).
+        let e = Config::parse("# policy\n\u{feff}digits = 8\n", "c").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(Config::parse("\u{feff}# policy\ndigits = 8\n", "c").is_ok());
     }
 
     #[test]
