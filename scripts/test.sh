@@ -27,7 +27,8 @@ summary() {
 }
 trap summary EXIT
 
-# Pass or fail, nothing of this run stays behind: the test directories,
+# Pass or fail, nothing of this run stays behind: the test directories
+# (otpgated's unit tests remove theirs only when they pass),
 # clusters and pam_wrapper copies it made in /tmp, and the network
 # namespaces and veth links of the fleet tests (their names start ogf/ogh;
 # a test that was killed cannot remove its own).
@@ -41,7 +42,7 @@ clean_up() {
         i=$((i + 1))
     done
     find /tmp -maxdepth 1 -newer "$started" \
-        \( -name 'otpgate-*' -o -name 'pam.*' \) -exec rm -rf {} + 2>/dev/null || true
+        \( -name 'otpgate-*' -o -name 'otpgated-*' -o -name 'pam.*' \) -exec rm -rf {} + 2>/dev/null || true
     if command -v ip >/dev/null; then
         ip netns list 2>/dev/null | awk '$1 ~ /^ogf[0-9]/ {print $1}' | while read -r ns; do
             ip netns del "$ns" 2>/dev/null || true
