@@ -281,6 +281,21 @@ fn broken_config_denies_everyone() {
         run.assert_denied(reason);
         run.assert_code(PamCode::AuthInfoUnavail);
     }
+    // Read as written: bytes that are not text, and a byte-order mark after
+    // the comment lines that start the file (toml allows one only first;
+    // leaving the comments out must not make it first).
+    for (bytes, reason) in [
+        (
+            &b"# policy\n\xff\xfe window = 1\n"[..],
+            "is not valid UTF-8 text",
+        ),
+        ("# policy\n\u{feff}window = 1\n".as_bytes(), "line 2"),
+    ] {
+        std::fs::write(&w.config, bytes).unwrap();
+        let run = w.login(&u.name, &code, T0);
+        run.assert_denied(reason);
+        run.assert_code(PamCode::AuthInfoUnavail);
+    }
     // Group-writable config: anyone in the group could switch on nullok.
     w.set_config("");
     std::fs::set_permissions(&w.config, std::fs::Permissions::from_mode(0o664)).unwrap();
