@@ -1,8 +1,8 @@
-//! One `pam_sm_authenticate` call wired to the host: its config file, NSS,
-//! the store the config names, the mailer and gateway, the clock, the
-//! kernel's CSPRNG.
+//! What one `pam_sm_authenticate` call reaches on this server (core's
+//! `auth::authenticate` decides): its config file, NSS, the store the
+//! config names, the mailer and gateway, the clock, the kernel's CSPRNG.
 
-use otpgate_core::auth::{Conversation, Handoff, Host, Log, Outcome, Request};
+use otpgate_core::auth::Host;
 use otpgate_core::config::args::ModuleArgs;
 use otpgate_core::config::{Config, ConfigError};
 use otpgate_core::directory::Directory;
@@ -38,24 +38,11 @@ impl Host for Server<'_> {
     }
 }
 
-/// One `pam_sm_authenticate` call on this server (see
-/// [`otpgate_core::auth::authenticate`]).
-pub fn authenticate(
-    args: &[&str],
-    req: &Request,
-    conv: &mut dyn Conversation,
-    handoff: &mut dyn Handoff,
-    log: &mut dyn Log,
-    clock: &dyn Clock,
-) -> Outcome {
-    otpgate_core::auth::authenticate(args, req, conv, handoff, log, &Server { clock })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otpgate_core::auth::Level;
-    use otpgate_core::auth::{ConversationError, NoHandoff};
+    use otpgate_core::auth::{Conversation, ConversationError, Level, Log, NoHandoff};
+    use otpgate_core::auth::{Outcome, Request};
     use otpgate_core::sys::clock::FixedClock;
     use zeroize::Zeroizing;
 
@@ -87,13 +74,15 @@ mod tests {
             rhost: None,
         };
         let (mut conv, mut log) = (Asked(0), Lines::default());
-        let out = authenticate(
+        let out = otpgate_core::auth::authenticate(
             &["config=/nonexistent/otpgate.toml"],
             &req,
             &mut conv,
             &mut NoHandoff,
             &mut log,
-            &FixedClock(1_800_000_000),
+            &Server {
+                clock: &FixedClock(1_800_000_000),
+            },
         );
         assert_eq!(out, Outcome::AuthInfoUnavail);
         assert_eq!(conv.0, 0);

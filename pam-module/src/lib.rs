@@ -23,6 +23,7 @@ use otpgate_core::auth::{
     Conversation, ConversationError, Handoff, HandoffError, Kept, Level, Log, Outcome, Request,
 };
 use otpgate_os::clock::SystemClock;
+use otpgate_os::login::Server;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{RHost, Service};
@@ -182,13 +183,15 @@ impl PamHooks for OtpGate {
                 pamh: shared,
                 pending: None,
             };
-            let outcome = otpgate_os::login::authenticate(
+            let outcome = otpgate_core::auth::authenticate(
                 &args,
                 &request,
                 &mut conv,
                 &mut handoff,
                 &mut Syslog(shared),
-                &SystemClock,
+                &Server {
+                    clock: &SystemClock,
+                },
             );
             if outcome != Outcome::Ignore {
                 return to_pam(outcome);
@@ -299,13 +302,15 @@ mod tests {
             service: "test",
             rhost: None,
         };
-        let out = otpgate_os::login::authenticate(
+        let out = otpgate_core::auth::authenticate(
             &refs,
             &req,
             &mut NoConv,
             &mut otpgate_core::auth::NoHandoff,
             &mut Quiet,
-            &otpgate_core::sys::clock::FixedClock(1_800_000_000),
+            &Server {
+                clock: &otpgate_core::sys::clock::FixedClock(1_800_000_000),
+            },
         );
         assert_eq!(out, Outcome::AuthInfoUnavail);
         assert_eq!(to_pam(out), PamResultCode::PAM_AUTHINFO_UNAVAIL);
