@@ -66,7 +66,7 @@ impl RecoveryCode {
             .then(|| Self(Zeroizing::new(digits.to_string())))
     }
 
-    /// A new random code from the operating system's CSPRNG.
+    /// A new random code from `random` (the kernel's CSPRNG on a real host).
     pub fn generate(random: &dyn Random) -> Result<Self, OtpError> {
         let mut raw = Zeroizing::new([0u8; CODE_LEN]);
         random.fill(&mut *raw).map_err(|_| OtpError::Randomness)?;

@@ -53,7 +53,7 @@ impl std::fmt::Display for SecretError {
 impl std::error::Error for SecretError {}
 
 impl Secret {
-    /// A new random 160-bit secret from the operating system's CSPRNG.
+    /// A new random 160-bit secret from `random` (the kernel's CSPRNG on a real host).
     pub fn generate(random: &dyn Random) -> Result<Self, SecretError> {
         let mut bytes = vec![0u8; GENERATED_SECRET_BYTES];
         random

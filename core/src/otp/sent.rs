@@ -136,7 +136,7 @@ pub struct Pending {
     pub tries_left: u32,
 }
 
-/// A fresh code: `SENT_DIGITS` digits, uniformly from the OS's CSPRNG.
+/// A fresh code: `SENT_DIGITS` digits, uniformly from `random` (the kernel's CSPRNG on a real host).
 pub fn new_code(random: &dyn Random) -> Result<Zeroizing<String>, OtpError> {
     let mut out = Zeroizing::new(String::with_capacity(SENT_DIGITS));
     while out.len() < SENT_DIGITS {
